@@ -1,0 +1,283 @@
+//! Capture files: pcap (both byte orders, µs and ns) and pcapng (several
+//! sections and interfaces with different link types), plain or gzip. Reads
+//! with pcap-parser into one reusable buffer and calls back once per packet
+//! with a borrowed [`RawPacket`]. A truncated or damaged file yields
+//! everything before the damage and reports where it stopped.
+
+use super::RawPacket;
+use crate::error::{Error, Result};
+use crate::signatures::io_reason;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{PcapBlockOwned, PcapError};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Read buffer; also the largest block we accept (a pcapng block claiming
+/// more is "absurd" and ends the file with a warning).
+pub const MAX_BLOCK_BYTES: usize = 16 << 20;
+/// Initial buffer size.
+const INITIAL_BUFFER: usize = 1 << 20;
+/// Interfaces per pcapng section.
+pub const MAX_INTERFACES: usize = 4096;
+/// Files found when expanding directories.
+pub const MAX_DIR_FILES: usize = 100_000;
+
+/// How reading a file ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    Complete,
+    /// Stopped early: reason, including the byte offset and last good frame.
+    Damaged(String),
+}
+
+/// Summary of one file.
+#[derive(Debug, Clone)]
+pub struct FileSummary {
+    pub frames: u64,
+    pub end: End,
+}
+
+#[derive(Clone, Copy)]
+struct Iface {
+    linktype: u32,
+    /// Units per second of timestamps.
+    resol: u64,
+    offset_s: i64,
+}
+
+/// Expand the command-line inputs: files as given, directories walked
+/// (recursively, sorted) for capture files.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in inputs {
+        let md = std::fs::metadata(p).map_err(|e| Error::input(p, io_reason(&e)))?;
+        if md.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found, 0)?;
+            found.sort();
+            if found.is_empty() {
+                return Err(Error::input(p, "no capture files (*.pcap, *.pcapng, *.cap, optionally .gz) in this directory"));
+            }
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn is_capture_name(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    [".pcap", ".pcapng", ".cap", ".dmp", ".ntar"].iter().any(|e| name.ends_with(e))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
+    if depth > 16 {
+        return Ok(());
+    }
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::input(dir, io_reason(&e)))?;
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            walk(&p, out, depth + 1)?;
+        } else if is_capture_name(&p) {
+            if out.len() >= MAX_DIR_FILES {
+                return Err(Error::input(dir, format!("more than {MAX_DIR_FILES} capture files")));
+            }
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn open_stream(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::input(path, io_reason(&e)))?;
+    if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(Error::input(path, "is a directory"));
+    }
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic).map_err(|e| Error::input(path, io_reason(&e)))?;
+    use std::io::Seek;
+    f.seek(std::io::SeekFrom::Start(0)).map_err(|e| Error::input(path, io_reason(&e)))?;
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, f))))
+    } else {
+        Ok(Box::new(f))
+    }
+}
+
+/// A capture file opened and recognised, ready to read.
+pub struct CaptureFile {
+    path: PathBuf,
+    reader: Box<dyn PcapReaderIterator + Send>,
+}
+
+impl CaptureFile {
+    /// Open and recognise a capture; a clear error for missing, empty,
+    /// unreadable or non-capture files.
+    pub fn open(path: &Path) -> Result<Self> {
+        let stream = open_stream(path)?;
+        let reader = match pcap_parser::create_reader(INITIAL_BUFFER, stream) {
+            Ok(r) => r,
+            Err(PcapError::Eof) => return Err(Error::input(path, "empty file, not a capture")),
+            Err(PcapError::ReadError) => {
+                return Err(Error::input(path, "read error (corrupt gzip data or unreadable file)"))
+            }
+            Err(PcapError::HeaderNotRecognized) => {
+                return Err(Error::input(path, "not a pcap or pcapng capture (unknown file header)"))
+            }
+            Err(e) => return Err(Error::input(path, format!("not a readable capture: {e:?}"))),
+        };
+        Ok(CaptureFile { path: path.to_path_buf(), reader })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read every packet, calling `f` for each. Frames are numbered from 1.
+    pub fn for_each(mut self, mut f: impl FnMut(u64, RawPacket<'_>)) -> FileSummary {
+        let mut ifaces: Vec<Iface> = Vec::new();
+        let mut legacy: Option<Iface> = None;
+        let mut frames = 0u64;
+        let mut offset = 0u64;
+        let mut last_ts = 0u64;
+        let end = loop {
+            match self.reader.next() {
+                Ok((consumed, block)) => {
+                    match block {
+                        PcapBlockOwned::LegacyHeader(h) => {
+                            legacy = Some(Iface {
+                                linktype: h.network.0 as u32,
+                                resol: if h.is_nanosecond_precision() { 1_000_000_000 } else { 1_000_000 },
+                                offset_s: 0,
+                            });
+                        }
+                        PcapBlockOwned::Legacy(b) => {
+                            let Some(i) = legacy else {
+                                break End::Damaged(format!("packet before file header at byte {offset}"));
+                            };
+                            frames += 1;
+                            let ts = to_ns(u64::from(b.ts_sec), u64::from(b.ts_usec), i);
+                            last_ts = ts;
+                            let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
+                            f(frames, RawPacket { ts, linktype: i.linktype, interface: 0, data, wire_len: b.origlen });
+                        }
+                        PcapBlockOwned::NG(blk) => {
+                            use pcap_parser::Block;
+                            match blk {
+                                Block::SectionHeader(_) => ifaces.clear(),
+                                Block::InterfaceDescription(idb) => {
+                                    if ifaces.len() >= MAX_INTERFACES {
+                                        break End::Damaged(format!("more than {MAX_INTERFACES} interfaces at byte {offset}"));
+                                    }
+                                    ifaces.push(Iface {
+                                        linktype: idb.linktype.0 as u32,
+                                        resol: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                                        offset_s: idb.ts_offset(),
+                                    });
+                                }
+                                Block::EnhancedPacket(epb) => {
+                                    frames += 1;
+                                    let Some(i) = ifaces.get(epb.if_id as usize).copied() else {
+                                        break End::Damaged(format!(
+                                            "frame {frames} names interface {} which was never described (byte {offset})",
+                                            epb.if_id
+                                        ));
+                                    };
+                                    let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                                    let ts = to_ns(raw / i.resol, raw % i.resol, i);
+                                    last_ts = ts;
+                                    let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
+                                    f(frames, RawPacket {
+                                        ts,
+                                        linktype: i.linktype,
+                                        interface: epb.if_id,
+                                        data,
+                                        wire_len: epb.origlen,
+                                    });
+                                }
+                                Block::SimplePacket(spb) => {
+                                    frames += 1;
+                                    let Some(i) = ifaces.first().copied() else {
+                                        break End::Damaged(format!("simple packet without interface at byte {offset}"));
+                                    };
+                                    f(frames, RawPacket {
+                                        ts: last_ts,
+                                        linktype: i.linktype,
+                                        interface: 0,
+                                        data: spb.data,
+                                        wire_len: spb.origlen,
+                                    });
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    offset += consumed as u64;
+                    self.reader.consume(consumed);
+                }
+                Err(PcapError::Eof) => break End::Complete,
+                Err(PcapError::Incomplete(_)) => {
+                    if let Err(e) = self.reader.refill() {
+                        break End::Damaged(format!("read error at byte {offset}: {e:?}"));
+                    }
+                    // refill made no progress: the last block is cut short.
+                    match self.reader.next() {
+                        Err(PcapError::Incomplete(_)) => {
+                            if !self.reader.grow(MAX_BLOCK_BYTES) || self.reader.refill().is_err() {
+                                break truncated(offset, frames);
+                            }
+                            if let Err(PcapError::Incomplete(_)) = self.reader.next() {
+                                break truncated(offset, frames);
+                            }
+                        }
+                        Err(PcapError::Eof) => break End::Complete,
+                        _ => {}
+                    }
+                }
+                Err(PcapError::UnexpectedEof) => break truncated(offset, frames),
+                Err(PcapError::BufferTooSmall) => {
+                    break End::Damaged(format!(
+                        "block at byte {offset} is larger than {MAX_BLOCK_BYTES} bytes (corrupt length?); stopped after frame {frames}"
+                    ))
+                }
+                Err(PcapError::ReadError) => {
+                    break End::Damaged(format!("read error at byte {offset} (corrupt gzip data?); stopped after frame {frames}"))
+                }
+                Err(e) => {
+                    break End::Damaged(format!(
+                        "damaged block at byte {offset} ({}); stopped after frame {frames}",
+                        short_err(&e)
+                    ))
+                }
+            }
+        };
+        FileSummary { frames, end }
+    }
+}
+
+fn short_err<I>(e: &PcapError<I>) -> String {
+    match e {
+        PcapError::NomError(_, k) => format!("{k:?}"),
+        PcapError::OwnedNomError(_, k) => format!("{k:?}"),
+        PcapError::HeaderNotRecognized => "unrecognised header".into(),
+        _ => "parse error".into(),
+    }
+}
+
+fn truncated(offset: u64, frames: u64) -> End {
+    End::Damaged(format!("truncated: the file ends inside a block at byte {offset}; read {frames} frames before it"))
+}
+
+fn to_ns(secs: u64, frac: u64, i: Iface) -> u64 {
+    let secs = (secs as i64).saturating_add(i.offset_s).max(0) as u64;
+    let frac_ns = if i.resol == 1_000_000_000 {
+        frac
+    } else {
+        (frac as u128 * 1_000_000_000u128 / i.resol as u128) as u64
+    };
+    secs.saturating_mul(1_000_000_000).saturating_add(frac_ns)
+}

@@ -1,0 +1,428 @@
+//! Flow state: a bounded table of TCP/UDP flows with idle expiry in packet
+//! time, and per-direction TCP stream reassembly of just the prefix that can
+//! carry a name (DNS-over-TCP messages, a TLS ClientHello, HTTP request
+//! headers). In-order data is parsed in place from the packet (zero-copy);
+//! only a message split across segments is buffered, up to
+//! [`MAX_STREAM_BYTES`]. Once a direction is classified as carrying nothing
+//! more of interest it is `Done`, and its later segments cost one hash lookup.
+//! The pipeline worker owns one [`FlowTable`] and receives parsed
+//! application units through the `emit` callback.
+
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use crate::decode::{TcpInfo, TCP_RST, TCP_SYN};
+use crate::proto::{dns, http, tls};
+use crate::stats::{Counters, Layer, Limit};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Flows per worker. An entry without buffers is ~150 bytes, so 128k flows
+/// stay under ~20 MiB; buffers are only held while a message is incomplete.
+pub const MAX_FLOWS: usize = 131_072;
+/// Bytes buffered per direction while a message is incomplete (a post-quantum
+/// ClientHello is ~2 KB; 16 KiB also covers TLS's 16 KiB record limit).
+pub const MAX_STREAM_BYTES: usize = 16 * 1024;
+/// Out-of-order segments held per direction.
+pub const MAX_PENDING_SEGMENTS: usize = 32;
+/// Application messages parsed from one chunk of stream data.
+pub const MAX_MESSAGES_PER_CHUNK: usize = 256;
+/// HTTP requests parsed per direction (keep-alive update sessions are long).
+pub const MAX_HTTP_REQUESTS_PER_FLOW: u32 = 10_000;
+/// TCP flows idle this long (packet time) are forgotten.
+pub const TCP_IDLE_NS: u64 = 600_000_000_000;
+/// UDP flows idle this long (packet time) are forgotten.
+pub const UDP_IDLE_NS: u64 = 120_000_000_000;
+/// How often (packet time) the table is swept for idle flows.
+const SWEEP_EVERY_NS: u64 = 5_000_000_000;
+
+/// A unit handed to the worker.
+pub enum App<'a> {
+    /// One complete DNS message (from TCP; UDP messages do not pass here).
+    Dns(&'a [u8]),
+    Tls(tls::ClientHello<'a>),
+    Http(http::HttpRequest<'a>),
+}
+
+/// Symmetric flow key: endpoints in canonical order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FlowKey {
+    a: IpAddr,
+    b: IpAddr,
+    pa: u16,
+    pb: u16,
+    proto: u8,
+}
+
+impl FlowKey {
+    /// Key and the direction of this packet (0 = a->b).
+    pub fn new(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, proto: u8) -> (Self, usize) {
+        if (src, sport) <= (dst, dport) {
+            (FlowKey { a: src, b: dst, pa: sport, pb: dport, proto }, 0)
+        } else {
+            (FlowKey { a: dst, b: src, pa: dport, pb: sport, proto }, 1)
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    New,
+    Dns,
+    Tls,
+    Http,
+    Done,
+}
+
+/// One direction of a TCP connection.
+#[derive(Debug)]
+pub struct Dir {
+    state: State,
+    started: bool,
+    next_seq: u32,
+    /// Bytes of the in-order stream still to discard (HTTP bodies, huge DNS messages).
+    skip: u64,
+    buf: Vec<u8>,
+    pending: Vec<(u32, Vec<u8>)>,
+    requests: u32,
+}
+
+impl Default for Dir {
+    fn default() -> Self {
+        Dir { state: State::New, started: false, next_seq: 0, skip: 0, buf: Vec::new(), pending: Vec::new(), requests: 0 }
+    }
+}
+
+/// Per-flow state.
+#[derive(Debug, Default)]
+pub struct Flow {
+    pub first_ts: u64,
+    pub last_ts: u64,
+    pub dirs: [Dir; 2],
+    /// QUIC client state (UDP flows only), and the direction it belongs to.
+    pub quic: Option<Box<crate::proto::quic::QuicClientState>>,
+    pub quic_dir: u8,
+    pub quic_done: bool,
+    pub is_tcp: bool,
+}
+
+impl Flow {
+    pub fn done(&self) -> bool {
+        self.dirs.iter().all(|d| d.state == State::Done)
+    }
+}
+
+/// Reusable scratch space for parsers.
+#[derive(Default)]
+pub struct Scratch {
+    pub tls: Vec<u8>,
+}
+
+/// Bounded flow table.
+pub struct FlowTable {
+    map: HashMap<FlowKey, Flow, ahash::RandomState>,
+    last_sweep: u64,
+}
+
+impl Default for FlowTable {
+    fn default() -> Self {
+        FlowTable { map: HashMap::with_hasher(ahash::RandomState::new()), last_sweep: 0 }
+    }
+}
+
+/// Result of looking up a flow for a packet.
+pub struct Lookup<'t> {
+    pub flow: &'t mut Flow,
+    pub dir: usize,
+    pub created: bool,
+}
+
+impl FlowTable {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Find or create the flow for a packet; `None` when the table is full.
+    pub fn get(&mut self, key: FlowKey, dir: usize, ts: u64, tcp: bool, c: &mut Counters) -> Option<Lookup<'_>> {
+        if ts >= self.last_sweep.saturating_add(SWEEP_EVERY_NS) {
+            self.sweep(ts, c);
+        }
+        let len = self.map.len();
+        let mut created = false;
+        let flow = match self.map.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if len >= MAX_FLOWS {
+                    c.limit(Limit::Flows);
+                    return None;
+                }
+                created = true;
+                v.insert(Flow { first_ts: ts, last_ts: ts, is_tcp: tcp, ..Flow::default() })
+            }
+        };
+        flow.last_ts = flow.last_ts.max(ts);
+        Some(Lookup { flow, dir, created })
+    }
+
+    /// Forget flows idle past their timeout.
+    pub fn sweep(&mut self, now: u64, c: &mut Counters) {
+        self.last_sweep = now;
+        let before = self.map.len();
+        self.map.retain(|_, f| {
+            let idle = if f.is_tcp { TCP_IDLE_NS } else { UDP_IDLE_NS };
+            now.saturating_sub(f.last_ts) < idle
+        });
+        for _ in self.map.len()..before {
+            c.limit(Limit::FlowIdle);
+        }
+    }
+
+    pub fn remove(&mut self, key: &FlowKey) {
+        self.map.remove(key);
+    }
+}
+
+/// Feed one TCP segment of one direction.
+pub fn tcp_segment(
+    d: &mut Dir,
+    tcp: &TcpInfo,
+    payload: &[u8],
+    scratch: &mut Scratch,
+    c: &mut Counters,
+    emit: &mut dyn FnMut(App<'_>),
+) {
+    if d.state == State::Done {
+        return;
+    }
+    if tcp.flags & TCP_RST != 0 {
+        return;
+    }
+    let mut seq = tcp.seq;
+    if tcp.flags & TCP_SYN != 0 {
+        seq = seq.wrapping_add(1);
+        if !d.started || d.buf.is_empty() {
+            d.next_seq = seq;
+            d.started = true;
+        }
+    }
+    if payload.is_empty() {
+        return;
+    }
+    if !d.started {
+        d.next_seq = seq;
+        d.started = true;
+    }
+    let rel = seq.wrapping_sub(d.next_seq) as i32;
+    if rel > 0 {
+        // A hole before this segment: hold it (bounded) until the hole fills.
+        let far = rel as usize + payload.len() > MAX_STREAM_BYTES + d.buf.len().max(MAX_STREAM_BYTES);
+        if far || d.pending.len() >= MAX_PENDING_SEGMENTS {
+            c.limit(Limit::StreamGapSegments);
+            return;
+        }
+        if !d.pending.iter().any(|(s, p)| *s == seq && p.len() >= payload.len()) {
+            d.pending.push((seq, payload.to_vec()));
+        }
+        return;
+    }
+    let already = rel.unsigned_abs() as usize;
+    if let Some(fresh) = payload.get(already..) {
+        if !fresh.is_empty() {
+            deliver(d, fresh, tcp, scratch, c, emit);
+        }
+    }
+    // Drain held segments that now connect (bounded by the pending cap).
+    for _ in 0..MAX_PENDING_SEGMENTS {
+        if d.pending.is_empty() || d.state == State::Done {
+            break;
+        }
+        let next = d.next_seq;
+        let Some(i) = d.pending.iter().position(|(s, p)| {
+            let r = s.wrapping_sub(next) as i32;
+            r <= 0 && (r.unsigned_abs() as usize) < p.len()
+        }) else {
+            // Drop segments entirely behind us.
+            d.pending.retain(|(s, p)| {
+                let r = s.wrapping_sub(next) as i32;
+                r > 0 || (r.unsigned_abs() as usize) < p.len()
+            });
+            break;
+        };
+        let (s, p) = d.pending.swap_remove(i);
+        let already = s.wrapping_sub(next).wrapping_neg() as usize;
+        if let Some(fresh) = p.get(already..) {
+            deliver(d, fresh, tcp, scratch, c, emit);
+        }
+    }
+    if d.state == State::Done {
+        d.pending = Vec::new();
+    }
+}
+
+fn deliver(d: &mut Dir, data: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut Counters, emit: &mut dyn FnMut(App<'_>)) {
+    d.next_seq = d.next_seq.wrapping_add(data.len() as u32);
+    let mut data = data;
+    if d.skip > 0 {
+        let n = (d.skip.min(data.len() as u64)) as usize;
+        d.skip -= n as u64;
+        data = data.get(n..).unwrap_or(&[]);
+        if data.is_empty() {
+            return;
+        }
+    }
+    if d.buf.is_empty() {
+        // Zero-copy: parse straight from the packet.
+        let consumed = run(d, data, tcp, scratch, c, emit);
+        if d.state != State::Done {
+            if let Some(rest) = data.get(consumed..) {
+                if !rest.is_empty() {
+                    if rest.len() > MAX_STREAM_BYTES {
+                        limit_done(d, c);
+                        return;
+                    }
+                    d.buf.extend_from_slice(rest);
+                }
+            }
+        }
+    } else {
+        if d.buf.len() + data.len() > MAX_STREAM_BYTES {
+            limit_done(d, c);
+            return;
+        }
+        d.buf.extend_from_slice(data);
+        let buf = std::mem::take(&mut d.buf);
+        let consumed = run(d, &buf, tcp, scratch, c, emit);
+        let mut buf = buf;
+        if d.state == State::Done {
+            d.buf = Vec::new();
+        } else {
+            buf.drain(..consumed.min(buf.len()));
+            d.buf = buf;
+        }
+    }
+}
+
+fn limit_done(d: &mut Dir, c: &mut Counters) {
+    c.limit(Limit::StreamBytes);
+    d.state = State::Done;
+    d.buf = Vec::new();
+    d.pending = Vec::new();
+}
+
+/// Parse as much of `bytes` as possible; returns bytes consumed (including
+/// skipped bodies). May change `d.state` and set `d.skip` for data beyond.
+fn run(d: &mut Dir, bytes: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut Counters, emit: &mut dyn FnMut(App<'_>)) -> usize {
+    let mut off = 0usize;
+    for _ in 0..MAX_MESSAGES_PER_CHUNK {
+        let rest = bytes.get(off..).unwrap_or(&[]);
+        if rest.is_empty() || d.state == State::Done {
+            return off;
+        }
+        match d.state {
+            State::New => match classify(rest, tcp) {
+                Some(s) => d.state = s,
+                None => return off,
+            },
+            State::Dns => {
+                let (Some(&h), Some(&l)) = (rest.first(), rest.get(1)) else { return off };
+                let len = usize::from(u16::from_be_bytes([h, l]));
+                if len < 12 {
+                    c.decode_error(Layer::Dns);
+                    d.state = State::Done;
+                    return off;
+                }
+                match rest.get(2..2 + len) {
+                    Some(msg) => {
+                        emit(App::Dns(msg));
+                        off += 2 + len;
+                    }
+                    None if 2 + len > MAX_STREAM_BYTES => {
+                        // Too big to buffer (large responses): skip it, keep the stream.
+                        c.limit(Limit::StreamBytes);
+                        d.skip = (2 + len - rest.len()) as u64;
+                        return bytes.len();
+                    }
+                    None => return off,
+                }
+            }
+            State::Tls => {
+                match tls::scan_client_stream(rest, &mut scratch.tls) {
+                    tls::TlsScan::NeedMore => return off,
+                    tls::TlsScan::NotTls | tls::TlsScan::NoClientHello => d.state = State::Done,
+                    tls::TlsScan::Hello(h) => {
+                        emit(App::Tls(h));
+                        d.state = State::Done;
+                    }
+                }
+                return off;
+            }
+            State::Http => match http::scan_request(rest) {
+                http::HttpScan::NeedMore => return off,
+                http::HttpScan::NotHttp => {
+                    d.state = State::Done;
+                    return off;
+                }
+                http::HttpScan::Request(r) => {
+                    let body = if r.chunked { None } else { Some(r.content_length.unwrap_or(0)) };
+                    let hl = r.header_len;
+                    emit(App::Http(r));
+                    d.requests += 1;
+                    off += hl;
+                    match body {
+                        None => {
+                            d.state = State::Done;
+                            return off;
+                        }
+                        Some(n) => {
+                            let avail = bytes.len().saturating_sub(off) as u64;
+                            if n > avail {
+                                d.skip = n - avail;
+                                return bytes.len();
+                            }
+                            off += n as usize;
+                        }
+                    }
+                    if d.requests >= MAX_HTTP_REQUESTS_PER_FLOW {
+                        c.limit(Limit::HttpRequests);
+                        d.state = State::Done;
+                    }
+                }
+            },
+            State::Done => return off,
+        }
+    }
+    off
+}
+
+/// Decide what a direction carries from its first bytes; `None` = need more.
+fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
+    if tcp.sport == 53 || tcp.dport == 53 {
+        return Some(State::Dns);
+    }
+    if tls::looks_like_tls(b) == Some(true) {
+        return Some(State::Tls);
+    }
+    if http::looks_like_http(b) == Some(true) {
+        return Some(State::Http);
+    }
+    // DNS over TCP on another port: a length prefix and a plausible header.
+    let (Some(&h), Some(&l), Some(hdr)) = (b.first(), b.get(1), b.get(2..14)) else { return None };
+    let len = u16::from_be_bytes([h, l]);
+    let plausible = dns::header(hdr).is_some_and(|x| {
+        len >= 17
+            && x.opcode() == 0
+            && (1..=4).contains(&x.qdcount)
+            && (x.is_response() || (x.ancount == 0 && x.nscount == 0 && x.arcount <= 2))
+    });
+    Some(if plausible { State::Dns } else { State::Done })
+}
+
+#[cfg(test)]
+mod tests;

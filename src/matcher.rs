@@ -1,0 +1,188 @@
+//! Compiled signatures: exact and label-boundary suffix matching of names.
+//! Built from a [`SignatureSet`]; called by the pipeline with a normalised
+//! name (ASCII-lowercased, no trailing dot, see `proto::name`). Lookups cost
+//! one hash probe per label: no linear scan, so 100k entries stay fast.
+//! Precedence: an exact entry beats any suffix; among suffixes the longest
+//! (most specific) wins.
+
+use crate::signatures::{Category, MatchKind, SignatureSet};
+use std::collections::HashMap;
+
+/// Most labels a DNS name can have (255-byte wire form, 2 bytes per label).
+pub const MAX_LABELS: usize = 128;
+
+/// Result of a successful match: index into the signature list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub sig: u32,
+    pub category: Category,
+}
+
+/// Compiled matcher.
+pub struct Matcher {
+    exact: HashMap<Box<[u8]>, Hit, ahash::RandomState>,
+    suffix: HashMap<Box<[u8]>, Hit, ahash::RandomState>,
+    patterns: Vec<String>,
+    max_len: usize,
+}
+
+impl Matcher {
+    pub fn new(set: &SignatureSet) -> Self {
+        let mut exact = HashMap::with_hasher(ahash::RandomState::new());
+        let mut suffix = HashMap::with_hasher(ahash::RandomState::new());
+        let mut patterns = Vec::with_capacity(set.signatures.len());
+        let mut max_len = 0;
+        for (i, s) in set.signatures.iter().enumerate() {
+            let hit = Hit { sig: i as u32, category: s.category };
+            let key: Box<[u8]> = s.pattern.as_bytes().into();
+            max_len = max_len.max(key.len());
+            // First entry wins: later files may add, never silently override.
+            match s.kind {
+                MatchKind::Exact => exact.entry(key).or_insert(hit),
+                MatchKind::Suffix => suffix.entry(key).or_insert(hit),
+            };
+            patterns.push(s.pattern.clone());
+        }
+        Matcher { exact, suffix, patterns, max_len }
+    }
+
+    /// Pattern text of a hit's signature.
+    pub fn pattern(&self, sig: u32) -> &str {
+        self.patterns.get(sig as usize).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn len(&self) -> usize {
+        self.patterns.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Match a normalised name (lowercase ASCII, no trailing dot).
+    #[inline]
+    pub fn lookup(&self, name: &[u8]) -> Option<Hit> {
+        if name.is_empty() {
+            return None;
+        }
+        if name.len() <= self.max_len {
+            if let Some(h) = self.exact.get(name) {
+                return Some(*h);
+            }
+        }
+        if self.suffix.is_empty() {
+            return None;
+        }
+        // Walk label boundaries from the left: the first hit is the longest suffix.
+        let mut start = 0usize;
+        for _ in 0..MAX_LABELS {
+            let rest = name.get(start..)?;
+            if rest.len() <= self.max_len {
+                if let Some(h) = self.suffix.get(rest) {
+                    return Some(*h);
+                }
+            }
+            let dot = rest.iter().position(|&b| b == b'.')?;
+            start += dot + 1;
+        }
+        None
+    }
+
+    /// Normalise then match an arbitrary name (for `check-signatures --test`
+    /// and tests). Allocates; not for the hot path.
+    pub fn lookup_str(&self, name: &str) -> Option<Hit> {
+        let mut buf = [0u8; crate::proto::name::MAX_NAME_LEN];
+        let n = crate::proto::name::normalise(name.as_bytes(), &mut buf)?;
+        self.lookup(buf.get(..n)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn shipped() -> Matcher {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("signatures");
+        Matcher::new(&SignatureSet::load_paths(&[dir]).unwrap())
+    }
+
+    #[test]
+    fn label_boundary_table() {
+        let m = shipped();
+        let yes = [
+            ("dnl-01.geo.kaspersky.com", Category::Update),
+            ("KASPERSKY.COM.", Category::Other),
+            ("Kaspersky.Com", Category::Other),
+            ("kaspersky.com", Category::Other),
+            ("DnL-01.GEO.kaspersky.COM", Category::Update),
+            ("s07.upd.kaspersky.com", Category::Update),
+            ("x.y.upd.kaspersky.com", Category::Update),
+            ("dc1.ksn.kaspersky-labs.com", Category::Ksn),
+            ("ksn-file-geo.kaspersky-labs.com", Category::Ksn),
+            ("activation-v2.kaspersky.com", Category::Activation),
+            ("activate.activation-v2.kaspersky.com", Category::Activation),
+            ("my.kaspersky.com", Category::Portal),
+            ("www.kaspersky.com.cn", Category::Other),
+            ("s024.cloud.kaspersky.com", Category::Management),
+            ("www.dnl-01.geo.kaspersky.com", Category::Update),
+        ];
+        for (n, c) in yes {
+            let h = m.lookup_str(n).unwrap_or_else(|| panic!("{n} did not match"));
+            assert_eq!(h.category, c, "{n}");
+        }
+        let no = [
+            "notkaspersky.com",
+            "kaspersky.com.evil.example",
+            "mykaspersky-labs.com",
+            "kaspersky-labs.com.attacker.test",
+            "upd.kaspersky.com.cdn.example",
+            "app-kaspersky.com.cn",
+            "www.gw-kaspersky.com.cn",
+            "www.kasperskyzh.com",
+            "kasserver.com",
+            "kavkaz-uzel.eu",
+            "xn--kaspersky-8ya.com",
+            "k\u{430}spersky.com",
+            "com",
+            "",
+            ".",
+            "kaspersky.co",
+            "kaspersky.comx",
+        ];
+        for n in no {
+            assert_eq!(m.lookup_str(n), None, "{n} must not match");
+        }
+    }
+
+    #[test]
+    fn exact_beats_suffix_and_longest_suffix_wins() {
+        let m = shipped();
+        let h = m.lookup_str("ksn-mdr.geoksn.kaspersky.com").unwrap();
+        assert_eq!(h.category, Category::Management);
+        assert_eq!(m.pattern(h.sig), "ksn-mdr.geoksn.kaspersky.com");
+        let h = m.lookup_str("ksn-url.geoksn.kaspersky.com").unwrap();
+        assert_eq!(m.pattern(h.sig), "geoksn.kaspersky.com");
+        let h = m.lookup_str("a.upd.kaspersky.com").unwrap();
+        assert_eq!(m.pattern(h.sig), "upd.kaspersky.com");
+    }
+
+    #[test]
+    fn hundred_thousand_entries() {
+        let mut set = SignatureSet::default();
+        let mut text = String::from("[meta]\nversion=\"1\"\ndate=\"x\"\n");
+        for i in 0..100_000 {
+            text.push_str(&format!(
+                "[[signature]]\npattern=\"h{i}.example{}.net\"\nmatch=\"{}\"\ncategory=\"other\"\nsource=\"synthetic\"\n",
+                i % 97,
+                if i % 2 == 0 { "exact" } else { "suffix" }
+            ));
+        }
+        set.load_str(Path::new("big.toml"), &text).unwrap();
+        let m = Matcher::new(&set);
+        assert_eq!(m.len(), 100_000);
+        assert!(m.lookup_str("h0.example0.net").is_some());
+        assert!(m.lookup_str("x.h0.example0.net").is_none()); // exact only
+        assert!(m.lookup_str("x.h1.example1.net").is_some()); // suffix
+        assert!(m.lookup_str("h1.example2.net").is_none());
+    }
+}

@@ -1,0 +1,397 @@
+//! The pipeline that every driver shares: `read`, `live`, tests and benches
+//! push [`RawPacket`]s in; a [`Worker`] decodes, tracks flows and parses
+//! names (one per core, each owning its flows and fragments); the [`Merger`]
+//! matches nothing itself but applies the workers' observations in packet
+//! order to the host table, the IP->name attribution map and the outputs.
+//! Single-worker runs call both inline; multi-worker runs shard packets by a
+//! symmetric hash of the innermost address pair so both directions and all
+//! fragments of a datagram reach the same worker, and merge in sequence
+//! order, so output is identical whatever the worker count.
+
+use crate::capture::RawPacket;
+use crate::decode::{self, Decoded, Packet, TunnelPath, Transport};
+use crate::event::Event;
+use crate::export::jsonlog::LineSink;
+use crate::flow::{self, App, FlowKey, FlowTable, Scratch};
+use crate::hosts::HostTable;
+use crate::matcher::{Hit, Matcher};
+use crate::proto::{dns, http, name, quic, tls, Protocol};
+use crate::stats::{Counters, Layer, Limit};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Where a packet came from: sequence number across the run, input index
+/// (file or interface) and 1-based frame number within it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PktMeta {
+    pub seq: u64,
+    pub input: u32,
+    pub frame: u64,
+}
+
+/// Transport of an observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L4 {
+    Udp,
+    Tcp,
+}
+
+impl L4 {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            L4::Udp => "udp",
+            L4::Tcp => "tcp",
+        }
+    }
+}
+
+/// A name seen on the wire (owned: only built for matches, or for every
+/// name with `--all-names`).
+#[derive(Clone, Debug)]
+pub struct Obs {
+    pub meta: PktMeta,
+    pub ts: u64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub l4: L4,
+    pub src_mac: Option<[u8; 6]>,
+    pub tunnel: TunnelPath,
+    pub protocol: Protocol,
+    /// Normalised name used for matching.
+    pub name: String,
+    /// Name as shown in `--all-names` when it differs (HTTP Host keeps `:port`).
+    pub shown: Option<String>,
+    pub hit: Option<Hit>,
+    pub alpn: Option<String>,
+    pub ech: Option<bool>,
+}
+
+/// Worker settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WorkerConfig {
+    /// Keep every extracted name, matched or not (`--all-names`).
+    pub all_names: bool,
+}
+
+/// Decode + flow + parse, for one shard of the traffic.
+pub struct Worker {
+    matcher: Arc<Matcher>,
+    cfg: WorkerConfig,
+    flows: FlowTable,
+    frags: decode::frag::Reassembler,
+    scratch: Scratch,
+    pub counters: Counters,
+    app_counters: Counters,
+    /// Observations produced since the last [`Worker::take`].
+    pub out: Vec<Obs>,
+}
+
+/// Per-packet context for building observations.
+#[derive(Clone, Copy)]
+struct Ctx<'p> {
+    meta: PktMeta,
+    ts: u64,
+    pkt: &'p Packet<'p>,
+    sport: u16,
+    dport: u16,
+    l4: L4,
+}
+
+impl Worker {
+    pub fn new(matcher: Arc<Matcher>, cfg: WorkerConfig) -> Self {
+        Worker {
+            matcher,
+            cfg,
+            flows: FlowTable::default(),
+            frags: decode::frag::Reassembler::default(),
+            scratch: Scratch::default(),
+            counters: Counters::default(),
+            app_counters: Counters::default(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Counters of this worker (decode + application layers).
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters.clone();
+        c.merge(&self.app_counters);
+        c
+    }
+
+    /// Process one packet.
+    pub fn process(&mut self, meta: PktMeta, raw: &RawPacket<'_>) {
+        self.counters.packets += 1;
+        self.counters.bytes += u64::from(raw.wire_len.max(raw.data.len() as u32));
+        match decode::decode(raw.linktype, raw.data, &mut self.counters) {
+            Decoded::Packet(p) => self.packet(meta, raw.ts, &p),
+            Decoded::Fragment(f) => {
+                if let Some(r) = self.frags.push(&f, raw.ts, &mut self.counters) {
+                    let view = r.as_fragment();
+                    match decode::decode_ip_payload(&view, &r.data, &mut self.counters) {
+                        Decoded::Packet(p) => self.packet(meta, raw.ts, &p),
+                        Decoded::Fragment(_) => self.counters.decode_error(Layer::Fragment),
+                        Decoded::Skip => {}
+                    }
+                }
+            }
+            Decoded::Skip => {}
+        }
+    }
+
+    fn packet(&mut self, meta: PktMeta, ts: u64, p: &Packet<'_>) {
+        match p.transport {
+            Transport::Udp { sport, dport, payload } => {
+                let ctx = Ctx { meta, ts, pkt: p, sport, dport, l4: L4::Udp };
+                let dns_port = |x: u16| x == 53 || x == 5353 || x == 5355;
+                if dns_port(sport) || dns_port(dport) {
+                    self.dns_message(&ctx, payload);
+                } else if !self.quic(&ctx, payload) && dns::plausible(payload) {
+                    self.dns_message(&ctx, payload);
+                }
+            }
+            Transport::Tcp(tcp, payload) => {
+                let (key, dir) = FlowKey::new(p.src, p.dst, tcp.sport, tcp.dport, 6);
+                let Worker { flows, scratch, counters, app_counters, matcher, cfg, out, .. } = self;
+                let Some(l) = flows.get(key, dir, ts, true, counters) else { return };
+                let Some(d) = l.flow.dirs.get_mut(dir) else { return };
+                let ctx = Ctx { meta, ts, pkt: p, sport: tcp.sport, dport: tcp.dport, l4: L4::Tcp };
+                let mut emit = |app: App<'_>| {
+                    let mut e = Emitter { matcher, cfg: *cfg, out, c: app_counters };
+                    match app {
+                        App::Dns(msg) => e.dns_message(&ctx, msg),
+                        App::Tls(h) => e.hello(&ctx, Protocol::Tls, &h),
+                        App::Http(r) => e.http(&ctx, &r),
+                    }
+                };
+                flow::tcp_segment(d, &tcp, payload, scratch, counters, &mut emit);
+            }
+            Transport::Other(_) => {}
+        }
+    }
+
+    fn dns_message(&mut self, ctx: &Ctx<'_>, msg: &[u8]) {
+        let mut e = Emitter { matcher: &self.matcher, cfg: self.cfg, out: &mut self.out, c: &mut self.app_counters };
+        e.dns_message(ctx, msg);
+    }
+
+    /// QUIC Initials; returns true when the datagram was QUIC.
+    fn quic(&mut self, ctx: &Ctx<'_>, payload: &[u8]) -> bool {
+        let p = ctx.pkt;
+        let initial = quic::peek_initial(payload);
+        let (key, dir) = FlowKey::new(p.src, p.dst, ctx.sport, ctx.dport, 17);
+        let Worker { flows, counters, app_counters, matcher, cfg, out, .. } = self;
+        let Some(l) = (if initial.is_some() {
+            flows.get(key, dir, ctx.ts, false, counters)
+        } else {
+            None
+        }) else {
+            return false;
+        };
+        let f = l.flow;
+        if f.quic_done {
+            return true;
+        }
+        if f.quic.is_none() {
+            let Some(h) = initial else { return false };
+            match quic::QuicClientState::new(h.version, h.dcid) {
+                Some(s) => {
+                    f.quic = Some(Box::new(s));
+                    f.quic_dir = dir as u8;
+                }
+                None => return false,
+            }
+        }
+        if usize::from(f.quic_dir) != dir {
+            return true;
+        }
+        let Some(st) = f.quic.as_mut() else { return false };
+        match st.push_datagram(payload) {
+            quic::QuicProgress::Limit(_) => app_counters.limit(Limit::QuicCrypto),
+            quic::QuicProgress::NotQuic => return false,
+            _ => {}
+        }
+        if let Some(hello) = st.client_hello() {
+            let mut e = Emitter { matcher, cfg: *cfg, out, c: app_counters };
+            match tls::scan_handshake(hello) {
+                tls::TlsScan::Hello(h) => e.hello(ctx, Protocol::Quic, &h),
+                _ => e.c.decode_error(Layer::Quic),
+            }
+            f.quic_done = true;
+            f.quic = None;
+        }
+        true
+    }
+
+    /// Take the observations produced so far.
+    pub fn take(&mut self) -> Vec<Obs> {
+        std::mem::take(&mut self.out)
+    }
+}
+
+/// Builds observations from parsed application data.
+struct Emitter<'a> {
+    matcher: &'a Matcher,
+    cfg: WorkerConfig,
+    out: &'a mut Vec<Obs>,
+    c: &'a mut Counters,
+}
+
+impl Emitter<'_> {
+    fn push(&mut self, ctx: &Ctx<'_>, protocol: Protocol, norm: &[u8], shown: Option<&[u8]>, alpn: Option<&[u8]>, ech: Option<bool>) {
+        let hit = if norm.is_empty() { None } else { self.matcher.lookup(norm) };
+        if hit.is_none() && !self.cfg.all_names {
+            return;
+        }
+        self.out.push(Obs {
+            meta: ctx.meta,
+            ts: ctx.ts,
+            src: ctx.pkt.src,
+            dst: ctx.pkt.dst,
+            sport: ctx.sport,
+            dport: ctx.dport,
+            l4: ctx.l4,
+            src_mac: ctx.pkt.src_mac,
+            tunnel: ctx.pkt.tunnel,
+            protocol,
+            name: name::to_string(norm),
+            shown: shown.map(name::to_string),
+            hit,
+            alpn: alpn.map(|a| String::from_utf8_lossy(a).into_owned()),
+            ech,
+        });
+    }
+
+    fn dns_message(&mut self, ctx: &Ctx<'_>, msg: &[u8]) {
+        let Some(h) = dns::header(msg) else {
+            self.c.decode_error(Layer::Dns);
+            return;
+        };
+        if h.is_response() || h.opcode() != 0 {
+            return; // answers feed attribution (names issue); only queries are callbacks
+        }
+        let walk = dns::questions(msg, |q| {
+            if q.name.is_empty() {
+                self.push(ctx, Protocol::Dns, b"", Some(b"<root>"), None, None);
+            } else {
+                self.push(ctx, Protocol::Dns, q.name, None, None, None);
+            }
+        });
+        match walk {
+            Some(w) => {
+                if w.error.is_some() {
+                    self.c.decode_error(Layer::Dns);
+                }
+                if w.capped > 0 {
+                    self.c.limit(Limit::DnsQuestions);
+                }
+            }
+            None => self.c.decode_error(Layer::Dns),
+        }
+    }
+
+    fn hello(&mut self, ctx: &Ctx<'_>, protocol: Protocol, h: &tls::ClientHello<'_>) {
+        let Some(sni) = h.sni else { return };
+        let mut buf = [0u8; name::MAX_NAME_LEN];
+        let Some(n) = name::normalise(sni, &mut buf) else { return };
+        let norm = buf.get(..n).unwrap_or(&[]);
+        self.push(ctx, protocol, norm, None, h.alpn, Some(h.ech));
+    }
+
+    fn http(&mut self, ctx: &Ctx<'_>, r: &http::HttpRequest<'_>) {
+        let Some(hostport) = r.host.or(r.authority) else { return };
+        let mut shown = [0u8; name::MAX_NAME_LEN];
+        let shown_n = hostport.iter().take(name::MAX_NAME_LEN).enumerate().fold(0, |_, (i, b)| {
+            if let Some(s) = shown.get_mut(i) {
+                *s = b.to_ascii_lowercase();
+            }
+            i + 1
+        });
+        let Some(host) = http::host_for_match(hostport) else { return };
+        let mut buf = [0u8; name::MAX_NAME_LEN];
+        let Some(n) = name::normalise(host, &mut buf) else { return };
+        let norm = buf.get(..n).unwrap_or(&[]);
+        let shown = shown.get(..shown_n).unwrap_or(&[]);
+        self.push(ctx, Protocol::Http, norm, (shown != norm).then_some(shown), None, None);
+    }
+}
+
+/// Applies observations, in packet order, to the host table and outputs.
+pub struct Merger {
+    matcher: Arc<Matcher>,
+    pub hosts: HostTable,
+    pub events: Option<LineSink>,
+    pub all_names: Option<LineSink>,
+    /// Input names (files or interfaces), indexed by `PktMeta::input`.
+    pub inputs: Vec<String>,
+    pub callbacks: u64,
+    pub names_seen: u64,
+}
+
+impl Merger {
+    pub fn new(matcher: Arc<Matcher>, hosts: HostTable) -> Self {
+        Merger { matcher, hosts, events: None, all_names: None, inputs: Vec::new(), callbacks: 0, names_seen: 0 }
+    }
+
+    pub fn apply(&mut self, o: &Obs) {
+        self.names_seen += 1;
+        let input = self.inputs.get(o.meta.input as usize).map(String::as_str).unwrap_or("");
+        if let Some(s) = self.all_names.as_mut() {
+            let shown = o.shown.as_deref().unwrap_or(&o.name);
+            let detail = format!("{}/{}", o.l4.as_str(), o.dport);
+            s.line(&format!("{input}\t{}\t{}\t{}\t{}\t{detail}", o.meta.frame, o.src, o.protocol.name_kind(), shown));
+        }
+        let Some(hit) = o.hit else { return };
+        self.callbacks += 1;
+        self.hosts.record(o.src, o.src_mac, o.ts, hit.category, o.protocol, &o.name);
+        if let Some(s) = self.events.as_mut() {
+            let e = Event {
+                ts: crate::timefmt::rfc3339_micros(o.ts),
+                src_ip: o.src.to_string(),
+                src_mac: o.src_mac.map(crate::hosts::fmt_mac),
+                dst_ip: o.dst.to_string(),
+                dst_port: o.dport,
+                transport: o.l4.as_str(),
+                protocol: o.protocol.as_str(),
+                name: o.name.clone(),
+                category: hit.category.as_str(),
+                signature: self.matcher.pattern(hit.sig).to_string(),
+                file: input.to_string(),
+                frame: o.meta.frame,
+                alpn: o.alpn.clone(),
+                ech: o.ech,
+                tunnel: o.tunnel.labels(),
+                managed: self.hosts.get(&o.src).is_some_and(|h| h.managed),
+            };
+            s.event(&e);
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if let Some(s) = self.events.as_mut() {
+            s.flush();
+        }
+        if let Some(s) = self.all_names.as_mut() {
+            s.flush();
+        }
+    }
+}
+
+/// Symmetric shard key of a packet: innermost address pair, order-free.
+pub fn shard_of(raw: &RawPacket<'_>, workers: usize, scratch: &mut Counters) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let (a, b) = match decode::decode(raw.linktype, raw.data, scratch) {
+        Decoded::Packet(p) => (p.src, p.dst),
+        Decoded::Fragment(f) => (f.src, f.dst),
+        Decoded::Skip => return 0,
+    };
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    lo.hash(&mut h);
+    hi.hash(&mut h);
+    (h.finish() % workers as u64) as usize
+}

@@ -1,0 +1,264 @@
+//! DNS message parsing. The hot path is zero-copy: [`questions`] walks the
+//! question section straight from the packet and writes each name, lowercased
+//! and escaped, into a stack buffer. Answers (A/AAAA/CNAME/HTTPS hints) are
+//! parsed with hickory-proto in [`answers`], only for responses whose question
+//! matched a signature, to feed the IP->name attribution map. Called by the
+//! pipeline worker for UDP payloads and for messages cut from TCP streams.
+
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use super::name::{push_label_byte, MAX_NAME_LEN};
+use std::net::IpAddr;
+
+/// Questions read per message (mDNS packs many; RFC 1035 practice is 1).
+pub const MAX_QUESTIONS: usize = 64;
+/// Labels per name (255-byte wire limit / 2 bytes per label).
+pub const MAX_LABELS: usize = 128;
+/// Compression pointers followed per name; pointers must also go strictly backwards.
+pub const MAX_POINTERS: usize = 64;
+/// Answer records turned into resolutions per message.
+pub const MAX_ANSWERS: usize = 64;
+/// Largest wire-form name (RFC 1035 2.3.4).
+pub const MAX_WIRE_NAME: usize = 255;
+
+/// Fixed header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub id: u16,
+    pub flags: u16,
+    pub qdcount: u16,
+    pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
+}
+
+impl Header {
+    pub fn is_response(&self) -> bool {
+        self.flags & 0x8000 != 0
+    }
+    pub fn opcode(&self) -> u8 {
+        ((self.flags >> 11) & 0xf) as u8
+    }
+}
+
+#[inline]
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+pub fn header(msg: &[u8]) -> Option<Header> {
+    Some(Header {
+        id: be16(msg, 0)?,
+        flags: be16(msg, 2)?,
+        qdcount: be16(msg, 4)?,
+        ancount: be16(msg, 6)?,
+        nscount: be16(msg, 8)?,
+        arcount: be16(msg, 10)?,
+    })
+}
+
+/// Why a name could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameError {
+    Truncated,
+    PointerLoop,
+    TooLong,
+    BadLabel,
+}
+
+/// Read a (possibly compressed) name at `off`. Writes the text form into
+/// `out` (root = empty) and returns (text length, offset after the name).
+pub fn read_name(msg: &[u8], off: usize, out: &mut [u8; MAX_NAME_LEN]) -> Result<(usize, usize), NameError> {
+    let mut pos = off;
+    let mut n = 0usize;
+    let mut wire = 0usize;
+    let mut end_after: Option<usize> = None;
+    let mut pointers = 0usize;
+    let mut lowest_target = off;
+    for _ in 0..MAX_LABELS + MAX_POINTERS {
+        let len = *msg.get(pos).ok_or(NameError::Truncated)?;
+        match len & 0xc0 {
+            0x00 => {
+                if len == 0 {
+                    return Ok((n, end_after.unwrap_or(pos + 1)));
+                }
+                let l = usize::from(len);
+                wire += l + 1;
+                if wire > MAX_WIRE_NAME {
+                    return Err(NameError::TooLong);
+                }
+                let label = msg.get(pos + 1..pos + 1 + l).ok_or(NameError::Truncated)?;
+                if n > 0 {
+                    *out.get_mut(n).ok_or(NameError::TooLong)? = b'.';
+                    n += 1;
+                }
+                for &b in label {
+                    if !push_label_byte(b, out, &mut n) {
+                        return Err(NameError::TooLong);
+                    }
+                }
+                pos += 1 + l;
+            }
+            0xc0 => {
+                let lo = *msg.get(pos + 1).ok_or(NameError::Truncated)?;
+                let target = (usize::from(len & 0x3f) << 8) | usize::from(lo);
+                if end_after.is_none() {
+                    end_after = Some(pos + 2);
+                }
+                pointers += 1;
+                // Strictly backwards from every earlier hop: loops are impossible.
+                if target >= lowest_target || pointers > MAX_POINTERS {
+                    return Err(NameError::PointerLoop);
+                }
+                lowest_target = target;
+                pos = target;
+            }
+            _ => return Err(NameError::BadLabel), // 0x40/0x80: obsolete label types
+        }
+    }
+    Err(NameError::TooLong)
+}
+
+/// One question, as seen by the callback of [`questions`].
+#[derive(Clone, Copy, Debug)]
+pub struct Question<'n> {
+    /// Lowercased text form, no trailing dot; empty for the root.
+    pub name: &'n [u8],
+    pub qtype: u16,
+    pub qclass: u16,
+}
+
+/// Outcome of walking the question section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Walk {
+    pub header: Header,
+    /// Questions delivered to the callback.
+    pub delivered: usize,
+    /// Questions skipped at [`MAX_QUESTIONS`].
+    pub capped: usize,
+    /// Offset after the last question read.
+    pub end: usize,
+    /// First name error, if the walk stopped early.
+    pub error: Option<NameError>,
+}
+
+/// Walk the question section, calling `f` for each question. `None` if the
+/// header is short. No allocation.
+pub fn questions(msg: &[u8], mut f: impl FnMut(Question<'_>)) -> Option<Walk> {
+    let h = header(msg)?;
+    let mut off = 12usize;
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let mut w = Walk { header: h, delivered: 0, capped: 0, end: off, error: None };
+    let qd = usize::from(h.qdcount);
+    for i in 0..qd {
+        if i >= MAX_QUESTIONS {
+            w.capped = qd - i;
+            break;
+        }
+        match read_name(msg, off, &mut buf) {
+            Ok((n, next)) => {
+                let (Some(qtype), Some(qclass)) = (be16(msg, next), be16(msg, next + 2)) else {
+                    w.error = Some(NameError::Truncated);
+                    break;
+                };
+                off = next + 4;
+                w.end = off;
+                w.delivered += 1;
+                f(Question { name: buf.get(..n).unwrap_or(&[]), qtype, qclass });
+            }
+            Err(e) => {
+                w.error = Some(e);
+                break;
+            }
+        }
+    }
+    Some(w)
+}
+
+/// Heuristic for DNS on ports that are not 53/5353/5355: a standard query
+/// or response with 1..=4 questions of class IN/CH/HS/ANY (mDNS QU bit
+/// allowed), every question readable, counts that fit the message.
+pub fn plausible(msg: &[u8]) -> bool {
+    let Some(h) = header(msg) else { return false };
+    if h.opcode() != 0 || h.qdcount == 0 || h.qdcount > 4 || msg.len() > 65_535 {
+        return false;
+    }
+    if (h.flags & 0x0040) != 0 {
+        return false; // Z bit must be zero
+    }
+    if !h.is_response() && (h.ancount != 0 || h.nscount != 0 || h.arcount > 2) {
+        return false;
+    }
+    let min_rr = 11usize;
+    let rrs = usize::from(h.ancount) + usize::from(h.nscount) + usize::from(h.arcount);
+    let mut ok = true;
+    let w = questions(msg, |q| {
+        let class = q.qclass & 0x7fff;
+        if !matches!(class, 1 | 3 | 4 | 255) || q.qtype == 0 {
+            ok = false;
+        }
+    });
+    let Some(w) = w else { return false };
+    ok && w.error.is_none() && w.end + rrs * min_rr <= msg.len()
+}
+
+/// A resolution learned from an answer section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    Addr { owner: String, addr: IpAddr, ttl: u32 },
+    Cname { owner: String, target: String, ttl: u32 },
+}
+
+/// Parse the answer section with hickory-proto (allocates; call only for
+/// responses whose question matched). Owner names are lowercased without the
+/// trailing dot. At most [`MAX_ANSWERS`] resolutions.
+pub fn answers(msg: &[u8]) -> Vec<Resolution> {
+    use hickory_proto::rr::RData;
+    let Ok(m) = hickory_proto::op::Message::from_vec(msg) else { return Vec::new() };
+    let mut out = Vec::new();
+    let text = |n: &hickory_proto::rr::Name| {
+        let s = n.to_ascii().to_ascii_lowercase();
+        s.strip_suffix('.').map(str::to_owned).unwrap_or(s)
+    };
+    for r in m.answers.iter().take(MAX_ANSWERS) {
+        let owner = text(&r.name);
+        let ttl = r.ttl;
+        match &r.data {
+            RData::A(a) => out.push(Resolution::Addr { owner, addr: IpAddr::V4(a.0), ttl }),
+            RData::AAAA(a) => out.push(Resolution::Addr { owner, addr: IpAddr::V6(a.0), ttl }),
+            RData::CNAME(c) => out.push(Resolution::Cname { owner, target: text(&c.0), ttl }),
+            RData::HTTPS(hickory_proto::rr::rdata::HTTPS(svcb)) | RData::SVCB(svcb) => {
+                use hickory_proto::rr::rdata::svcb::SvcParamValue;
+                for (_, v) in svcb.svc_params.iter() {
+                    match v {
+                        SvcParamValue::Ipv4Hint(h) => {
+                            for a in &h.0 {
+                                out.push(Resolution::Addr { owner: owner.clone(), addr: IpAddr::V4(a.0), ttl });
+                            }
+                        }
+                        SvcParamValue::Ipv6Hint(h) => {
+                            for a in &h.0 {
+                                out.push(Resolution::Addr { owner: owner.clone(), addr: IpAddr::V6(a.0), ttl });
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        if out.len() >= MAX_ANSWERS {
+            out.truncate(MAX_ANSWERS);
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+//! Name normalisation shared by every protocol: ASCII lowercase, one trailing
+//! dot removed, non-printable and non-ASCII bytes escaped as `\DDD` (the
+//! zone-file convention) so a hostile byte can never create a false label
+//! boundary or break a log line. Writes into caller-provided stack buffers.
+
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+/// Longest name in text form: 255 wire bytes, each possibly escaped to 4 bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// Appends one raw label byte in text form; `false` when `out` is full.
+#[inline]
+pub fn push_label_byte(b: u8, out: &mut [u8], n: &mut usize) -> bool {
+    let lower = b.to_ascii_lowercase();
+    let mut tmp = [0u8; 4];
+    let src: &[u8] = match lower {
+        b'.' | b'\\' => {
+            tmp[0] = b'\\';
+            tmp[1] = lower;
+            &tmp[..2]
+        }
+        0x21..=0x7e => {
+            tmp[0] = lower;
+            &tmp[..1]
+        }
+        _ => {
+            tmp = [b'\\', b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10];
+            &tmp[..]
+        }
+    };
+    match out.get_mut(*n..*n + src.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(src);
+            *n += src.len();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Normalise a dotted name from SNI, Host or text: lowercase, drop one
+/// trailing dot, escape odd bytes (dots stay separators). `None` if empty or
+/// too long.
+pub fn normalise(raw: &[u8], out: &mut [u8; MAX_NAME_LEN]) -> Option<usize> {
+    let raw = raw.strip_suffix(b".").unwrap_or(raw);
+    if raw.is_empty() {
+        return None;
+    }
+    let mut n = 0usize;
+    for &b in raw {
+        if b == b'.' {
+            *out.get_mut(n)? = b'.';
+            n += 1;
+        } else if !push_label_byte(b, out, &mut n) {
+            return None;
+        }
+    }
+    Some(n)
+}
+
+/// Text form as a `String` (only for events and reports).
+pub fn to_string(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &[u8]) -> Option<String> {
+        let mut b = [0u8; MAX_NAME_LEN];
+        normalise(s, &mut b).map(|n| String::from_utf8(b[..n].to_vec()).unwrap())
+    }
+
+    #[test]
+    fn lowercases_strips_one_dot_escapes() {
+        assert_eq!(norm(b"KASPERSKY.COM.").as_deref(), Some("kaspersky.com"));
+        assert_eq!(norm(b"a.com..").as_deref(), Some("a.com."));
+        assert_eq!(norm(b"").as_deref(), None);
+        assert_eq!(norm(b".").as_deref(), None);
+        assert_eq!(norm(b"a\x00b\xff.com").as_deref(), Some("a\\000b\\255.com"));
+        assert_eq!(norm(b"a\\b").as_deref(), Some("a\\\\b"));
+        assert_eq!(norm(&[b'a'; 2000]), None);
+    }
+}

@@ -1,0 +1,372 @@
+//! Drivers for the subcommands: validate flags into settings, load
+//! signatures, open inputs, push packets through the pipeline (inline for
+//! one worker, threads for several) and print the report and summary.
+
+use crate::capture::bpf::Filter;
+use crate::capture::file::{expand_inputs, CaptureFile, End};
+use crate::capture::RawPacket;
+use crate::cli::{CheckArgs, Common, ReadArgs};
+use crate::error::{Error, Result};
+use crate::export::jsonlog::LineSink;
+use crate::export::report;
+use crate::hosts::HostTable;
+use crate::matcher::Matcher;
+use crate::pipeline::{shard_of, Merger, PktMeta, Worker, WorkerConfig};
+use crate::signatures::SignatureSet;
+use crate::stats::Counters;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Most worker threads.
+pub const MAX_WORKERS: usize = 64;
+
+/// Signature paths: as given, else $KASWATCH_SIGNATURES, ./signatures, the
+/// installed share directory, or the source tree's set.
+pub fn signature_paths(given: &[PathBuf]) -> Vec<PathBuf> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    if let Some(p) = std::env::var_os("KASWATCH_SIGNATURES") {
+        return vec![PathBuf::from(p)];
+    }
+    let local = PathBuf::from("signatures");
+    if local.is_dir() {
+        return vec![local];
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(share) = exe.parent().and_then(Path::parent).map(|p| p.join("share/kaswatch/signatures")) {
+            if share.is_dir() {
+                return vec![share];
+            }
+        }
+    }
+    vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/signatures"))]
+}
+
+pub fn load_matcher(given: &[PathBuf]) -> Result<(SignatureSet, Arc<Matcher>)> {
+    let set = SignatureSet::load_paths(&signature_paths(given))?;
+    let m = Arc::new(Matcher::new(&set));
+    Ok((set, m))
+}
+
+/// Settings shared by read and live.
+pub struct Settings {
+    pub max_hosts: usize,
+    pub host_idle: Option<u64>,
+    pub workers: usize,
+}
+
+pub fn settings(c: &Common) -> Result<Settings> {
+    let host_idle = match &c.host_idle {
+        Some(s) => Some(crate::timefmt::parse_duration(s).map_err(|e| Error::Usage(format!("--host-idle: {e}")))?),
+        None => None,
+    };
+    if c.max_hosts == 0 {
+        return Err(Error::Usage("--max-hosts must be at least 1".into()));
+    }
+    let workers = c.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    if workers == 0 || workers > MAX_WORKERS {
+        return Err(Error::Usage(format!("--workers must be between 1 and {MAX_WORKERS}")));
+    }
+    Ok(Settings { max_hosts: c.max_hosts, host_idle, workers })
+}
+
+/// Result of a read run, for the summary line and tests.
+pub struct ReadOutcome {
+    pub merger: Merger,
+    pub counters: Counters,
+    pub files: usize,
+    pub warnings: Vec<String>,
+    pub elapsed: f64,
+}
+
+/// Everything `read` needs, already validated.
+pub struct ReadJob {
+    pub files: Vec<PathBuf>,
+    pub matcher: Arc<Matcher>,
+    pub settings: Settings,
+    pub filter: Option<Filter>,
+    pub events: Option<LineSink>,
+    pub all_names: Option<LineSink>,
+}
+
+impl ReadJob {
+    pub fn from_args(a: &ReadArgs) -> Result<Self> {
+        let settings = settings(&a.common)?;
+        let filter = a.filter.as_deref().map(Filter::new).transpose()?;
+        let (_, matcher) = load_matcher(&a.common.signatures)?;
+        let files = expand_inputs(&a.inputs)?;
+        // Recognise every named input before reading any, so a typo fails fast.
+        for f in &files {
+            CaptureFile::open(f)?;
+        }
+        let events = a.common.events.as_deref().map(LineSink::open).transpose()?;
+        let all_names = a.all_names.as_deref().map(LineSink::open).transpose()?;
+        Ok(ReadJob { files, matcher, settings, filter, events, all_names })
+    }
+
+    /// Run the job.
+    pub fn run(mut self) -> Result<ReadOutcome> {
+        let start = Instant::now();
+        let cfg = WorkerConfig { all_names: self.all_names.is_some() };
+        let mut merger = Merger::new(self.matcher.clone(), HostTable::new(self.settings.max_hosts, self.settings.host_idle));
+        merger.events = self.events.take();
+        merger.all_names = self.all_names.take();
+        merger.inputs = self.files.iter().map(|p| p.display().to_string()).collect();
+        let mut warnings = Vec::new();
+        let workers = self.settings.workers;
+        let counters = if workers <= 1 {
+            let mut w = Worker::new(self.matcher.clone(), cfg);
+            let mut seq = 0u64;
+            for (i, path) in self.files.iter().enumerate() {
+                let file = CaptureFile::open(path)?;
+                let filter = &mut self.filter;
+                let summary = file.for_each(|frame, raw| {
+                    seq += 1;
+                    if let Some(f) = filter.as_mut() {
+                        if !f.matches(raw.linktype, raw.data) {
+                            return;
+                        }
+                    }
+                    w.process(PktMeta { seq, input: i as u32, frame }, &raw);
+                    for o in w.out.drain(..) {
+                        merger.apply(&o);
+                    }
+                });
+                if let End::Damaged(why) = summary.end {
+                    warnings.push(format!("{}: {why}", path.display()));
+                }
+            }
+            w.counters()
+        } else {
+            threaded(&self.files, self.filter.as_mut(), &self.matcher, cfg, workers, &mut merger, &mut warnings)?
+        };
+        merger.flush();
+        Ok(ReadOutcome { merger, counters, files: self.files.len(), warnings, elapsed: start.elapsed().as_secs_f64() })
+    }
+}
+
+/// Packets per batch handed to a worker thread.
+const BATCH_PACKETS: usize = 1024;
+
+struct Batch {
+    round: u64,
+    data: Vec<u8>,
+    pkts: Vec<(PktMeta, u64, u32, u32, u32, usize, usize)>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch { round: 0, data: Vec::with_capacity(BATCH_PACKETS * 1600), pkts: Vec::with_capacity(BATCH_PACKETS) }
+    }
+}
+
+/// Multi-worker run: the reader shards packets by a symmetric address hash
+/// into per-worker batches; all batches of a round go out together and the
+/// merger applies each round's observations sorted by sequence number.
+fn threaded(
+    files: &[PathBuf],
+    mut filter: Option<&mut Filter>,
+    matcher: &Arc<Matcher>,
+    cfg: WorkerConfig,
+    workers: usize,
+    merger: &mut Merger,
+    warnings: &mut Vec<String>,
+) -> Result<Counters> {
+    use crossbeam_channel::{bounded, Receiver, Sender};
+    type Out = (u64, usize, Vec<crate::pipeline::Obs>);
+    let (res_tx, res_rx): (Sender<Out>, Receiver<Out>) = bounded(workers * 8);
+    let mut txs = Vec::new();
+    let (free_tx, free_rx) = bounded::<Batch>(workers * 8);
+    let mut handles = Vec::new();
+    for wi in 0..workers {
+        let (tx, rx) = bounded::<Batch>(4);
+        txs.push(tx);
+        let res_tx = res_tx.clone();
+        let free_tx = free_tx.clone();
+        let matcher = matcher.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut w = Worker::new(matcher, cfg);
+            for mut b in rx {
+                for &(meta, ts, lt, ifc, wl, off, len) in &b.pkts {
+                    let data = b.data.get(off..off + len).unwrap_or(&[]);
+                    w.process(meta, &RawPacket { ts, linktype: lt, interface: ifc, data, wire_len: wl });
+                }
+                let _ = res_tx.send((b.round, wi, w.take()));
+                b.data.clear();
+                b.pkts.clear();
+                let _ = free_tx.try_send(b);
+            }
+            w.counters()
+        }));
+    }
+    drop(res_tx);
+    let mut seq = 0u64;
+    let mut round = 0u64;
+    let mut cur: Vec<Batch> = (0..workers).map(|_| Batch::new()).collect();
+    let mut in_round = 0usize;
+    let mut pending: std::collections::BTreeMap<u64, (usize, Vec<crate::pipeline::Obs>)> = Default::default();
+    let mut next_apply = 0u64;
+    let mut scratch = Counters::default();
+    let apply_ready = |pending: &mut std::collections::BTreeMap<u64, (usize, Vec<crate::pipeline::Obs>)>,
+                           next_apply: &mut u64,
+                           merger: &mut Merger| {
+        while let Some((n, _)) = pending.get(next_apply) {
+            if *n < workers {
+                break;
+            }
+            if let Some((_, mut obs)) = pending.remove(next_apply) {
+                obs.sort_by_key(|o| o.meta.seq);
+                for o in &obs {
+                    merger.apply(o);
+                }
+            }
+            *next_apply += 1;
+        }
+    };
+    let send_round = |cur: &mut Vec<Batch>, round: &mut u64| -> bool {
+        for (wi, b) in cur.iter_mut().enumerate() {
+            let fresh = free_rx.try_recv().unwrap_or_else(|_| Batch::new());
+            let mut full = std::mem::replace(b, fresh);
+            full.round = *round;
+            if txs.get(wi).is_none_or(|t| t.send(full).is_err()) {
+                return false;
+            }
+        }
+        *round += 1;
+        true
+    };
+    for (i, path) in files.iter().enumerate() {
+        let file = CaptureFile::open(path)?;
+        let mut failed = false;
+        let summary = file.for_each(|frame, raw| {
+            seq += 1;
+            if let Some(f) = filter.as_deref_mut() {
+                if !f.matches(raw.linktype, raw.data) {
+                    return;
+                }
+            }
+            let s = shard_of(&raw, workers, &mut scratch);
+            if let Some(b) = cur.get_mut(s) {
+                let off = b.data.len();
+                b.data.extend_from_slice(raw.data);
+                b.pkts.push((PktMeta { seq, input: i as u32, frame }, raw.ts, raw.linktype, raw.interface, raw.wire_len, off, raw.data.len()));
+            }
+            in_round += 1;
+            if in_round >= BATCH_PACKETS * workers {
+                in_round = 0;
+                if !send_round(&mut cur, &mut round) {
+                    failed = true;
+                }
+                while let Ok((r, _, obs)) = res_rx.try_recv() {
+                    let e = pending.entry(r).or_insert((0, Vec::new()));
+                    e.0 += 1;
+                    e.1.extend(obs);
+                }
+                apply_ready(&mut pending, &mut next_apply, merger);
+            }
+        });
+        if failed {
+            return Err(Error::runtime("worker", "a worker thread stopped"));
+        }
+        if let End::Damaged(why) = summary.end {
+            warnings.push(format!("{}: {why}", path.display()));
+        }
+    }
+    if in_round > 0 {
+        send_round(&mut cur, &mut round);
+    }
+    drop(txs);
+    while next_apply < round {
+        match res_rx.recv() {
+            Ok((r, _, obs)) => {
+                let e = pending.entry(r).or_insert((0, Vec::new()));
+                e.0 += 1;
+                e.1.extend(obs);
+                apply_ready(&mut pending, &mut next_apply, merger);
+            }
+            Err(_) => break,
+        }
+    }
+    let mut total = Counters::default();
+    for h in handles {
+        match h.join() {
+            Ok(c) => total.merge(&c),
+            Err(_) => return Err(Error::runtime("worker", "a worker thread panicked")),
+        }
+    }
+    Ok(total)
+}
+
+/// One-line summary for stderr.
+pub fn summary_line(o: &ReadOutcome) -> String {
+    format!(
+        "kaswatch: {} packets, {} bytes, {} file{}, {} decode errors, {} limit drops, {} hosts matched, {} callbacks, {} hosts evicted, {:.2} s",
+        o.counters.packets,
+        o.counters.bytes,
+        o.files,
+        if o.files == 1 { "" } else { "s" },
+        o.counters.total_decode_errors(),
+        o.counters.limit_drops.iter().sum::<u64>(),
+        o.merger.hosts.len(),
+        o.merger.callbacks,
+        o.merger.hosts.evicted_capacity + o.merger.hosts.evicted_idle,
+        o.elapsed
+    )
+}
+
+/// `kaswatch read`.
+pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
+    let job = ReadJob::from_args(a)?;
+    let stdout_taken = [a.common.events.as_deref(), a.all_names.as_deref()].iter().any(|p| *p == Some(Path::new("-")));
+    let out = job.run()?;
+    for w in &out.warnings {
+        eprintln!("kaswatch: warning: {w}");
+    }
+    let text = report::render(&out.merger.hosts, a.format);
+    if stdout_taken {
+        eprint!("{text}");
+    } else {
+        use std::io::Write;
+        let mut so = std::io::stdout().lock();
+        let _ = so.write_all(text.as_bytes());
+        let _ = so.flush();
+    }
+    if !a.quiet {
+        eprintln!("{}", summary_line(&out));
+    }
+    let write_errors = out.merger.events.as_ref().map_or(0, |s| s.errors) + out.merger.all_names.as_ref().map_or(0, |s| s.errors);
+    if write_errors > 0 {
+        eprintln!("kaswatch: warning: {write_errors} output lines could not be written");
+    }
+    Ok(0)
+}
+
+/// `kaswatch check-signatures`.
+pub fn cmd_check(a: &CheckArgs) -> Result<i32> {
+    let set = SignatureSet::load_paths(&a.paths)?;
+    for f in &set.files {
+        println!("{}: version {} ({})", f.path.display(), f.version, f.date);
+    }
+    for (c, n) in set.count_by_category() {
+        println!("{:<11} {n}", c.as_str());
+    }
+    println!("{:<11} {}", "total", set.signatures.len());
+    if !a.test.is_empty() {
+        let m = Matcher::new(&set);
+        for name in &a.test {
+            match m.lookup_str(name) {
+                Some(h) => {
+                    let s = set.signatures.get(h.sig as usize);
+                    let (kind, file, line) = s.map_or(("?", String::new(), 0), |s| {
+                        (if s.kind == crate::signatures::MatchKind::Exact { "exact" } else { "suffix" }, s.file.display().to_string(), s.line)
+                    });
+                    println!("{name}: {} ({kind} {} at {file}:{line})", h.category.as_str(), m.pattern(h.sig));
+                }
+                None => println!("{name}: no match"),
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,372 @@
+//! Signature files (`signatures/*.toml`): schema, loading, normalisation and
+//! validation. Produces a [`SignatureSet`] that `matcher.rs` compiles. Errors
+//! name the file, line and reason. Format documented in signatures/README.md.
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Longest DNS name (RFC 1035: 255 octets on the wire, 253 in text form).
+pub const MAX_PATTERN_LEN: usize = 253;
+/// Cap on entries across all files: keeps a runaway file from eating memory;
+/// the matcher is benchmarked at 100k entries.
+pub const MAX_SIGNATURES: usize = 1_000_000;
+/// Largest signature file read (bytes).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// What a matched name says about the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Update,
+    Ksn,
+    Activation,
+    Management,
+    Portal,
+    Other,
+}
+
+impl Category {
+    pub const ALL: [Category; 6] = [
+        Category::Update,
+        Category::Ksn,
+        Category::Activation,
+        Category::Management,
+        Category::Portal,
+        Category::Other,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Update => "update",
+            Category::Ksn => "ksn",
+            Category::Activation => "activation",
+            Category::Management => "management",
+            Category::Portal => "portal",
+            Category::Other => "other",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Category::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// `exact`: the whole name; `suffix`: the name or any name ending in `.` + pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatchKind {
+    Exact,
+    Suffix,
+}
+
+/// One validated signature.
+#[derive(Clone, Debug)]
+pub struct Signature {
+    /// Lowercased, no trailing dot.
+    pub pattern: String,
+    pub kind: MatchKind,
+    pub category: Category,
+    pub source: String,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// Metadata of one loaded file.
+#[derive(Clone, Debug)]
+pub struct FileMeta {
+    pub path: PathBuf,
+    pub version: String,
+    pub date: String,
+}
+
+/// All signatures from one or more files, in load order.
+#[derive(Clone, Debug, Default)]
+pub struct SignatureSet {
+    pub signatures: Vec<Signature>,
+    pub files: Vec<FileMeta>,
+    /// (pattern, kind) -> index in `signatures`, for duplicate detection.
+    seen: std::collections::HashMap<(String, MatchKind), usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    meta: Spanned<RawMeta>,
+    #[serde(default)]
+    signature: Vec<Spanned<RawSig>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeta {
+    version: String,
+    date: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSig {
+    pattern: Spanned<String>,
+    #[serde(rename = "match")]
+    kind: Spanned<String>,
+    category: Spanned<String>,
+    source: Spanned<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    comment: Option<String>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Normalise and check a pattern: ASCII lowercase, one trailing dot removed,
+/// LDH labels (plus `_`), 1..=63 bytes per label, at most 253 bytes.
+pub fn normalise_pattern(p: &str) -> std::result::Result<String, String> {
+    let p = p.trim();
+    let p = p.strip_suffix('.').unwrap_or(p);
+    if p.is_empty() {
+        return Err("empty pattern".into());
+    }
+    if p.len() > MAX_PATTERN_LEN {
+        return Err(format!("pattern longer than {MAX_PATTERN_LEN} bytes"));
+    }
+    if p.starts_with("*.") {
+        return Err("write suffix patterns without '*.' and set match = \"suffix\"".into());
+    }
+    for label in p.split('.') {
+        if label.is_empty() {
+            return Err(format!("empty label in {p:?}"));
+        }
+        if label.len() > 63 {
+            return Err(format!("label longer than 63 bytes in {p:?}"));
+        }
+        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+            return Err(format!(
+                "character {c:?} in {p:?} (use punycode xn-- for international names)"
+            ));
+        }
+    }
+    Ok(p.to_ascii_lowercase())
+}
+
+impl SignatureSet {
+    /// Load one file or every `*.toml` in a directory (sorted), appending.
+    pub fn load_path(&mut self, path: &Path) -> Result<()> {
+        let md = std::fs::metadata(path).map_err(|e| Error::input(path, io_reason(&e)))?;
+        if md.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| Error::input(path, io_reason(&e)))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::input(path, "no *.toml signature files in this directory"));
+            }
+            for f in files {
+                self.load_file(&f)?;
+            }
+            Ok(())
+        } else {
+            self.load_file(path)
+        }
+    }
+
+    /// Load one signature file.
+    pub fn load_file(&mut self, path: &Path) -> Result<()> {
+        let md = std::fs::metadata(path).map_err(|e| Error::input(path, io_reason(&e)))?;
+        if md.len() > MAX_FILE_BYTES {
+            return Err(Error::input(path, format!("larger than {MAX_FILE_BYTES} bytes")));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| Error::input(path, io_reason(&e)))?;
+        self.load_str(path, &text)
+    }
+
+    /// Parse signature text as if read from `path` (used by tests too).
+    pub fn load_str(&mut self, path: &Path, text: &str) -> Result<()> {
+        let err = |offset: usize, reason: String| Error::Signature {
+            path: path.to_path_buf(),
+            line: line_of(text, offset),
+            reason,
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let off = e.span().map(|s| s.start).unwrap_or(0);
+            let msg = e.message().trim().replace('\n', " ");
+            err(off, msg)
+        })?;
+        let meta = raw.meta.get_ref();
+        if meta.version.trim().is_empty() {
+            return Err(err(raw.meta.span().start, "meta.version is empty".into()));
+        }
+        if raw.signature.is_empty() {
+            return Err(err(text.len(), "no [[signature]] entries".into()));
+        }
+        for s in &raw.signature {
+            let r = s.get_ref();
+            let pattern = normalise_pattern(r.pattern.get_ref())
+                .map_err(|m| err(r.pattern.span().start, format!("bad pattern: {m}")))?;
+            let kind = match r.kind.get_ref().as_str() {
+                "exact" => MatchKind::Exact,
+                "suffix" => MatchKind::Suffix,
+                other => {
+                    return Err(err(
+                        r.kind.span().start,
+                        format!("match must be \"exact\" or \"suffix\", not {other:?}"),
+                    ))
+                }
+            };
+            let category = Category::parse(r.category.get_ref()).ok_or_else(|| {
+                err(
+                    r.category.span().start,
+                    format!(
+                        "unknown category {:?} (one of update, ksn, activation, management, portal, other)",
+                        r.category.get_ref()
+                    ),
+                )
+            })?;
+            if r.source.get_ref().trim().is_empty() {
+                return Err(err(r.source.span().start, "source is empty: cite where the name comes from".into()));
+            }
+            if let Some(prev) = self
+                .seen
+                .get(&(pattern.clone(), kind))
+                .and_then(|&i| self.signatures.get(i))
+            {
+                return Err(err(
+                    r.pattern.span().start,
+                    format!(
+                        "duplicate of {} line {} ({:?} {})",
+                        prev.file.display(),
+                        prev.line,
+                        prev.kind,
+                        prev.pattern
+                    ),
+                ));
+            }
+            if self.signatures.len() >= MAX_SIGNATURES {
+                return Err(err(s.span().start, format!("more than {MAX_SIGNATURES} signatures")));
+            }
+            self.seen.insert((pattern.clone(), kind), self.signatures.len());
+            self.signatures.push(Signature {
+                pattern,
+                kind,
+                category,
+                source: r.source.get_ref().clone(),
+                file: path.to_path_buf(),
+                line: line_of(text, s.span().start),
+            });
+        }
+        self.files.push(FileMeta {
+            path: path.to_path_buf(),
+            version: meta.version.clone(),
+            date: meta.date.clone(),
+        });
+        Ok(())
+    }
+
+    /// Load several paths in order.
+    pub fn load_paths(paths: &[PathBuf]) -> Result<Self> {
+        let mut set = SignatureSet::default();
+        for p in paths {
+            set.load_path(p)?;
+        }
+        Ok(set)
+    }
+
+    pub fn count_by_category(&self) -> Vec<(Category, usize)> {
+        Category::ALL
+            .into_iter()
+            .map(|c| (c, self.signatures.iter().filter(|s| s.category == c).count()))
+            .collect()
+    }
+}
+
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(t: &str) -> Result<SignatureSet> {
+        let mut s = SignatureSet::default();
+        s.load_str(Path::new("t.toml"), t)?;
+        Ok(s)
+    }
+    const HEAD: &str = "[meta]\nversion = \"1\"\ndate = \"2026-01-01\"\n";
+
+    #[test]
+    fn loads_and_normalises() {
+        let s = load(&format!(
+            "{HEAD}[[signature]]\npattern = \"Upd.Kaspersky.COM.\"\nmatch = \"suffix\"\ncategory = \"update\"\nsource = \"x\"\n"
+        ))
+        .unwrap();
+        assert_eq!(s.signatures[0].pattern, "upd.kaspersky.com");
+        assert_eq!(s.signatures[0].kind, MatchKind::Suffix);
+        assert_eq!(s.signatures[0].line, 4);
+    }
+
+    #[test]
+    fn bad_category_names_line() {
+        let e = load(&format!(
+            "{HEAD}\n[[signature]]\npattern = \"a.com\"\nmatch = \"exact\"\ncategory = \"bogus\"\nsource = \"x\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "t.toml:8: unknown category \"bogus\" (one of update, ksn, activation, management, portal, other)"
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = load(&format!("{HEAD}[[signature]]\npattern = \"a.com\n")).unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:5: "), "{e}");
+    }
+
+    #[test]
+    fn rejects_bad_patterns_and_duplicates() {
+        for (p, why) in [
+            ("*.a.com", "'*.'"),
+            ("a..com", "empty label"),
+            ("a b.com", "character"),
+            ("", "empty pattern"),
+        ] {
+            let e = load(&format!(
+                "{HEAD}[[signature]]\npattern = \"{p}\"\nmatch = \"exact\"\ncategory = \"other\"\nsource = \"x\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(why), "{p}: {e}");
+            assert!(e.starts_with("t.toml:5: bad pattern"), "{e}");
+        }
+        let one = "[[signature]]\npattern = \"a.com\"\nmatch = \"exact\"\ncategory = \"other\"\nsource = \"x\"\n";
+        let e = load(&format!("{HEAD}{one}{one}")).unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:10: duplicate of t.toml line 4"), "{e}");
+        let e = load(&format!("{HEAD}{}", one.replace("exact", "regex"))).unwrap_err().to_string();
+        assert!(e.contains("match must be"), "{e}");
+        let e = load(&format!("{HEAD}{}", one.replace("source = \"x\"", "source = \" \""))).unwrap_err().to_string();
+        assert!(e.contains("source is empty"), "{e}");
+        let e = load(&format!("{HEAD}{}", one.replace("source", "sauce"))).unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:"), "{e}");
+    }
+
+    #[test]
+    fn shipped_set_loads_with_every_category() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("signatures");
+        let s = SignatureSet::load_paths(&[dir]).unwrap();
+        for (c, n) in s.count_by_category() {
+            assert!(n > 0, "no signatures for {c:?}");
+        }
+        assert!(s.signatures.iter().all(|x| !x.source.is_empty()));
+    }
+}

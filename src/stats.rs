@@ -1,0 +1,127 @@
+//! Sensor health counters: decode errors by layer, drops at named limits,
+//! evictions. Each worker owns a [`Counters`]; the pipeline merges them and the
+//! exporters (summary line, Prometheus) read the merged copy. Plain arrays
+//! indexed by enums: bumping a counter on the hot path is one add.
+
+macro_rules! counter_enum {
+    ($(#[$m:meta])* $name:ident { $($var:ident => $label:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($var),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$var),+];
+            pub const COUNT: usize = Self::ALL.len();
+            /// Stable label used in metrics and the summary.
+            pub fn label(self) -> &'static str {
+                match self { $($name::$var => $label),+ }
+            }
+        }
+    };
+}
+
+counter_enum! {
+    /// Where a packet failed to decode.
+    Layer {
+        Link => "link",
+        UnknownLinkType => "unknown_linktype",
+        Vlan => "vlan",
+        Mpls => "mpls",
+        Tunnel => "tunnel",
+        Ipv4 => "ipv4",
+        Ipv6 => "ipv6",
+        Fragment => "fragment",
+        Tcp => "tcp",
+        Udp => "udp",
+        Dns => "dns",
+        Tls => "tls",
+        Quic => "quic",
+        Http => "http",
+        File => "file",
+    }
+}
+
+counter_enum! {
+    /// A named limit at which data was dropped.
+    Limit {
+        EncapDepth => "max_encap_depth",
+        VlanDepth => "max_vlan_depth",
+        Ipv6ExtHeaders => "max_ipv6_ext_headers",
+        FragDatagrams => "max_frag_datagrams",
+        FragsPerDatagram => "max_frags_per_datagram",
+        FragBytes => "max_frag_bytes",
+        FragOverlap => "frag_overlap",
+        FragTimeout => "frag_timeout",
+        Flows => "max_flows",
+        FlowIdle => "flow_idle",
+        StreamBytes => "max_stream_bytes",
+        StreamGapSegments => "max_stream_pending_segments",
+        DnsQuestions => "max_dns_questions",
+        DnsNameLabels => "max_dns_labels",
+        DnsAnswers => "max_dns_answers",
+        DnsTcpMessages => "max_dns_tcp_messages",
+        TlsHello => "max_tls_hello_len",
+        QuicCrypto => "max_quic_crypto_bytes",
+        HttpHeader => "max_http_header_bytes",
+        HttpRequests => "max_http_requests_per_flow",
+        NamesPerHost => "max_names_per_host",
+        Hosts => "max_hosts",
+        Resolutions => "max_resolutions",
+        Events => "events_write_errors",
+    }
+}
+
+/// Counters owned by one worker (or the whole run after merging).
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub decode_errors: [u64; Layer::COUNT],
+    pub limit_drops: [u64; Limit::COUNT],
+    /// Link types seen that we cannot decode (linktype -> count), small.
+    pub unknown_linktypes: Vec<(u32, u64)>,
+}
+
+impl Counters {
+    #[inline]
+    pub fn decode_error(&mut self, l: Layer) {
+        self.decode_errors[l as usize] += 1;
+    }
+    #[inline]
+    pub fn limit(&mut self, l: Limit) {
+        self.limit_drops[l as usize] += 1;
+    }
+    pub fn unknown_linktype(&mut self, lt: u32) {
+        self.decode_error(Layer::UnknownLinkType);
+        if let Some(e) = self.unknown_linktypes.iter_mut().find(|(t, _)| *t == lt) {
+            e.1 += 1;
+        } else if self.unknown_linktypes.len() < 64 {
+            self.unknown_linktypes.push((lt, 1));
+        }
+    }
+    pub fn merge(&mut self, o: &Counters) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        for (a, b) in self.decode_errors.iter_mut().zip(o.decode_errors.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.limit_drops.iter_mut().zip(o.limit_drops.iter()) {
+            *a += b;
+        }
+        for &(lt, n) in &o.unknown_linktypes {
+            if let Some(e) = self.unknown_linktypes.iter_mut().find(|(t, _)| *t == lt) {
+                e.1 += n;
+            } else {
+                self.unknown_linktypes.push((lt, n));
+            }
+        }
+    }
+    pub fn total_decode_errors(&self) -> u64 {
+        self.decode_errors.iter().sum()
+    }
+    pub fn get_limit(&self, l: Limit) -> u64 {
+        self.limit_drops[l as usize]
+    }
+    pub fn get_decode(&self, l: Layer) -> u64 {
+        self.decode_errors[l as usize]
+    }
+}

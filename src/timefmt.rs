@@ -1,0 +1,76 @@
+//! RFC 3339 UTC formatting of packet times (ns since the epoch) and parsing
+//! of durations like `7d`, `90m`, `30s` for `--host-idle`. No time zone
+//! database, no wall clock: pure arithmetic.
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn parts(ns: u64) -> (i64, u32, u32, u64, u64, u64, u64) {
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    (y, m, d, rem / 3600, (rem / 60) % 60, rem % 60, frac)
+}
+
+/// `2026-03-02T09:00:00Z` (seconds).
+pub fn rfc3339(ns: u64) -> String {
+    let (y, mo, d, h, mi, s, _) = parts(ns);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// `2026-03-02T09:00:00.123456Z` (microseconds), for events.
+pub fn rfc3339_micros(ns: u64) -> String {
+    let (y, mo, d, h, mi, s, frac) = parts(ns);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z", frac / 1000)
+}
+
+/// Parse `30s`, `15m`, `12h`, `7d`, `1w` or plain seconds into nanoseconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?} (use e.g. 30s, 15m, 12h, 7d)"))?;
+    let mult = match unit {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        "w" => 604_800_000_000_000,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m, h, d or w)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("duration {s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn formats() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_micros(1_772_442_000_123_456_789), "2026-03-02T09:00:00.123456Z");
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
+    }
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d").unwrap(), 7 * 86_400_000_000_000);
+        assert_eq!(parse_duration("90").unwrap(), 90_000_000_000);
+        assert!(parse_duration("7x").is_err());
+        assert!(parse_duration("d").is_err());
+    }
+}

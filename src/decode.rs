@@ -189,6 +189,8 @@ struct Ctx {
     src_mac: Option<[u8; 6]>,
     tunnel: TunnelPath,
     vlans: usize,
+    /// Stop at the first IP header (used for sharding by outer addresses).
+    outer_only: bool,
 }
 
 impl Ctx {
@@ -222,6 +224,19 @@ fn le32(b: &[u8], at: usize) -> Option<u32> {
 #[inline]
 fn byte(b: &[u8], at: usize) -> Option<u8> {
     b.get(at).copied()
+}
+
+/// Addresses of the outermost IP header (fragments and tunnels included),
+/// for sharding packets across workers so that every fragment and every
+/// tunnelled packet of a flow reaches the same worker.
+pub fn outer_addrs(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    let mut ctx = Ctx { outer_only: true, ..Ctx::default() };
+    let mut c = Counters::default();
+    match decode_link(linktype, data, &mut ctx, &mut c) {
+        Decoded::Packet(p) => Some((p.src, p.dst)),
+        Decoded::Fragment(f) => Some((f.src, f.dst)),
+        Decoded::Skip => None,
+    }
 }
 
 /// Decode one captured frame of the given link type.
@@ -291,6 +306,10 @@ fn decode_link<'a>(linktype: u32, d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
             Decoded::Skip
         }
     }
+}
+
+fn outer<'a>(src: IpAddr, dst: IpAddr) -> Decoded<'a> {
+    Decoded::Packet(Packet { src_mac: None, tunnel: TunnelPath::default(), src, dst, transport: Transport::Other(0) })
 }
 
 #[inline]
@@ -476,6 +495,9 @@ fn ipv4<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     let payload = d.get(hlen..end).unwrap_or(&[]);
     let src = IpAddr::V4(Ipv4Addr::from(h.source()));
     let dst = IpAddr::V4(Ipv4Addr::from(h.destination()));
+    if ctx.outer_only {
+        return outer(src, dst);
+    }
     let proto = h.protocol().0;
     let off = u32::from(h.fragments_offset().value()) * 8;
     if h.more_fragments() || off != 0 {
@@ -505,6 +527,9 @@ fn ipv6<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     let body = if plen == 0 { body } else { body.get(..plen).unwrap_or(body) };
     let src = IpAddr::V6(Ipv6Addr::from(h.source()));
     let dst = IpAddr::V6(Ipv6Addr::from(h.destination()));
+    if ctx.outer_only {
+        return outer(src, dst);
+    }
     let mut next = h.next_header().0;
     let mut rest = body;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
@@ -562,7 +587,7 @@ pub fn decode_ip_payload<'a>(
     payload: &'a [u8],
     c: &mut Counters,
 ) -> Decoded<'a> {
-    let mut ctx = Ctx { src_mac: f.src_mac, tunnel: f.tunnel, vlans: 0 };
+    let mut ctx = Ctx { src_mac: f.src_mac, tunnel: f.tunnel, vlans: 0, outer_only: false };
     ip_payload(f.proto, f.src, f.dst, payload, &mut ctx, c)
 }
 

@@ -74,9 +74,21 @@ enum State {
     New,
     Dns,
     Tls,
+    /// After a ClientHello: a second one may follow a HelloRetryRequest.
+    TlsNext,
     Http,
+    Socks5Greeting,
+    Socks5Request,
+    Socks4,
     Done,
 }
+
+/// ClientHellos parsed per direction (the first, and one after a HelloRetryRequest).
+pub const MAX_TLS_HELLOS: u8 = 2;
+/// SOCKS handshakes unwrapped per direction (a proxy chain of two).
+pub const MAX_SOCKS_LAYERS: u8 = 2;
+/// Longest SOCKS4 user id / SOCKS4a host name we wait for.
+pub const MAX_SOCKS4_FIELD: usize = 256;
 
 /// One direction of a TCP connection.
 #[derive(Debug)]
@@ -89,11 +101,13 @@ pub struct Dir {
     buf: Vec<u8>,
     pending: Vec<(u32, Vec<u8>)>,
     requests: u32,
+    hellos: u8,
+    socks: u8,
 }
 
 impl Default for Dir {
     fn default() -> Self {
-        Dir { state: State::New, started: false, next_seq: 0, skip: 0, buf: Vec::new(), pending: Vec::new(), requests: 0 }
+        Dir { state: State::New, started: false, next_seq: 0, skip: 0, buf: Vec::new(), pending: Vec::new(), requests: 0, hellos: 0, socks: 0 }
     }
 }
 
@@ -107,6 +121,11 @@ pub struct Flow {
     pub quic: Option<Box<crate::proto::quic::QuicClientState>>,
     pub quic_dir: u8,
     pub quic_done: bool,
+    /// ClientHellos seen on this UDP flow (a second follows a Retry).
+    pub quic_hellos: u8,
+    /// DCID of the connection whose hello was seen (to spot the post-Retry one).
+    pub quic_dcid: [u8; 20],
+    pub quic_dcid_len: u8,
     pub is_tcp: bool,
 }
 
@@ -327,7 +346,16 @@ fn run(d: &mut Dir, bytes: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut 
         }
         match d.state {
             State::New => match classify(rest, tcp) {
-                Some(s) => d.state = s,
+                Some(State::Socks5Greeting | State::Socks4) if d.socks >= MAX_SOCKS_LAYERS => {
+                    d.state = State::Done;
+                    return off;
+                }
+                Some(s) => {
+                    if matches!(s, State::Socks5Greeting | State::Socks4) {
+                        d.socks += 1;
+                    }
+                    d.state = s;
+                }
                 None => return off,
             },
             State::Dns => {
@@ -352,16 +380,97 @@ fn run(d: &mut Dir, bytes: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut 
                     None => return off,
                 }
             }
-            State::Tls => {
-                match tls::scan_client_stream(rest, &mut scratch.tls) {
-                    tls::TlsScan::NeedMore => return off,
-                    tls::TlsScan::NotTls | tls::TlsScan::NoClientHello => d.state = State::Done,
-                    tls::TlsScan::Hello(h) => {
-                        emit(App::Tls(h));
-                        d.state = State::Done;
+            State::Tls => match tls::scan_client_stream(rest, &mut scratch.tls) {
+                tls::TlsScan::NeedMore => return off,
+                tls::TlsScan::NotTls | tls::TlsScan::NoClientHello => {
+                    d.state = State::Done;
+                    return off;
+                }
+                tls::TlsScan::Hello(h) => {
+                    emit(App::Tls(h));
+                    d.hellos += 1;
+                    match hello_extent(rest) {
+                        Some(n) if d.hellos < MAX_TLS_HELLOS => {
+                            off += n;
+                            d.state = State::TlsNext;
+                        }
+                        _ => {
+                            d.state = State::Done;
+                            return off;
+                        }
                     }
                 }
-                return off;
+            },
+            State::TlsNext => {
+                let (Some(&typ), Some(len)) = (rest.first(), be16(rest, 3)) else { return off };
+                match typ {
+                    // ChangeCipherSpec (middlebox compatibility) before a retried hello.
+                    20 => {
+                        let n = 5 + usize::from(len);
+                        if n > rest.len() {
+                            d.skip = (n - rest.len()) as u64;
+                            return bytes.len();
+                        }
+                        off += n;
+                    }
+                    22 => match rest.get(5) {
+                        None => return off,
+                        Some(1) => d.state = State::Tls,
+                        Some(_) => {
+                            d.state = State::Done;
+                            return off;
+                        }
+                    },
+                    _ => {
+                        d.state = State::Done;
+                        return off;
+                    }
+                }
+            }
+            State::Socks5Greeting => {
+                let Some(&n) = rest.get(1) else { return off };
+                off += 2 + usize::from(n);
+                d.state = State::Socks5Request;
+            }
+            State::Socks5Request => {
+                let (Some(&ver), Some(&cmd), Some(&atyp)) = (rest.first(), rest.get(1), rest.get(3)) else { return off };
+                let n = match atyp {
+                    1 => 10,
+                    4 => 22,
+                    3 => match rest.get(4) {
+                        Some(&l) => 7 + usize::from(l),
+                        None => return off,
+                    },
+                    _ => 0,
+                };
+                if ver != 5 || !(1..=3).contains(&cmd) || n == 0 {
+                    d.state = State::Done;
+                    return off;
+                }
+                if rest.len() < n {
+                    return off;
+                }
+                off += n;
+                d.state = State::New;
+            }
+            State::Socks4 => {
+                // VER CMD PORT(2) IP(4) USERID NUL [HOST NUL when IP is 0.0.0.x]
+                let socks4a = rest.get(4..7) == Some(&[0, 0, 0]) && rest.get(7).is_some_and(|&b| b != 0);
+                let fields = if socks4a { 2 } else { 1 };
+                let mut pos = 8usize;
+                for _ in 0..fields {
+                    let window = rest.get(pos..).unwrap_or(&[]);
+                    match window.iter().take(MAX_SOCKS4_FIELD).position(|&b| b == 0) {
+                        Some(z) => pos += z + 1,
+                        None if window.len() >= MAX_SOCKS4_FIELD => {
+                            d.state = State::Done;
+                            return off;
+                        }
+                        None => return off,
+                    }
+                }
+                off += pos;
+                d.state = State::New;
             }
             State::Http => match http::scan_request(rest) {
                 http::HttpScan::NeedMore => return off,
@@ -401,6 +510,27 @@ fn run(d: &mut Dir, bytes: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut 
     off
 }
 
+#[inline]
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// Bytes (whole TLS records) occupied by the ClientHello at the start of `b`.
+fn hello_extent(b: &[u8]) -> Option<usize> {
+    let need = (usize::from(*b.get(6)?) << 16 | usize::from(be16(b, 7)?)) + 4;
+    let mut off = 0usize;
+    let mut got = 0usize;
+    for _ in 0..tls::MAX_HELLO_RECORDS {
+        let len = usize::from(be16(b, off + 3)?);
+        got += len;
+        off += 5 + len;
+        if got >= need {
+            return Some(off);
+        }
+    }
+    None
+}
+
 /// Decide what a direction carries from its first bytes; `None` = need more.
 fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
     if tcp.sport == 53 || tcp.dport == 53 {
@@ -411,6 +541,20 @@ fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
     }
     if http::looks_like_http(b) == Some(true) {
         return Some(State::Http);
+    }
+    // SOCKS5 greeting: 05, n methods (1..=16), method codes; SOCKS4: 04, CONNECT/BIND.
+    match (b.first(), b.get(1)) {
+        (Some(5), Some(&n)) if (1..=16).contains(&n) => {
+            let n = usize::from(n);
+            let Some(methods) = b.get(2..2 + n) else { return None };
+            let ok = methods.iter().all(|&m| m <= 9 || (0x80..=0xfe).contains(&m));
+            let next = b.get(2 + n);
+            if ok && (next.is_none() || next == Some(&5)) {
+                return Some(State::Socks5Greeting);
+            }
+        }
+        (Some(4), Some(1 | 2)) if b.len() >= 9 => return Some(State::Socks4),
+        _ => {}
     }
     // DNS over TCP on another port: a length prefix and a plausible header.
     let (Some(&h), Some(&l), Some(hdr)) = (b.first(), b.get(1), b.get(2..14)) else { return None };

@@ -68,6 +68,9 @@ pub struct Obs {
     pub ech: Option<bool>,
 }
 
+/// ClientHellos taken from one QUIC flow (the first and one after a Retry).
+pub const MAX_QUIC_HELLOS: u8 = 2;
+
 /// Worker settings.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WorkerConfig {
@@ -191,7 +194,14 @@ impl Worker {
         };
         let f = l.flow;
         if f.quic_done {
-            return true;
+            // After a Retry the client starts over with a new DCID and repeats its hello.
+            let new_conn = initial.is_some_and(|h| {
+                usize::from(f.quic_dir) == dir && f.quic_dcid.get(..usize::from(f.quic_dcid_len)) != Some(h.dcid)
+            });
+            if !new_conn || f.quic_hellos >= MAX_QUIC_HELLOS {
+                return true;
+            }
+            f.quic_done = false;
         }
         if f.quic.is_none() {
             let Some(h) = initial else { return false };
@@ -199,6 +209,11 @@ impl Worker {
                 Some(s) => {
                     f.quic = Some(Box::new(s));
                     f.quic_dir = dir as u8;
+                    let n = h.dcid.len().min(f.quic_dcid.len());
+                    if let (Some(dst), Some(src)) = (f.quic_dcid.get_mut(..n), h.dcid.get(..n)) {
+                        dst.copy_from_slice(src);
+                    }
+                    f.quic_dcid_len = n as u8;
                 }
                 None => return false,
             }
@@ -219,6 +234,7 @@ impl Worker {
                 _ => e.c.decode_error(Layer::Quic),
             }
             f.quic_done = true;
+            f.quic_hellos += 1;
             f.quic = None;
         }
         true
@@ -378,16 +394,15 @@ impl Merger {
     }
 }
 
-/// Symmetric shard key of a packet: innermost address pair, order-free.
-pub fn shard_of(raw: &RawPacket<'_>, workers: usize, scratch: &mut Counters) -> usize {
+/// Symmetric shard key of a packet: the outermost address pair, order-free,
+/// so both directions, every IP fragment and every tunnelled packet of a flow
+/// reach the same worker (inner addresses are unknown for non-first
+/// fragments of a tunnel). Non-IP frames go to worker 0.
+pub fn shard_of(raw: &RawPacket<'_>, workers: usize) -> usize {
     if workers <= 1 {
         return 0;
     }
-    let (a, b) = match decode::decode(raw.linktype, raw.data, scratch) {
-        Decoded::Packet(p) => (p.src, p.dst),
-        Decoded::Fragment(f) => (f.src, f.dst),
-        Decoded::Skip => return 0,
-    };
+    let Some((a, b)) = decode::outer_addrs(raw.linktype, raw.data) else { return 0 };
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();

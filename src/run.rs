@@ -208,7 +208,6 @@ fn threaded(
     let mut in_round = 0usize;
     let mut pending: std::collections::BTreeMap<u64, (usize, Vec<crate::pipeline::Obs>)> = Default::default();
     let mut next_apply = 0u64;
-    let mut scratch = Counters::default();
     let apply_ready = |pending: &mut std::collections::BTreeMap<u64, (usize, Vec<crate::pipeline::Obs>)>,
                            next_apply: &mut u64,
                            merger: &mut Merger| {
@@ -247,7 +246,7 @@ fn threaded(
                     return;
                 }
             }
-            let s = shard_of(&raw, workers, &mut scratch);
+            let s = shard_of(&raw, workers);
             if let Some(b) = cur.get_mut(s) {
                 let off = b.data.len();
                 b.data.extend_from_slice(raw.data);

@@ -91,17 +91,26 @@ pub fn scan_request(buf: &[u8]) -> HttpScan<'_> {
     let window = buf.get(..MAX_HTTP_HEADER_BYTES).unwrap_or(buf);
     let mut headers = [httparse::EMPTY_HEADER; MAX_HTTP_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let header_len = match req.parse(window) {
-        Ok(httparse::Status::Complete(n)) => n,
+    let parsed = match req.parse(window) {
+        Ok(httparse::Status::Complete(n)) => match (req.method, req.path) {
+            (Some(m), Some(p)) => Some((m.as_bytes(), p.as_bytes(), n)),
+            _ => return HttpScan::NotHttp,
+        },
         Ok(httparse::Status::Partial) if window.len() < MAX_HTTP_HEADER_BYTES => {
             return HttpScan::NeedMore
         }
-        Ok(httparse::Status::Partial) | Err(_) => return HttpScan::NotHttp,
+        Ok(httparse::Status::Partial) => return HttpScan::NotHttp,
+        Err(_) => None,
     };
-    let (Some(method), Some(target)) = (req.method, req.path) else {
-        return HttpScan::NotHttp;
+    let mut lenient_headers = [httparse::EMPTY_HEADER; MAX_HTTP_HEADERS];
+    let (method, target, header_len, hdrs): (&[u8], &[u8], usize, &[httparse::Header<'_>]) = match parsed {
+        Some((m, p, n)) => (m, p, n, &*req.headers),
+        None => match lenient(window, &mut lenient_headers) {
+            Lenient::Done(m, p, n, count) => (m, p, n, lenient_headers.get(..count).unwrap_or(&[])),
+            Lenient::NeedMore if window.len() < MAX_HTTP_HEADER_BYTES => return HttpScan::NeedMore,
+            Lenient::NeedMore | Lenient::Bad => return HttpScan::NotHttp,
+        },
     };
-    let (method, target) = (method.as_bytes(), target.as_bytes());
 
     let mut out = HttpRequest {
         method,
@@ -115,7 +124,7 @@ pub fn scan_request(buf: &[u8]) -> HttpScan<'_> {
     };
     let mut seen_length = false;
     // Bounded by MAX_HTTP_HEADERS (the array httparse filled).
-    for h in req.headers.iter() {
+    for h in hdrs.iter() {
         let value = h.value.trim_ascii();
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
@@ -143,6 +152,37 @@ pub fn scan_request(buf: &[u8]) -> HttpScan<'_> {
         absolute_authority(target)
     };
     HttpScan::Request(out)
+}
+
+enum Lenient<'a> {
+    Done(&'a [u8], &'a [u8], usize, usize),
+    NeedMore,
+    Bad,
+}
+
+/// Fallback for request lines httparse rejects but servers (and tshark)
+/// accept, such as a space or raw byte inside the target: `METHOD SP target
+/// SP HTTP/1.x CRLF`, then ordinary headers.
+fn lenient<'a>(buf: &'a [u8], headers: &mut [httparse::Header<'a>]) -> Lenient<'a> {
+    let Some(eol) = buf.iter().position(|&b| b == b'\n') else { return Lenient::NeedMore };
+    let line = buf.get(..eol).unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(sp) = line.iter().position(|&b| b == b' ') else { return Lenient::Bad };
+    let method = line.get(..sp).unwrap_or_default();
+    let Some(rest) = line.get(sp + 1..) else { return Lenient::Bad };
+    let Some(target) = rest.strip_suffix(b" HTTP/1.1").or_else(|| rest.strip_suffix(b" HTTP/1.0")) else {
+        return Lenient::Bad;
+    };
+    let target = target.trim_ascii();
+    if target.is_empty() || target.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Lenient::Bad;
+    }
+    let Some(after) = buf.get(eol + 1..) else { return Lenient::NeedMore };
+    match httparse::parse_headers(after, headers) {
+        Ok(httparse::Status::Complete((n, h))) => Lenient::Done(method, target, eol + 1 + n, h.len()),
+        Ok(httparse::Status::Partial) => Lenient::NeedMore,
+        Err(_) => Lenient::Bad,
+    }
 }
 
 /// Cheap test of a stream's first bytes: `Some(true)` once they start with a

@@ -70,29 +70,30 @@ inc ip link set kwc0 up
 ins ip link set kws0 up
 inc ip route replace 198.18.0.0/24 dev kwc0 src $C4 mtu lock 600 advmss 500
 ins ip route replace 198.18.0.0/24 dev kws0 src $S4 advmss 500
-inc ip -6 route replace fd00:6b77::/64 dev kwc0 advmss 500
-ins ip -6 route replace fd00:6b77::/64 dev kws0 advmss 500
+inc ip -6 route replace $S6/128 dev kwc0 advmss 480
+ins ip -6 route replace $C6/128 dev kws0 advmss 480
 
 # self-signed certificate
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=kwcap.test" \
     -keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1
 
-# servers (dual-stack sockets where IPv6 is needed)
-ins openssl s_server -quiet -www -accept '[::]:443' -cert "$TMP/cert.pem" -key "$TMP/key.pem" \
-    -groups ffdhe8192:X25519:P-256 </dev/null >"$TMP/s443.log" 2>&1 &
-PIDS+=($!)
-ins openssl s_server -quiet -www -accept 8443 -cert "$TMP/cert.pem" -key "$TMP/key.pem" \
-    </dev/null >"$TMP/s8443.log" 2>&1 &
-PIDS+=($!)
+# servers (background jobs exec directly so that $! is the server's pid)
+srv() { # name, command...
+    local name=$1; shift
+    ip netns exec "$NS" "$@" </dev/null >"$TMP/$name.log" 2>&1 &
+    PIDS+=($!)
+}
+CERT=(-cert "$TMP/cert.pem" -key "$TMP/key.pem")
+srv s443v4 openssl s_server -www -accept $S4:443 "${CERT[@]}" -groups ffdhe8192:X25519:P-256
+srv s443v6 openssl s_server -www -6 -accept "[$S6]:443" "${CERT[@]}"
+srv s8443 openssl s_server -www -accept $S4:8443 "${CERT[@]}"
 mkdir -p "$TMP/www/updaters"
 echo ok >"$TMP/www/updaters/updater.xml.dif"
-ins "$PY" -m http.server --bind $S4 --directory "$TMP/www" 80 >"$TMP/h80.log" 2>&1 &
-PIDS+=($!)
-ins "$PY" -m http.server --bind $S4 --directory "$TMP/www" 8080 >"$TMP/h8080.log" 2>&1 &
-PIDS+=($!)
+srv h80 "$PY" -m http.server --bind $S4 --directory "$TMP/www" 80
+srv h8080 "$PY" -m http.server --bind $S4 --directory "$TMP/www" 8080
 
 rm -f "$OUT_PCAP"
-ins tcpdump -i kws0 -U -n -s 0 -w "$OUT_PCAP" >"$TMP/tcpdump.log" 2>&1 &
+ip netns exec "$NS" tcpdump -Z root -i kws0 -U -n -s 0 -w "$OUT_PCAP" >"$TMP/tcpdump.log" 2>&1 &
 TCPDUMP=$!
 PIDS+=($TCPDUMP)
 for _ in $(seq 50); do
@@ -141,6 +142,7 @@ sleep 1
 kill -INT "$TCPDUMP"
 wait "$TCPDUMP" || true
 cat "$TMP/tcpdump.log" >&2
+if [ -n "${KWCAP_DEBUG:-}" ]; then tail -n 5 "$TMP"/*.log >&2; fi
 
 # expected table
 {
@@ -154,6 +156,6 @@ cat "$TMP/tcpdump.log" >&2
     ./expected_from_tshark.sh -k "$OUT_PCAP"
 } >"$OUT_TSV"
 cat "$OUT_TSV"
-echo "ClientHello segment counts (frame, tcp.segment_count):"
+echo "ClientHello segment counts (frame, tcp.segment.count, SNI):"
 tshark -r "$OUT_PCAP" -o tcp.desegment_tcp_streams:TRUE -o tls.desegment_ssl_records:TRUE \
-    -d tcp.port==8443,tls -Y 'tls.handshake.type==1' -T fields -e frame.number -e tcp.segment_count
+    -d tcp.port==8443,tls -Y 'tls.handshake.type==1' -T fields -e frame.number -e tcp.segment.count -e tls.handshake.extensions_server_name 2>/dev/null

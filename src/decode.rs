@@ -144,7 +144,11 @@ pub const TCP_ACK: u8 = 0x10;
 #[derive(Clone, Copy, Debug)]
 pub enum Transport<'a> {
     Tcp(TcpInfo, &'a [u8]),
-    Udp { sport: u16, dport: u16, payload: &'a [u8] },
+    Udp {
+        sport: u16,
+        dport: u16,
+        payload: &'a [u8],
+    },
     Other(u8),
 }
 
@@ -230,7 +234,10 @@ fn byte(b: &[u8], at: usize) -> Option<u8> {
 /// for sharding packets across workers so that every fragment and every
 /// tunnelled packet of a flow reaches the same worker.
 pub fn outer_addrs(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)> {
-    let mut ctx = Ctx { outer_only: true, ..Ctx::default() };
+    let mut ctx = Ctx {
+        outer_only: true,
+        ..Ctx::default()
+    };
     let mut c = Counters::default();
     match decode_link(linktype, data, &mut ctx, &mut c) {
         Decoded::Packet(p) => Some((p.src, p.dst)),
@@ -254,8 +261,14 @@ fn decode_link<'a>(linktype: u32, d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
         IPV6 => ipv6(d, ctx, c),
         NULL | LOOP => {
             // 4-byte address family, host byte order for NULL, network for LOOP.
-            let Some(fam_le) = le32(d, 0) else { return err(c, Layer::Link) };
-            let fam = if linktype == LOOP { fam_le.swap_bytes() } else { fam_le };
+            let Some(fam_le) = le32(d, 0) else {
+                return err(c, Layer::Link);
+            };
+            let fam = if linktype == LOOP {
+                fam_le.swap_bytes()
+            } else {
+                fam_le
+            };
             let fam = if fam > 0xffff { fam.swap_bytes() } else { fam };
             let rest = d.get(4..).unwrap_or(&[]);
             match fam {
@@ -266,7 +279,9 @@ fn decode_link<'a>(linktype: u32, d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
             }
         }
         LINUX_SLL => {
-            let Some(proto) = be16(d, 14) else { return err(c, Layer::Link) };
+            let Some(proto) = be16(d, 14) else {
+                return err(c, Layer::Link);
+            };
             let hatype = be16(d, 2).unwrap_or(0);
             if hatype == 1 && be16(d, 4) == Some(6) {
                 ctx.src_mac = d.get(6..12).and_then(|m| m.try_into().ok());
@@ -274,7 +289,9 @@ fn decode_link<'a>(linktype: u32, d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
             ethertype(proto, d.get(16..).unwrap_or(&[]), ctx, c)
         }
         LINUX_SLL2 => {
-            let Some(proto) = be16(d, 0) else { return err(c, Layer::Link) };
+            let Some(proto) = be16(d, 0) else {
+                return err(c, Layer::Link);
+            };
             if be16(d, 8) == Some(1) && byte(d, 11) == Some(6) {
                 ctx.src_mac = d.get(12..18).and_then(|m| m.try_into().ok());
             }
@@ -282,12 +299,16 @@ fn decode_link<'a>(linktype: u32, d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
         }
         PPP | PPP_HDLC => ppp(d, ctx, c),
         C_HDLC => {
-            let Some(proto) = be16(d, 2) else { return err(c, Layer::Link) };
+            let Some(proto) = be16(d, 2) else {
+                return err(c, Layer::Link);
+            };
             ethertype(proto, d.get(4..).unwrap_or(&[]), ctx, c)
         }
         NFLOG => nflog(d, ctx, c),
         IEEE802_11_RADIOTAP => {
-            let Some(len) = be16(d, 2).map(u16::swap_bytes) else { return err(c, Layer::Link) };
+            let Some(len) = be16(d, 2).map(u16::swap_bytes) else {
+                return err(c, Layer::Link);
+            };
             match d.get(len as usize..) {
                 Some(rest) => wlan(rest, ctx, c),
                 None => err(c, Layer::Link),
@@ -295,7 +316,9 @@ fn decode_link<'a>(linktype: u32, d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
         }
         IEEE802_11 => wlan(d, ctx, c),
         PKTAP => {
-            let (Some(hlen), Some(dlt)) = (le32(d, 0), le32(d, 4)) else { return err(c, Layer::Link) };
+            let (Some(hlen), Some(dlt)) = (le32(d, 0), le32(d, 4)) else {
+                return err(c, Layer::Link);
+            };
             match d.get(hlen as usize..) {
                 Some(rest) if dlt != PKTAP => decode_link(dlt, rest, ctx, c),
                 _ => err(c, Layer::Link),
@@ -309,7 +332,13 @@ fn decode_link<'a>(linktype: u32, d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
 }
 
 fn outer<'a>(src: IpAddr, dst: IpAddr) -> Decoded<'a> {
-    Decoded::Packet(Packet { src_mac: None, tunnel: TunnelPath::default(), src, dst, transport: Transport::Other(0) })
+    Decoded::Packet(Packet {
+        src_mac: None,
+        tunnel: TunnelPath::default(),
+        src,
+        dst,
+        transport: Transport::Other(0),
+    })
 }
 
 #[inline]
@@ -319,13 +348,17 @@ fn err<'a>(c: &mut Counters, l: Layer) -> Decoded<'a> {
 }
 
 fn ethernet<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
-    let Some(et) = be16(d, 12) else { return err(c, Layer::Link) };
+    let Some(et) = be16(d, 12) else {
+        return err(c, Layer::Link);
+    };
     ctx.src_mac = d.get(6..12).and_then(|m| m.try_into().ok());
     let rest = d.get(14..).unwrap_or(&[]);
     if et < 0x0600 {
         // 802.3 length + LLC: only SNAP carries an ethertype.
         if rest.get(..3) == Some(&[0xaa, 0xaa, 0x03]) {
-            let Some(et2) = be16(rest, 6) else { return err(c, Layer::Link) };
+            let Some(et2) = be16(rest, 6) else {
+                return err(c, Layer::Link);
+            };
             return ethertype(et2, rest.get(8..).unwrap_or(&[]), ctx, c);
         }
         return Decoded::Skip;
@@ -341,7 +374,9 @@ fn ethertype<'a>(mut et: u16, mut d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
             return Decoded::Skip;
         }
         ctx.vlans += 1;
-        let (Some(tci), Some(next)) = (be16(d, 0), be16(d, 2)) else { return err(c, Layer::Vlan) };
+        let (Some(tci), Some(next)) = (be16(d, 0), be16(d, 2)) else {
+            return err(c, Layer::Vlan);
+        };
         if !ctx.push(Encap::Vlan(tci & 0x0fff), c) {
             return Decoded::Skip;
         }
@@ -354,7 +389,8 @@ fn ethertype<'a>(mut et: u16, mut d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
         0x8847 | 0x8848 => mpls(d, ctx, c),
         0x8864 => {
             // PPPoE session: ver/type, code 0, session id, length, then PPP.
-            let (Some(vt), Some(code), Some(sess), Some(len)) = (byte(d, 0), byte(d, 1), be16(d, 2), be16(d, 4))
+            let (Some(vt), Some(code), Some(sess), Some(len)) =
+                (byte(d, 0), byte(d, 1), be16(d, 2), be16(d, 4))
             else {
                 return err(c, Layer::Tunnel);
             };
@@ -374,13 +410,21 @@ fn ethertype<'a>(mut et: u16, mut d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
 }
 
 fn ppp<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
-    let d = if d.get(..2) == Some(&[0xff, 0x03]) { d.get(2..).unwrap_or(&[]) } else { d };
-    let Some(first) = byte(d, 0) else { return err(c, Layer::Link) };
+    let d = if d.get(..2) == Some(&[0xff, 0x03]) {
+        d.get(2..).unwrap_or(&[])
+    } else {
+        d
+    };
+    let Some(first) = byte(d, 0) else {
+        return err(c, Layer::Link);
+    };
     // Protocol field compression: an odd first byte is a 1-byte protocol.
     let (proto, rest) = if first & 1 == 1 {
         (u16::from(first), d.get(1..).unwrap_or(&[]))
     } else {
-        let Some(p) = be16(d, 0) else { return err(c, Layer::Link) };
+        let Some(p) = be16(d, 0) else {
+            return err(c, Layer::Link);
+        };
         (p, d.get(2..).unwrap_or(&[]))
     };
     match proto {
@@ -392,17 +436,24 @@ fn ppp<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
 }
 
 fn nflog<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
-    let Some(family) = byte(d, 0) else { return err(c, Layer::Link) };
+    let Some(family) = byte(d, 0) else {
+        return err(c, Layer::Link);
+    };
     let mut off = 4usize;
     for _ in 0..MAX_NFLOG_TLVS {
-        let (Some(len), Some(ty)) = (d.get(off..off + 2), d.get(off + 2..off + 4)) else { break };
-        let len = u16::from_le_bytes([*len.first().unwrap_or(&0), *len.get(1).unwrap_or(&0)]) as usize;
+        let (Some(len), Some(ty)) = (d.get(off..off + 2), d.get(off + 2..off + 4)) else {
+            break;
+        };
+        let len =
+            u16::from_le_bytes([*len.first().unwrap_or(&0), *len.get(1).unwrap_or(&0)]) as usize;
         let ty = u16::from_le_bytes([*ty.first().unwrap_or(&0), *ty.get(1).unwrap_or(&0)]);
         if len < 4 {
             break;
         }
         if ty == 9 {
-            let Some(payload) = d.get(off + 4..off + len) else { return err(c, Layer::Link) };
+            let Some(payload) = d.get(off + 4..off + len) else {
+                return err(c, Layer::Link);
+            };
             return match family {
                 2 => ipv4(payload, ctx, c),
                 10 => ipv6(payload, ctx, c),
@@ -415,7 +466,9 @@ fn nflog<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
 }
 
 fn wlan<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
-    let Some(fc) = byte(d, 0) else { return err(c, Layer::Link) };
+    let Some(fc) = byte(d, 0) else {
+        return err(c, Layer::Link);
+    };
     let ftype = (fc >> 2) & 3;
     let subtype = fc >> 4;
     if ftype != 2 {
@@ -444,9 +497,13 @@ fn wlan<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
         _ => 24,
     };
     ctx.src_mac = d.get(sa_off..sa_off + 6).and_then(|m| m.try_into().ok());
-    let Some(llc) = d.get(hlen..) else { return err(c, Layer::Link) };
+    let Some(llc) = d.get(hlen..) else {
+        return err(c, Layer::Link);
+    };
     if llc.get(..3) == Some(&[0xaa, 0xaa, 0x03]) {
-        let Some(et) = be16(llc, 6) else { return err(c, Layer::Link) };
+        let Some(et) = be16(llc, 6) else {
+            return err(c, Layer::Link);
+        };
         return ethertype(et, llc.get(8..).unwrap_or(&[]), ctx, c);
     }
     Decoded::Skip
@@ -454,7 +511,9 @@ fn wlan<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
 
 fn mpls<'a>(mut d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     for _ in 0..MAX_MPLS_LABELS {
-        let Some(w) = be32(d, 0) else { return err(c, Layer::Mpls) };
+        let Some(w) = be32(d, 0) else {
+            return err(c, Layer::Mpls);
+        };
         if !ctx.push(Encap::Mpls(w >> 12), c) {
             return Decoded::Skip;
         }
@@ -491,7 +550,11 @@ fn ipv4<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     let hlen = h.slice().len();
     let total = h.total_len() as usize;
     // Trim link-layer padding; tolerate snaplen truncation (total > captured).
-    let end = if total >= hlen { total.min(d.len()) } else { d.len() };
+    let end = if total >= hlen {
+        total.min(d.len())
+    } else {
+        d.len()
+    };
     let payload = d.get(hlen..end).unwrap_or(&[]);
     let src = IpAddr::V4(Ipv4Addr::from(h.source()));
     let dst = IpAddr::V4(Ipv4Addr::from(h.destination()));
@@ -524,7 +587,11 @@ fn ipv6<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     let plen = h.payload_length() as usize;
     let body = d.get(40..).unwrap_or(&[]);
     // Jumbograms (payload length 0 with hop-by-hop) keep the captured length.
-    let body = if plen == 0 { body } else { body.get(..plen).unwrap_or(body) };
+    let body = if plen == 0 {
+        body
+    } else {
+        body.get(..plen).unwrap_or(body)
+    };
     let src = IpAddr::V6(Ipv6Addr::from(h.source()));
     let dst = IpAddr::V6(Ipv6Addr::from(h.destination()));
     if ctx.outer_only {
@@ -535,22 +602,32 @@ fn ipv6<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {
             0 | 43 | 60 | 135 | 139 | 140 => {
-                let (Some(nh), Some(len)) = (byte(rest, 0), byte(rest, 1)) else { return err(c, Layer::Ipv6) };
+                let (Some(nh), Some(len)) = (byte(rest, 0), byte(rest, 1)) else {
+                    return err(c, Layer::Ipv6);
+                };
                 let n = (usize::from(len) + 1) * 8;
-                let Some(r) = rest.get(n..) else { return err(c, Layer::Ipv6) };
+                let Some(r) = rest.get(n..) else {
+                    return err(c, Layer::Ipv6);
+                };
                 next = nh;
                 rest = r;
             }
             51 => {
                 // AH: length in 4-byte units minus 2.
-                let (Some(nh), Some(len)) = (byte(rest, 0), byte(rest, 1)) else { return err(c, Layer::Ipv6) };
+                let (Some(nh), Some(len)) = (byte(rest, 0), byte(rest, 1)) else {
+                    return err(c, Layer::Ipv6);
+                };
                 let n = (usize::from(len) + 2) * 4;
-                let Some(r) = rest.get(n..) else { return err(c, Layer::Ipv6) };
+                let Some(r) = rest.get(n..) else {
+                    return err(c, Layer::Ipv6);
+                };
                 next = nh;
                 rest = r;
             }
             44 => {
-                let (Some(nh), Some(offm), Some(id)) = (byte(rest, 0), be16(rest, 2), be32(rest, 4)) else {
+                let (Some(nh), Some(offm), Some(id)) =
+                    (byte(rest, 0), be16(rest, 2), be32(rest, 4))
+                else {
                     return err(c, Layer::Ipv6);
                 };
                 let offset = u32::from(offm >> 3) * 8;
@@ -582,12 +659,13 @@ fn ipv6<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
 }
 
 /// Resume decoding at an IP payload (used after fragment reassembly).
-pub fn decode_ip_payload<'a>(
-    f: &Fragment<'_>,
-    payload: &'a [u8],
-    c: &mut Counters,
-) -> Decoded<'a> {
-    let mut ctx = Ctx { src_mac: f.src_mac, tunnel: f.tunnel, vlans: 0, outer_only: false };
+pub fn decode_ip_payload<'a>(f: &Fragment<'_>, payload: &'a [u8], c: &mut Counters) -> Decoded<'a> {
+    let mut ctx = Ctx {
+        src_mac: f.src_mac,
+        tunnel: f.tunnel,
+        vlans: 0,
+        outer_only: false,
+    };
     ip_payload(f.proto, f.src, f.dst, payload, &mut ctx, c)
 }
 
@@ -631,7 +709,11 @@ fn ip_payload<'a>(
             };
             let body = d.get(8..).unwrap_or(&[]);
             let len = usize::from(len);
-            let payload = if len >= 8 { body.get(..len - 8).unwrap_or(body) } else { body };
+            let payload = if len >= 8 {
+                body.get(..len - 8).unwrap_or(body)
+            } else {
+                body
+            };
             if let Some(r) = udp_tunnel(sport, dport, payload, ctx, c) {
                 return r;
             }
@@ -640,18 +722,30 @@ fn ip_payload<'a>(
                 tunnel: ctx.tunnel,
                 src,
                 dst,
-                transport: Transport::Udp { sport, dport, payload },
+                transport: Transport::Udp {
+                    sport,
+                    dport,
+                    payload,
+                },
             })
         }
         4 => {
-            let e = if outer_v4 { Encap::IpInIp } else { Encap::FourInSix };
+            let e = if outer_v4 {
+                Encap::IpInIp
+            } else {
+                Encap::FourInSix
+            };
             if !ctx.push(e, c) {
                 return Decoded::Skip;
             }
             ipv4(d, ctx, c)
         }
         41 => {
-            let e = if outer_v4 { Encap::SixInFour } else { Encap::SixInSix };
+            let e = if outer_v4 {
+                Encap::SixInFour
+            } else {
+                Encap::SixInSix
+            };
             if !ctx.push(e, c) {
                 return Decoded::Skip;
             }
@@ -669,7 +763,9 @@ fn ip_payload<'a>(
 }
 
 fn gre<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
-    let (Some(fl), Some(proto)) = (be16(d, 0), be16(d, 2)) else { return err(c, Layer::Tunnel) };
+    let (Some(fl), Some(proto)) = (be16(d, 0), be16(d, 2)) else {
+        return err(c, Layer::Tunnel);
+    };
     let version = fl & 7;
     let (csum, key, seq) = (fl & 0x8000 != 0, fl & 0x2000 != 0, fl & 0x1000 != 0);
     let mut off = 4usize;
@@ -689,7 +785,9 @@ fn gre<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
         if !ctx.push(Encap::Gre(Some(u32::from(call))), c) {
             return Decoded::Skip;
         }
-        let Some(rest) = d.get(off..) else { return err(c, Layer::Tunnel) };
+        let Some(rest) = d.get(off..) else {
+            return err(c, Layer::Tunnel);
+        };
         if rest.is_empty() {
             return Decoded::Skip;
         }
@@ -709,12 +807,16 @@ fn gre<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     if seq {
         off += 4;
     }
-    let Some(rest) = d.get(off..) else { return err(c, Layer::Tunnel) };
+    let Some(rest) = d.get(off..) else {
+        return err(c, Layer::Tunnel);
+    };
     match proto {
         0x88be => {
             // ERSPAN type II when the sequence bit is set, type I (no header) otherwise.
             if seq {
-                let Some(w) = be16(rest, 2) else { return err(c, Layer::Tunnel) };
+                let Some(w) = be16(rest, 2) else {
+                    return err(c, Layer::Tunnel);
+                };
                 if !ctx.push(Encap::Erspan2(w & 0x3ff), c) {
                     return Decoded::Skip;
                 }
@@ -727,7 +829,9 @@ fn gre<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
             }
         }
         0x22eb => {
-            let (Some(w), Some(fl3)) = (be16(rest, 2), be16(rest, 10)) else { return err(c, Layer::Tunnel) };
+            let (Some(w), Some(fl3)) = (be16(rest, 2), be16(rest, 10)) else {
+                return err(c, Layer::Tunnel);
+            };
             if !ctx.push(Encap::Erspan3(w & 0x3ff), c) {
                 return Decoded::Skip;
             }
@@ -749,7 +853,13 @@ fn gre<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
 
 /// Tunnels carried in UDP. Known ports first; VXLAN/Geneve on other ports
 /// only when the header is strictly well-formed and an IP packet follows.
-fn udp_tunnel<'a>(sport: u16, dport: u16, p: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Option<Decoded<'a>> {
+fn udp_tunnel<'a>(
+    sport: u16,
+    dport: u16,
+    p: &'a [u8],
+    ctx: &mut Ctx,
+    c: &mut Counters,
+) -> Option<Decoded<'a>> {
     let port = |x: u16| sport == x || dport == x;
     if port(4789) || port(8472) {
         return vxlan(p, ctx, c, false);
@@ -782,8 +892,10 @@ fn udp_tunnel<'a>(sport: u16, dport: u16, p: &'a [u8], ctx: &mut Ctx, c: &mut Co
 
 fn plausible_ip(d: &[u8]) -> bool {
     match byte(d, 0).map(|b| b >> 4) {
-        Some(4) => etherparse::Ipv4HeaderSlice::from_slice(d).is_ok_and(|h| h.total_len() as usize == d.len()),
-        Some(6) => etherparse::Ipv6HeaderSlice::from_slice(d).is_ok_and(|h| h.payload_length() as usize + 40 == d.len()),
+        Some(4) => etherparse::Ipv4HeaderSlice::from_slice(d)
+            .is_ok_and(|h| h.total_len() as usize == d.len()),
+        Some(6) => etherparse::Ipv6HeaderSlice::from_slice(d)
+            .is_ok_and(|h| h.payload_length() as usize + 40 == d.len()),
         _ => false,
     }
 }
@@ -805,7 +917,12 @@ fn vxlan<'a>(p: &'a [u8], ctx: &mut Ctx, c: &mut Counters, strict: bool) -> Opti
     let flags = byte(p, 0)?;
     let vni = be32(p, 4)? >> 8;
     let inner = p.get(8..)?;
-    if strict && (flags != 0x08 || p.get(1..4) != Some(&[0, 0, 0]) || byte(p, 7) != Some(0) || !plausible_eth(inner)) {
+    if strict
+        && (flags != 0x08
+            || p.get(1..4) != Some(&[0, 0, 0])
+            || byte(p, 7) != Some(0)
+            || !plausible_eth(inner))
+    {
         return None;
     }
     if flags & 0x08 == 0 {
@@ -879,4 +996,10 @@ fn gtp<'a>(p: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Option<Decoded<'a>> 
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests;

@@ -9,7 +9,11 @@ pub enum Error {
     #[error("{path}: {reason}")]
     Input { path: PathBuf, reason: String },
     #[error("{path}:{line}: {reason}")]
-    Signature { path: PathBuf, line: usize, reason: String },
+    Signature {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("{0}")]
     Usage(String),
     #[error("{what}: {reason}")]
@@ -18,10 +22,16 @@ pub enum Error {
 
 impl Error {
     pub fn input(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
-        Error::Input { path: path.into(), reason: reason.to_string() }
+        Error::Input {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
     }
     pub fn runtime(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Error::Runtime { what: what.into(), reason: reason.to_string() }
+        Error::Runtime {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
     }
     /// Process exit code: 2 for usage errors, 1 for everything else.
     pub fn exit_code(&self) -> i32 {

@@ -62,9 +62,27 @@ impl FlowKey {
     /// Key and the direction of this packet (0 = a->b).
     pub fn new(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, proto: u8) -> (Self, usize) {
         if (src, sport) <= (dst, dport) {
-            (FlowKey { a: src, b: dst, pa: sport, pb: dport, proto }, 0)
+            (
+                FlowKey {
+                    a: src,
+                    b: dst,
+                    pa: sport,
+                    pb: dport,
+                    proto,
+                },
+                0,
+            )
         } else {
-            (FlowKey { a: dst, b: src, pa: dport, pb: sport, proto }, 1)
+            (
+                FlowKey {
+                    a: dst,
+                    b: src,
+                    pa: dport,
+                    pb: sport,
+                    proto,
+                },
+                1,
+            )
         }
     }
 }
@@ -107,7 +125,17 @@ pub struct Dir {
 
 impl Default for Dir {
     fn default() -> Self {
-        Dir { state: State::New, started: false, next_seq: 0, skip: 0, buf: Vec::new(), pending: Vec::new(), requests: 0, hellos: 0, socks: 0 }
+        Dir {
+            state: State::New,
+            started: false,
+            next_seq: 0,
+            skip: 0,
+            buf: Vec::new(),
+            pending: Vec::new(),
+            requests: 0,
+            hellos: 0,
+            socks: 0,
+        }
     }
 }
 
@@ -149,7 +177,10 @@ pub struct FlowTable {
 
 impl Default for FlowTable {
     fn default() -> Self {
-        FlowTable { map: HashMap::with_hasher(ahash::RandomState::new()), last_sweep: 0 }
+        FlowTable {
+            map: HashMap::with_hasher(ahash::RandomState::new()),
+            last_sweep: 0,
+        }
     }
 }
 
@@ -169,7 +200,14 @@ impl FlowTable {
     }
 
     /// Find or create the flow for a packet; `None` when the table is full.
-    pub fn get(&mut self, key: FlowKey, dir: usize, ts: u64, tcp: bool, c: &mut Counters) -> Option<Lookup<'_>> {
+    pub fn get(
+        &mut self,
+        key: FlowKey,
+        dir: usize,
+        ts: u64,
+        tcp: bool,
+        c: &mut Counters,
+    ) -> Option<Lookup<'_>> {
         if ts >= self.last_sweep.saturating_add(SWEEP_EVERY_NS) {
             self.sweep(ts, c);
         }
@@ -183,7 +221,12 @@ impl FlowTable {
                     return None;
                 }
                 created = true;
-                v.insert(Flow { first_ts: ts, last_ts: ts, is_tcp: tcp, ..Flow::default() })
+                v.insert(Flow {
+                    first_ts: ts,
+                    last_ts: ts,
+                    is_tcp: tcp,
+                    ..Flow::default()
+                })
             }
         };
         flow.last_ts = flow.last_ts.max(ts);
@@ -241,12 +284,17 @@ pub fn tcp_segment(
     let rel = seq.wrapping_sub(d.next_seq) as i32;
     if rel > 0 {
         // A hole before this segment: hold it (bounded) until the hole fills.
-        let far = rel as usize + payload.len() > MAX_STREAM_BYTES + d.buf.len().max(MAX_STREAM_BYTES);
+        let far =
+            rel as usize + payload.len() > MAX_STREAM_BYTES + d.buf.len().max(MAX_STREAM_BYTES);
         if far || d.pending.len() >= MAX_PENDING_SEGMENTS {
             c.limit(Limit::StreamGapSegments);
             return;
         }
-        if !d.pending.iter().any(|(s, p)| *s == seq && p.len() >= payload.len()) {
+        if !d
+            .pending
+            .iter()
+            .any(|(s, p)| *s == seq && p.len() >= payload.len())
+        {
             d.pending.push((seq, payload.to_vec()));
         }
         return;
@@ -285,7 +333,14 @@ pub fn tcp_segment(
     }
 }
 
-fn deliver(d: &mut Dir, data: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut Counters, emit: &mut dyn FnMut(App<'_>)) {
+fn deliver(
+    d: &mut Dir,
+    data: &[u8],
+    tcp: &TcpInfo,
+    scratch: &mut Scratch,
+    c: &mut Counters,
+    emit: &mut dyn FnMut(App<'_>),
+) {
     d.next_seq = d.next_seq.wrapping_add(data.len() as u32);
     let mut data = data;
     if d.skip > 0 {
@@ -337,7 +392,14 @@ fn limit_done(d: &mut Dir, c: &mut Counters) {
 
 /// Parse as much of `bytes` as possible; returns bytes consumed (including
 /// skipped bodies). May change `d.state` and set `d.skip` for data beyond.
-fn run(d: &mut Dir, bytes: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut Counters, emit: &mut dyn FnMut(App<'_>)) -> usize {
+fn run(
+    d: &mut Dir,
+    bytes: &[u8],
+    tcp: &TcpInfo,
+    scratch: &mut Scratch,
+    c: &mut Counters,
+    emit: &mut dyn FnMut(App<'_>),
+) -> usize {
     let mut off = 0usize;
     for _ in 0..MAX_MESSAGES_PER_CHUNK {
         let rest = bytes.get(off..).unwrap_or(&[]);
@@ -359,7 +421,9 @@ fn run(d: &mut Dir, bytes: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut 
                 None => return off,
             },
             State::Dns => {
-                let (Some(&h), Some(&l)) = (rest.first(), rest.get(1)) else { return off };
+                let (Some(&h), Some(&l)) = (rest.first(), rest.get(1)) else {
+                    return off;
+                };
                 let len = usize::from(u16::from_be_bytes([h, l]));
                 if len < 12 {
                     c.decode_error(Layer::Dns);
@@ -402,7 +466,9 @@ fn run(d: &mut Dir, bytes: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut 
                 }
             },
             State::TlsNext => {
-                let (Some(&typ), Some(len)) = (rest.first(), be16(rest, 3)) else { return off };
+                let (Some(&typ), Some(len)) = (rest.first(), be16(rest, 3)) else {
+                    return off;
+                };
                 match typ {
                     // ChangeCipherSpec (middlebox compatibility) before a retried hello.
                     20 => {
@@ -433,7 +499,11 @@ fn run(d: &mut Dir, bytes: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut 
                 d.state = State::Socks5Request;
             }
             State::Socks5Request => {
-                let (Some(&ver), Some(&cmd), Some(&atyp)) = (rest.first(), rest.get(1), rest.get(3)) else { return off };
+                let (Some(&ver), Some(&cmd), Some(&atyp)) =
+                    (rest.first(), rest.get(1), rest.get(3))
+                else {
+                    return off;
+                };
                 let n = match atyp {
                     1 => 10,
                     4 => 22,
@@ -455,7 +525,8 @@ fn run(d: &mut Dir, bytes: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut 
             }
             State::Socks4 => {
                 // VER CMD PORT(2) IP(4) USERID NUL [HOST NUL when IP is 0.0.0.x]
-                let socks4a = rest.get(4..7) == Some(&[0, 0, 0]) && rest.get(7).is_some_and(|&b| b != 0);
+                let socks4a =
+                    rest.get(4..7) == Some(&[0, 0, 0]) && rest.get(7).is_some_and(|&b| b != 0);
                 let fields = if socks4a { 2 } else { 1 };
                 let mut pos = 8usize;
                 for _ in 0..fields {
@@ -479,7 +550,11 @@ fn run(d: &mut Dir, bytes: &[u8], tcp: &TcpInfo, scratch: &mut Scratch, c: &mut 
                     return off;
                 }
                 http::HttpScan::Request(r) => {
-                    let body = if r.chunked { None } else { Some(r.content_length.unwrap_or(0)) };
+                    let body = if r.chunked {
+                        None
+                    } else {
+                        Some(r.content_length.unwrap_or(0))
+                    };
                     let hl = r.header_len;
                     emit(App::Http(r));
                     d.requests += 1;
@@ -546,8 +621,10 @@ fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
     match (b.first(), b.get(1)) {
         (Some(5), Some(&n)) if (1..=16).contains(&n) => {
             let n = usize::from(n);
-            let Some(methods) = b.get(2..2 + n) else { return None };
-            let ok = methods.iter().all(|&m| m <= 9 || (0x80..=0xfe).contains(&m));
+            let methods = b.get(2..2 + n)?;
+            let ok = methods
+                .iter()
+                .all(|&m| m <= 9 || (0x80..=0xfe).contains(&m));
             let next = b.get(2 + n);
             if ok && (next.is_none() || next == Some(&5)) {
                 return Some(State::Socks5Greeting);
@@ -557,7 +634,9 @@ fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
         _ => {}
     }
     // DNS over TCP on another port: a length prefix and a plausible header.
-    let (Some(&h), Some(&l), Some(hdr)) = (b.first(), b.get(1), b.get(2..14)) else { return None };
+    let (Some(&h), Some(&l), Some(hdr)) = (b.first(), b.get(1), b.get(2..14)) else {
+        return None;
+    };
     let len = u16::from_be_bytes([h, l]);
     let plausible = dns::header(hdr).is_some_and(|x| {
         len >= 17
@@ -569,4 +648,10 @@ fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests;

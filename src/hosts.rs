@@ -45,7 +45,10 @@ impl Host {
         self.counts.iter().flatten().sum()
     }
     pub fn protocols(&self) -> Vec<Protocol> {
-        Protocol::ALL.into_iter().filter(|p| self.counts.iter().any(|row| row[*p as usize] > 0)).collect()
+        Protocol::ALL
+            .into_iter()
+            .filter(|p| self.counts.iter().any(|row| row[*p as usize] > 0))
+            .collect()
     }
     pub fn mac_string(&self) -> Option<String> {
         self.mac.map(fmt_mac)
@@ -53,7 +56,10 @@ impl Host {
 }
 
 pub fn fmt_mac(m: [u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }
 
 /// Why a host left the table.
@@ -114,7 +120,9 @@ impl HostTable {
         let mut evicted = self.expire(ts);
         if !self.map.contains_key(&ip) {
             while self.map.len() >= self.max_hosts {
-                let Some(&(t, victim)) = self.order.iter().next() else { break };
+                let Some(&(t, victim)) = self.order.iter().next() else {
+                    break;
+                };
                 self.order.remove(&(t, victim));
                 self.map.remove(&victim);
                 self.evicted_capacity += 1;
@@ -137,7 +145,9 @@ impl HostTable {
             );
             self.order.insert((ts, ip));
         }
-        let Some(h) = self.map.get_mut(&ip) else { return evicted };
+        let Some(h) = self.map.get_mut(&ip) else {
+            return evicted;
+        };
         if mac.is_some() {
             h.mac = mac;
         }
@@ -206,8 +216,22 @@ mod tests {
     #[test]
     fn counts_and_names() {
         let mut t = HostTable::new(10, None);
-        t.record(ip(1), None, 5, Category::Update, Protocol::Dns, "a.kaspersky.com");
-        t.record(ip(1), Some([1, 2, 3, 4, 5, 6]), 3, Category::Ksn, Protocol::Tls, "a.kaspersky.com");
+        t.record(
+            ip(1),
+            None,
+            5,
+            Category::Update,
+            Protocol::Dns,
+            "a.kaspersky.com",
+        );
+        t.record(
+            ip(1),
+            Some([1, 2, 3, 4, 5, 6]),
+            3,
+            Category::Ksn,
+            Protocol::Tls,
+            "a.kaspersky.com",
+        );
         let h = t.get(&ip(1)).unwrap();
         assert_eq!((h.first_seen, h.last_seen, h.total()), (3, 5, 2));
         assert_eq!(h.names, vec!["a.kaspersky.com"]);
@@ -233,8 +257,22 @@ mod tests {
     fn names_capped() {
         let mut t = HostTable::new(2, None);
         for i in 0..(MAX_NAMES_PER_HOST + 10) {
-            t.record(ip(1), None, 1, Category::Other, Protocol::Dns, &format!("n{i}.kaspersky.com"));
-            t.record(ip(1), None, 1, Category::Other, Protocol::Dns, &format!("n{i}.kaspersky.com"));
+            t.record(
+                ip(1),
+                None,
+                1,
+                Category::Other,
+                Protocol::Dns,
+                &format!("n{i}.kaspersky.com"),
+            );
+            t.record(
+                ip(1),
+                None,
+                1,
+                Category::Other,
+                Protocol::Dns,
+                &format!("n{i}.kaspersky.com"),
+            );
         }
         let h = t.get(&ip(1)).unwrap();
         assert_eq!(h.names.len(), MAX_NAMES_PER_HOST);

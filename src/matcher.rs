@@ -33,7 +33,10 @@ impl Matcher {
         let mut patterns = Vec::with_capacity(set.signatures.len());
         let mut max_len = 0;
         for (i, s) in set.signatures.iter().enumerate() {
-            let hit = Hit { sig: i as u32, category: s.category };
+            let hit = Hit {
+                sig: i as u32,
+                category: s.category,
+            };
             let key: Box<[u8]> = s.pattern.as_bytes().into();
             max_len = max_len.max(key.len());
             // First entry wins: later files may add, never silently override.
@@ -43,12 +46,20 @@ impl Matcher {
             };
             patterns.push(s.pattern.clone());
         }
-        Matcher { exact, suffix, patterns, max_len }
+        Matcher {
+            exact,
+            suffix,
+            patterns,
+            max_len,
+        }
     }
 
     /// Pattern text of a hit's signature.
     pub fn pattern(&self, sig: u32) -> &str {
-        self.patterns.get(sig as usize).map(String::as_str).unwrap_or("")
+        self.patterns
+            .get(sig as usize)
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     pub fn len(&self) -> usize {
@@ -127,7 +138,9 @@ mod tests {
             ("www.dnl-01.geo.kaspersky.com", Category::Update),
         ];
         for (n, c) in yes {
-            let h = m.lookup_str(n).unwrap_or_else(|| panic!("{n} did not match"));
+            let h = m
+                .lookup_str(n)
+                .unwrap_or_else(|| panic!("{n} did not match"));
             assert_eq!(h.category, c, "{n}");
         }
         let no = [

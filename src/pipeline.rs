@@ -9,7 +9,7 @@
 //! order, so output is identical whatever the worker count.
 
 use crate::capture::RawPacket;
-use crate::decode::{self, Decoded, Packet, TunnelPath, Transport};
+use crate::decode::{self, Decoded, Packet, Transport, TunnelPath};
 use crate::event::Event;
 use crate::export::jsonlog::LineSink;
 use crate::flow::{self, App, FlowKey, FlowTable, Scratch};
@@ -145,23 +145,60 @@ impl Worker {
 
     fn packet(&mut self, meta: PktMeta, ts: u64, p: &Packet<'_>) {
         match p.transport {
-            Transport::Udp { sport, dport, payload } => {
-                let ctx = Ctx { meta, ts, pkt: p, sport, dport, l4: L4::Udp };
+            Transport::Udp {
+                sport,
+                dport,
+                payload,
+            } => {
+                let ctx = Ctx {
+                    meta,
+                    ts,
+                    pkt: p,
+                    sport,
+                    dport,
+                    l4: L4::Udp,
+                };
                 let dns_port = |x: u16| x == 53 || x == 5353 || x == 5355;
-                if dns_port(sport) || dns_port(dport) {
-                    self.dns_message(&ctx, payload);
-                } else if !self.quic(&ctx, payload) && dns::plausible(payload) {
+                let is_dns = dns_port(sport)
+                    || dns_port(dport)
+                    || (!self.quic(&ctx, payload) && dns::plausible(payload));
+                if is_dns {
                     self.dns_message(&ctx, payload);
                 }
             }
             Transport::Tcp(tcp, payload) => {
                 let (key, dir) = FlowKey::new(p.src, p.dst, tcp.sport, tcp.dport, 6);
-                let Worker { flows, scratch, counters, app_counters, matcher, cfg, out, .. } = self;
-                let Some(l) = flows.get(key, dir, ts, true, counters) else { return };
-                let Some(d) = l.flow.dirs.get_mut(dir) else { return };
-                let ctx = Ctx { meta, ts, pkt: p, sport: tcp.sport, dport: tcp.dport, l4: L4::Tcp };
+                let Worker {
+                    flows,
+                    scratch,
+                    counters,
+                    app_counters,
+                    matcher,
+                    cfg,
+                    out,
+                    ..
+                } = self;
+                let Some(l) = flows.get(key, dir, ts, true, counters) else {
+                    return;
+                };
+                let Some(d) = l.flow.dirs.get_mut(dir) else {
+                    return;
+                };
+                let ctx = Ctx {
+                    meta,
+                    ts,
+                    pkt: p,
+                    sport: tcp.sport,
+                    dport: tcp.dport,
+                    l4: L4::Tcp,
+                };
                 let mut emit = |app: App<'_>| {
-                    let mut e = Emitter { matcher, cfg: *cfg, out, c: app_counters };
+                    let mut e = Emitter {
+                        matcher,
+                        cfg: *cfg,
+                        out,
+                        c: app_counters,
+                    };
                     match app {
                         App::Dns(msg) => e.dns_message(&ctx, msg),
                         App::Tls(h) => e.hello(&ctx, Protocol::Tls, &h),
@@ -175,7 +212,12 @@ impl Worker {
     }
 
     fn dns_message(&mut self, ctx: &Ctx<'_>, msg: &[u8]) {
-        let mut e = Emitter { matcher: &self.matcher, cfg: self.cfg, out: &mut self.out, c: &mut self.app_counters };
+        let mut e = Emitter {
+            matcher: &self.matcher,
+            cfg: self.cfg,
+            out: &mut self.out,
+            c: &mut self.app_counters,
+        };
         e.dns_message(ctx, msg);
     }
 
@@ -184,7 +226,15 @@ impl Worker {
         let p = ctx.pkt;
         let initial = quic::peek_initial(payload);
         let (key, dir) = FlowKey::new(p.src, p.dst, ctx.sport, ctx.dport, 17);
-        let Worker { flows, counters, app_counters, matcher, cfg, out, .. } = self;
+        let Worker {
+            flows,
+            counters,
+            app_counters,
+            matcher,
+            cfg,
+            out,
+            ..
+        } = self;
         let Some(l) = (if initial.is_some() {
             flows.get(key, dir, ctx.ts, false, counters)
         } else {
@@ -196,7 +246,8 @@ impl Worker {
         if f.quic_done {
             // After a Retry the client starts over with a new DCID and repeats its hello.
             let new_conn = initial.is_some_and(|h| {
-                usize::from(f.quic_dir) == dir && f.quic_dcid.get(..usize::from(f.quic_dcid_len)) != Some(h.dcid)
+                usize::from(f.quic_dir) == dir
+                    && f.quic_dcid.get(..usize::from(f.quic_dcid_len)) != Some(h.dcid)
             });
             if !new_conn || f.quic_hellos >= MAX_QUIC_HELLOS {
                 return true;
@@ -221,14 +272,21 @@ impl Worker {
         if usize::from(f.quic_dir) != dir {
             return true;
         }
-        let Some(st) = f.quic.as_mut() else { return false };
+        let Some(st) = f.quic.as_mut() else {
+            return false;
+        };
         match st.push_datagram(payload) {
             quic::QuicProgress::Limit(_) => app_counters.limit(Limit::QuicCrypto),
             quic::QuicProgress::NotQuic => return false,
             _ => {}
         }
         if let Some(hello) = st.client_hello() {
-            let mut e = Emitter { matcher, cfg: *cfg, out, c: app_counters };
+            let mut e = Emitter {
+                matcher,
+                cfg: *cfg,
+                out,
+                c: app_counters,
+            };
             match tls::scan_handshake(hello) {
                 tls::TlsScan::Hello(h) => e.hello(ctx, Protocol::Quic, &h),
                 _ => e.c.decode_error(Layer::Quic),
@@ -255,8 +313,20 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    fn push(&mut self, ctx: &Ctx<'_>, protocol: Protocol, norm: &[u8], shown: Option<&[u8]>, alpn: Option<&[u8]>, ech: Option<bool>) {
-        let hit = if norm.is_empty() { None } else { self.matcher.lookup(norm) };
+    fn push(
+        &mut self,
+        ctx: &Ctx<'_>,
+        protocol: Protocol,
+        norm: &[u8],
+        shown: Option<&[u8]>,
+        alpn: Option<&[u8]>,
+        ech: Option<bool>,
+    ) {
+        let hit = if norm.is_empty() {
+            None
+        } else {
+            self.matcher.lookup(norm)
+        };
         if hit.is_none() && !self.cfg.all_names {
             return;
         }
@@ -310,26 +380,45 @@ impl Emitter<'_> {
     fn hello(&mut self, ctx: &Ctx<'_>, protocol: Protocol, h: &tls::ClientHello<'_>) {
         let Some(sni) = h.sni else { return };
         let mut buf = [0u8; name::MAX_NAME_LEN];
-        let Some(n) = name::normalise(sni, &mut buf) else { return };
+        let Some(n) = name::normalise(sni, &mut buf) else {
+            return;
+        };
         let norm = buf.get(..n).unwrap_or(&[]);
         self.push(ctx, protocol, norm, None, h.alpn, Some(h.ech));
     }
 
     fn http(&mut self, ctx: &Ctx<'_>, r: &http::HttpRequest<'_>) {
-        let Some(hostport) = r.host.or(r.authority) else { return };
+        let Some(hostport) = r.host.or(r.authority) else {
+            return;
+        };
         let mut shown = [0u8; name::MAX_NAME_LEN];
-        let shown_n = hostport.iter().take(name::MAX_NAME_LEN).enumerate().fold(0, |_, (i, b)| {
-            if let Some(s) = shown.get_mut(i) {
-                *s = b.to_ascii_lowercase();
-            }
-            i + 1
-        });
-        let Some(host) = http::host_for_match(hostport) else { return };
+        let shown_n = hostport
+            .iter()
+            .take(name::MAX_NAME_LEN)
+            .enumerate()
+            .fold(0, |_, (i, b)| {
+                if let Some(s) = shown.get_mut(i) {
+                    *s = b.to_ascii_lowercase();
+                }
+                i + 1
+            });
+        let Some(host) = http::host_for_match(hostport) else {
+            return;
+        };
         let mut buf = [0u8; name::MAX_NAME_LEN];
-        let Some(n) = name::normalise(host, &mut buf) else { return };
+        let Some(n) = name::normalise(host, &mut buf) else {
+            return;
+        };
         let norm = buf.get(..n).unwrap_or(&[]);
         let shown = shown.get(..shown_n).unwrap_or(&[]);
-        self.push(ctx, Protocol::Http, norm, (shown != norm).then_some(shown), None, None);
+        self.push(
+            ctx,
+            Protocol::Http,
+            norm,
+            (shown != norm).then_some(shown),
+            None,
+            None,
+        );
     }
 }
 
@@ -347,20 +436,39 @@ pub struct Merger {
 
 impl Merger {
     pub fn new(matcher: Arc<Matcher>, hosts: HostTable) -> Self {
-        Merger { matcher, hosts, events: None, all_names: None, inputs: Vec::new(), callbacks: 0, names_seen: 0 }
+        Merger {
+            matcher,
+            hosts,
+            events: None,
+            all_names: None,
+            inputs: Vec::new(),
+            callbacks: 0,
+            names_seen: 0,
+        }
     }
 
     pub fn apply(&mut self, o: &Obs) {
         self.names_seen += 1;
-        let input = self.inputs.get(o.meta.input as usize).map(String::as_str).unwrap_or("");
+        let input = self
+            .inputs
+            .get(o.meta.input as usize)
+            .map(String::as_str)
+            .unwrap_or("");
         if let Some(s) = self.all_names.as_mut() {
             let shown = o.shown.as_deref().unwrap_or(&o.name);
             let detail = format!("{}/{}", o.l4.as_str(), o.dport);
-            s.line(&format!("{input}\t{}\t{}\t{}\t{}\t{detail}", o.meta.frame, o.src, o.protocol.name_kind(), shown));
+            s.line(&format!(
+                "{input}\t{}\t{}\t{}\t{}\t{detail}",
+                o.meta.frame,
+                o.src,
+                o.protocol.name_kind(),
+                shown
+            ));
         }
         let Some(hit) = o.hit else { return };
         self.callbacks += 1;
-        self.hosts.record(o.src, o.src_mac, o.ts, hit.category, o.protocol, &o.name);
+        self.hosts
+            .record(o.src, o.src_mac, o.ts, hit.category, o.protocol, &o.name);
         if let Some(s) = self.events.as_mut() {
             let e = Event {
                 ts: crate::timefmt::rfc3339_micros(o.ts),
@@ -402,7 +510,9 @@ pub fn shard_of(raw: &RawPacket<'_>, workers: usize) -> usize {
     if workers <= 1 {
         return 0;
     }
-    let Some((a, b)) = decode::outer_addrs(raw.linktype, raw.data) else { return 0 };
+    let Some((a, b)) = decode::outer_addrs(raw.linktype, raw.data) else {
+        return 0;
+    };
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -35,13 +35,20 @@ pub fn signature_paths(given: &[PathBuf]) -> Vec<PathBuf> {
         return vec![local];
     }
     if let Ok(exe) = std::env::current_exe() {
-        if let Some(share) = exe.parent().and_then(Path::parent).map(|p| p.join("share/kaswatch/signatures")) {
+        if let Some(share) = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.join("share/kaswatch/signatures"))
+        {
             if share.is_dir() {
                 return vec![share];
             }
         }
     }
-    vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/signatures"))]
+    vec![PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/signatures"
+    ))]
 }
 
 pub fn load_matcher(given: &[PathBuf]) -> Result<(SignatureSet, Arc<Matcher>)> {
@@ -59,17 +66,30 @@ pub struct Settings {
 
 pub fn settings(c: &Common) -> Result<Settings> {
     let host_idle = match &c.host_idle {
-        Some(s) => Some(crate::timefmt::parse_duration(s).map_err(|e| Error::Usage(format!("--host-idle: {e}")))?),
+        Some(s) => Some(
+            crate::timefmt::parse_duration(s)
+                .map_err(|e| Error::Usage(format!("--host-idle: {e}")))?,
+        ),
         None => None,
     };
     if c.max_hosts == 0 {
         return Err(Error::Usage("--max-hosts must be at least 1".into()));
     }
-    let workers = c.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let workers = c.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     if workers == 0 || workers > MAX_WORKERS {
-        return Err(Error::Usage(format!("--workers must be between 1 and {MAX_WORKERS}")));
+        return Err(Error::Usage(format!(
+            "--workers must be between 1 and {MAX_WORKERS}"
+        )));
     }
-    Ok(Settings { max_hosts: c.max_hosts, host_idle, workers })
+    Ok(Settings {
+        max_hosts: c.max_hosts,
+        host_idle,
+        workers,
+    })
 }
 
 /// Result of a read run, for the summary line and tests.
@@ -103,14 +123,26 @@ impl ReadJob {
         }
         let events = a.common.events.as_deref().map(LineSink::open).transpose()?;
         let all_names = a.all_names.as_deref().map(LineSink::open).transpose()?;
-        Ok(ReadJob { files, matcher, settings, filter, events, all_names })
+        Ok(ReadJob {
+            files,
+            matcher,
+            settings,
+            filter,
+            events,
+            all_names,
+        })
     }
 
     /// Run the job.
     pub fn run(mut self) -> Result<ReadOutcome> {
         let start = Instant::now();
-        let cfg = WorkerConfig { all_names: self.all_names.is_some() };
-        let mut merger = Merger::new(self.matcher.clone(), HostTable::new(self.settings.max_hosts, self.settings.host_idle));
+        let cfg = WorkerConfig {
+            all_names: self.all_names.is_some(),
+        };
+        let mut merger = Merger::new(
+            self.matcher.clone(),
+            HostTable::new(self.settings.max_hosts, self.settings.host_idle),
+        );
         merger.events = self.events.take();
         merger.all_names = self.all_names.take();
         merger.inputs = self.files.iter().map(|p| p.display().to_string()).collect();
@@ -129,7 +161,14 @@ impl ReadJob {
                             return;
                         }
                     }
-                    w.process(PktMeta { seq, input: i as u32, frame }, &raw);
+                    w.process(
+                        PktMeta {
+                            seq,
+                            input: i as u32,
+                            frame,
+                        },
+                        &raw,
+                    );
                     for o in w.out.drain(..) {
                         merger.apply(&o);
                     }
@@ -140,10 +179,24 @@ impl ReadJob {
             }
             w.counters()
         } else {
-            threaded(&self.files, self.filter.as_mut(), &self.matcher, cfg, workers, &mut merger, &mut warnings)?
+            threaded(
+                &self.files,
+                self.filter.as_mut(),
+                &self.matcher,
+                cfg,
+                workers,
+                &mut merger,
+                &mut warnings,
+            )?
         };
         merger.flush();
-        Ok(ReadOutcome { merger, counters, files: self.files.len(), warnings, elapsed: start.elapsed().as_secs_f64() })
+        Ok(ReadOutcome {
+            merger,
+            counters,
+            files: self.files.len(),
+            warnings,
+            elapsed: start.elapsed().as_secs_f64(),
+        })
     }
 }
 
@@ -158,7 +211,11 @@ struct Batch {
 
 impl Batch {
     fn new() -> Self {
-        Batch { round: 0, data: Vec::with_capacity(BATCH_PACKETS * 1600), pkts: Vec::with_capacity(BATCH_PACKETS) }
+        Batch {
+            round: 0,
+            data: Vec::with_capacity(BATCH_PACKETS * 1600),
+            pkts: Vec::with_capacity(BATCH_PACKETS),
+        }
     }
 }
 
@@ -191,7 +248,16 @@ fn threaded(
             for mut b in rx {
                 for &(meta, ts, lt, ifc, wl, off, len) in &b.pkts {
                     let data = b.data.get(off..off + len).unwrap_or(&[]);
-                    w.process(meta, &RawPacket { ts, linktype: lt, interface: ifc, data, wire_len: wl });
+                    w.process(
+                        meta,
+                        &RawPacket {
+                            ts,
+                            linktype: lt,
+                            interface: ifc,
+                            data,
+                            wire_len: wl,
+                        },
+                    );
                 }
                 let _ = res_tx.send((b.round, wi, w.take()));
                 b.data.clear();
@@ -206,24 +272,26 @@ fn threaded(
     let mut round = 0u64;
     let mut cur: Vec<Batch> = (0..workers).map(|_| Batch::new()).collect();
     let mut in_round = 0usize;
-    let mut pending: std::collections::BTreeMap<u64, (usize, Vec<crate::pipeline::Obs>)> = Default::default();
+    let mut pending: std::collections::BTreeMap<u64, (usize, Vec<crate::pipeline::Obs>)> =
+        Default::default();
     let mut next_apply = 0u64;
-    let apply_ready = |pending: &mut std::collections::BTreeMap<u64, (usize, Vec<crate::pipeline::Obs>)>,
-                           next_apply: &mut u64,
-                           merger: &mut Merger| {
-        while let Some((n, _)) = pending.get(next_apply) {
-            if *n < workers {
-                break;
-            }
-            if let Some((_, mut obs)) = pending.remove(next_apply) {
-                obs.sort_by_key(|o| o.meta.seq);
-                for o in &obs {
-                    merger.apply(o);
+    let apply_ready =
+        |pending: &mut std::collections::BTreeMap<u64, (usize, Vec<crate::pipeline::Obs>)>,
+         next_apply: &mut u64,
+         merger: &mut Merger| {
+            while let Some((n, _)) = pending.get(next_apply) {
+                if *n < workers {
+                    break;
                 }
+                if let Some((_, mut obs)) = pending.remove(next_apply) {
+                    obs.sort_by_key(|o| o.meta.seq);
+                    for o in &obs {
+                        merger.apply(o);
+                    }
+                }
+                *next_apply += 1;
             }
-            *next_apply += 1;
-        }
-    };
+        };
     let send_round = |cur: &mut Vec<Batch>, round: &mut u64| -> bool {
         for (wi, b) in cur.iter_mut().enumerate() {
             let fresh = free_rx.try_recv().unwrap_or_else(|_| Batch::new());
@@ -250,7 +318,19 @@ fn threaded(
             if let Some(b) = cur.get_mut(s) {
                 let off = b.data.len();
                 b.data.extend_from_slice(raw.data);
-                b.pkts.push((PktMeta { seq, input: i as u32, frame }, raw.ts, raw.linktype, raw.interface, raw.wire_len, off, raw.data.len()));
+                b.pkts.push((
+                    PktMeta {
+                        seq,
+                        input: i as u32,
+                        frame,
+                    },
+                    raw.ts,
+                    raw.linktype,
+                    raw.interface,
+                    raw.wire_len,
+                    off,
+                    raw.data.len(),
+                ));
             }
             in_round += 1;
             if in_round >= BATCH_PACKETS * workers {
@@ -318,7 +398,9 @@ pub fn summary_line(o: &ReadOutcome) -> String {
 /// `kaswatch read`.
 pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
     let job = ReadJob::from_args(a)?;
-    let stdout_taken = [a.common.events.as_deref(), a.all_names.as_deref()].iter().any(|p| *p == Some(Path::new("-")));
+    let stdout_taken = [a.common.events.as_deref(), a.all_names.as_deref()]
+        .iter()
+        .any(|p| *p == Some(Path::new("-")));
     let out = job.run()?;
     for w in &out.warnings {
         eprintln!("kaswatch: warning: {w}");
@@ -335,7 +417,8 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
     if !a.quiet {
         eprintln!("{}", summary_line(&out));
     }
-    let write_errors = out.merger.events.as_ref().map_or(0, |s| s.errors) + out.merger.all_names.as_ref().map_or(0, |s| s.errors);
+    let write_errors = out.merger.events.as_ref().map_or(0, |s| s.errors)
+        + out.merger.all_names.as_ref().map_or(0, |s| s.errors);
     if write_errors > 0 {
         eprintln!("kaswatch: warning: {write_errors} output lines could not be written");
     }
@@ -359,9 +442,21 @@ pub fn cmd_check(a: &CheckArgs) -> Result<i32> {
                 Some(h) => {
                     let s = set.signatures.get(h.sig as usize);
                     let (kind, file, line) = s.map_or(("?", String::new(), 0), |s| {
-                        (if s.kind == crate::signatures::MatchKind::Exact { "exact" } else { "suffix" }, s.file.display().to_string(), s.line)
+                        (
+                            if s.kind == crate::signatures::MatchKind::Exact {
+                                "exact"
+                            } else {
+                                "suffix"
+                            },
+                            s.file.display().to_string(),
+                            s.line,
+                        )
                     });
-                    println!("{name}: {} ({kind} {} at {file}:{line})", h.category.as_str(), m.pattern(h.sig));
+                    println!(
+                        "{name}: {} ({kind} {} at {file}:{line})",
+                        h.category.as_str(),
+                        m.pattern(h.sig)
+                    );
                 }
                 None => println!("{name}: no match"),
             }

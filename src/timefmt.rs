@@ -34,7 +34,10 @@ pub fn rfc3339(ns: u64) -> String {
 /// `2026-03-02T09:00:00.123456Z` (microseconds), for events.
 pub fn rfc3339_micros(ns: u64) -> String {
     let (y, mo, d, h, mi, s, frac) = parts(ns);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z", frac / 1000)
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z",
+        frac / 1000
+    )
 }
 
 /// Parse `30s`, `15m`, `12h`, `7d`, `1w` or plain seconds into nanoseconds.
@@ -44,7 +47,9 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, "s"),
     };
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?} (use e.g. 30s, 15m, 12h, 7d)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (use e.g. 30s, 15m, 12h, 7d)"))?;
     let mult = match unit {
         "ms" => 1_000_000,
         "s" => 1_000_000_000,
@@ -52,9 +57,14 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         "h" => 3_600_000_000_000,
         "d" => 86_400_000_000_000,
         "w" => 604_800_000_000_000,
-        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m, h, d or w)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use ms, s, m, h, d or w)"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("duration {s:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("duration {s:?} is too large"))
 }
 
 #[cfg(test)]
@@ -63,7 +73,10 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_micros(1_772_442_000_123_456_789), "2026-03-02T09:00:00.123456Z");
+        assert_eq!(
+            rfc3339_micros(1_772_442_000_123_456_789),
+            "2026-03-02T09:00:00.123456Z"
+        );
         assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
     }
     #[test]

@@ -14,8 +14,12 @@ pub struct Filter {
 impl Filter {
     /// Check that the expression compiles (for Ethernet) before any file is read.
     pub fn new(expr: &str) -> Result<Self> {
-        let mut f = Filter { expr: expr.to_string(), programs: HashMap::new() };
-        f.compile(1).map_err(|e| Error::Usage(format!("--filter {expr:?}: {e}")))?;
+        let mut f = Filter {
+            expr: expr.to_string(),
+            programs: HashMap::new(),
+        };
+        f.compile(1)
+            .map_err(|e| Error::Usage(format!("--filter {expr:?}: {e}")))?;
         Ok(f)
     }
 
@@ -23,7 +27,8 @@ impl Filter {
         if self.programs.contains_key(&linktype) {
             return Ok(());
         }
-        let cap = pcap::Capture::dead(pcap::Linktype(linktype as i32)).map_err(|e| e.to_string())?;
+        let cap =
+            pcap::Capture::dead(pcap::Linktype(linktype as i32)).map_err(|e| e.to_string())?;
         match cap.compile(&self.expr, true) {
             Ok(p) => {
                 self.programs.insert(linktype, Some(p));

@@ -56,7 +56,10 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             walk(p, &mut found, 0)?;
             found.sort();
             if found.is_empty() {
-                return Err(Error::input(p, "no capture files (*.pcap, *.pcapng, *.cap, optionally .gz) in this directory"));
+                return Err(Error::input(
+                    p,
+                    "no capture files (*.pcap, *.pcapng, *.cap, optionally .gz) in this directory",
+                ));
             }
             out.extend(found);
         } else {
@@ -67,9 +70,15 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn is_capture_name(p: &Path) -> bool {
-    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+    let name = p
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let name = name.strip_suffix(".gz").unwrap_or(&name);
-    [".pcap", ".pcapng", ".cap", ".dmp", ".ntar"].iter().any(|e| name.ends_with(e))
+    [".pcap", ".pcapng", ".cap", ".dmp", ".ntar"]
+        .iter()
+        .any(|e| name.ends_with(e))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
@@ -84,7 +93,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
             walk(&p, out, depth + 1)?;
         } else if is_capture_name(&p) {
             if out.len() >= MAX_DIR_FILES {
-                return Err(Error::input(dir, format!("more than {MAX_DIR_FILES} capture files")));
+                return Err(Error::input(
+                    dir,
+                    format!("more than {MAX_DIR_FILES} capture files"),
+                ));
             }
             out.push(p);
         }
@@ -98,11 +110,16 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read + Send>> {
         return Err(Error::input(path, "is a directory"));
     }
     let mut magic = [0u8; 2];
-    let n = f.read(&mut magic).map_err(|e| Error::input(path, io_reason(&e)))?;
+    let n = f
+        .read(&mut magic)
+        .map_err(|e| Error::input(path, io_reason(&e)))?;
     use std::io::Seek;
-    f.seek(std::io::SeekFrom::Start(0)).map_err(|e| Error::input(path, io_reason(&e)))?;
+    f.seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| Error::input(path, io_reason(&e)))?;
     if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, f))))
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::with_capacity(1 << 16, f),
+        )))
     } else {
         Ok(Box::new(f))
     }
@@ -123,14 +140,23 @@ impl CaptureFile {
             Ok(r) => r,
             Err(PcapError::Eof) => return Err(Error::input(path, "empty file, not a capture")),
             Err(PcapError::ReadError) => {
-                return Err(Error::input(path, "read error (corrupt gzip data or unreadable file)"))
+                return Err(Error::input(
+                    path,
+                    "read error (corrupt gzip data or unreadable file)",
+                ))
             }
             Err(PcapError::HeaderNotRecognized) => {
-                return Err(Error::input(path, "not a pcap or pcapng capture (unknown file header)"))
+                return Err(Error::input(
+                    path,
+                    "not a pcap or pcapng capture (unknown file header)",
+                ))
             }
             Err(e) => return Err(Error::input(path, format!("not a readable capture: {e:?}"))),
         };
-        Ok(CaptureFile { path: path.to_path_buf(), reader })
+        Ok(CaptureFile {
+            path: path.to_path_buf(),
+            reader,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -269,7 +295,9 @@ fn short_err<I>(e: &PcapError<I>) -> String {
 }
 
 fn truncated(offset: u64, frames: u64) -> End {
-    End::Damaged(format!("truncated: the file ends inside a block at byte {offset}; read {frames} frames before it"))
+    End::Damaged(format!(
+        "truncated: the file ends inside a block at byte {offset}; read {frames} frames before it"
+    ))
 }
 
 fn to_ns(secs: u64, frac: u64, i: Iface) -> u64 {

@@ -89,7 +89,12 @@ impl Reassembler {
     /// Add a fragment at packet time `ts` (ns). Returns the datagram when complete.
     pub fn push(&mut self, f: &Fragment<'_>, ts: u64, c: &mut Counters) -> Option<Reassembled> {
         self.expire(ts, c);
-        let key = Key { src: f.src, dst: f.dst, id: f.id, proto: f.proto };
+        let key = Key {
+            src: f.src,
+            dst: f.dst,
+            id: f.id,
+            proto: f.proto,
+        };
         let start = f.offset;
         let end = start.saturating_add(f.data.len() as u32);
         if end as usize > MAX_FRAG_BYTES || (f.more && f.data.len() % 8 != 0) {
@@ -175,7 +180,14 @@ enum Add {
     Drop,
 }
 
-fn add(p: &mut Pending, f: &Fragment<'_>, start: u32, end: u32, bytes: &mut usize, c: &mut Counters) -> Add {
+fn add(
+    p: &mut Pending,
+    f: &Fragment<'_>,
+    start: u32,
+    end: u32,
+    bytes: &mut usize,
+    c: &mut Counters,
+) -> Add {
     if !f.more {
         if p.total.is_some_and(|t| t != end) || p.ranges.iter().any(|&(_, e)| e > end) {
             c.limit(Limit::FragOverlap);
@@ -244,6 +256,12 @@ fn complete(p: &mut Pending) -> bool {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;

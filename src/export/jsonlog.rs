@@ -21,18 +21,30 @@ impl LineSink {
         let w: Box<dyn Write + Send> = if path == Path::new("-") {
             Box::new(std::io::stdout())
         } else {
-            Box::new(std::fs::File::create(path).map_err(|e| Error::input(path, crate::signatures::io_reason(&e)))?)
+            Box::new(
+                std::fs::File::create(path)
+                    .map_err(|e| Error::input(path, crate::signatures::io_reason(&e)))?,
+            )
         };
-        Ok(LineSink { out: BufWriter::with_capacity(1 << 16, w), errors: 0, lines: 0 })
+        Ok(LineSink {
+            out: BufWriter::with_capacity(1 << 16, w),
+            errors: 0,
+            lines: 0,
+        })
     }
 
     pub fn event(&mut self, e: &Event) {
-        let r = serde_json::to_writer(&mut self.out, e).map_err(std::io::Error::other).and_then(|_| self.out.write_all(b"\n"));
+        let r = serde_json::to_writer(&mut self.out, e)
+            .map_err(std::io::Error::other)
+            .and_then(|_| self.out.write_all(b"\n"));
         self.account(r);
     }
 
     pub fn line(&mut self, s: &str) {
-        let r = self.out.write_all(s.as_bytes()).and_then(|_| self.out.write_all(b"\n"));
+        let r = self
+            .out
+            .write_all(s.as_bytes())
+            .and_then(|_| self.out.write_all(b"\n"));
         self.account(r);
     }
 

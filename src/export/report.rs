@@ -74,7 +74,8 @@ pub fn render(hosts: &HostTable, format: Format) -> String {
     match format {
         Format::Json => {
             let rows: Vec<HostRow> = sorted.iter().map(|h| row(h)).collect();
-            let mut s = serde_json::to_string_pretty(&serde_json::json!({ "hosts": rows })).unwrap_or_default();
+            let mut s = serde_json::to_string_pretty(&serde_json::json!({ "hosts": rows }))
+                .unwrap_or_default();
             s.push('\n');
             s
         }
@@ -88,15 +89,29 @@ pub fn render(hosts: &HostTable, format: Format) -> String {
                     rfc3339(h.last_seen),
                 ]
                 .into_iter()
-                .chain(Category::ALL.iter().map(|c| h.category_total(*c).to_string()))
+                .chain(
+                    Category::ALL
+                        .iter()
+                        .map(|c| h.category_total(*c).to_string()),
+                )
                 .chain([
-                    h.protocols().iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" "),
+                    h.protocols()
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     h.names.join(" "),
                     h.overflow_names.to_string(),
                     h.managed.to_string(),
                 ])
                 .collect();
-                s.push_str(&cols.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
+                s.push_str(
+                    &cols
+                        .iter()
+                        .map(|c| csv_field(c))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
                 s.push('\n');
             }
             s
@@ -106,7 +121,18 @@ pub fn render(hosts: &HostTable, format: Format) -> String {
                 return "no host contacted a Kaspersky endpoint\n".to_string();
             }
             let header = [
-                "HOST", "MAC", "FIRST SEEN", "LAST SEEN", "UPD", "KSN", "ACT", "MGMT", "PORTAL", "OTHER", "PROTOCOLS", "NAMES",
+                "HOST",
+                "MAC",
+                "FIRST SEEN",
+                "LAST SEEN",
+                "UPD",
+                "KSN",
+                "ACT",
+                "MGMT",
+                "PORTAL",
+                "OTHER",
+                "PROTOCOLS",
+                "NAMES",
             ];
             let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
             for h in sorted {
@@ -116,19 +142,42 @@ pub fn render(hosts: &HostTable, format: Format) -> String {
                     rfc3339(h.first_seen),
                     rfc3339(h.last_seen),
                 ];
-                r.extend(Category::ALL.iter().map(|c| h.category_total(*c).to_string()));
-                r.push(h.protocols().iter().map(|p| p.as_str()).collect::<Vec<_>>().join(","));
+                r.extend(
+                    Category::ALL
+                        .iter()
+                        .map(|c| h.category_total(*c).to_string()),
+                );
+                r.push(
+                    h.protocols()
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
                 r.push(names_cell(h, TABLE_NAMES));
                 rows.push(r);
             }
             let ncol = header.len();
-            let widths: Vec<usize> = (0..ncol).map(|i| rows.iter().map(|r| r.get(i).map_or(0, |c| c.len())).max().unwrap_or(0)).collect();
+            let widths: Vec<usize> = (0..ncol)
+                .map(|i| {
+                    rows.iter()
+                        .map(|r| r.get(i).map_or(0, |c| c.len()))
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
             let mut s = String::new();
             for r in rows {
                 let line: Vec<String> = r
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| if i + 1 == ncol { c.clone() } else { format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0)) })
+                    .map(|(i, c)| {
+                        if i + 1 == ncol {
+                            c.clone()
+                        } else {
+                            format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0))
+                        }
+                    })
                     .collect();
                 s.push_str(line.join("  ").trim_end());
                 s.push('\n');

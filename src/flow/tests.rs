@@ -1,1 +1,243 @@
 use super::*;
+use crate::decode::TCP_ACK;
+
+fn tcp(seq: u32, flags: u8, dport: u16) -> TcpInfo {
+    TcpInfo {
+        sport: 40000,
+        dport,
+        seq,
+        ack: 0,
+        flags,
+    }
+}
+
+/// Feed segments (seq offset relative to ISN+1, bytes) and collect names.
+fn feed(dport: u16, segs: &[(u32, &[u8])]) -> (Vec<String>, Counters) {
+    let mut d = Dir::default();
+    let mut s = Scratch::default();
+    let mut c = Counters::default();
+    let mut out = Vec::new();
+    let isn = 1000u32;
+    tcp_segment(
+        &mut d,
+        &tcp(isn, TCP_SYN, dport),
+        &[],
+        &mut s,
+        &mut c,
+        &mut |_| {},
+    );
+    for (off, data) in segs {
+        tcp_segment(
+            &mut d,
+            &tcp(isn + 1 + off, TCP_ACK, dport),
+            data,
+            &mut s,
+            &mut c,
+            &mut |a| {
+                out.push(match a {
+                    App::Dns(m) => {
+                        let mut v = String::from("dns:");
+                        dns::questions(m, |q| v.push_str(std::str::from_utf8(q.name).unwrap()));
+                        v
+                    }
+                    App::Tls(h) => {
+                        format!("tls:{}", String::from_utf8_lossy(h.sni.unwrap_or_default()))
+                    }
+                    App::Http(r) => format!(
+                        "http:{}",
+                        String::from_utf8_lossy(r.host.or(r.authority).unwrap_or_default())
+                    ),
+                })
+            },
+        );
+    }
+    (out, c)
+}
+
+fn dns_tcp(name: &str) -> Vec<u8> {
+    let mut m = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in name.split('.') {
+        m.push(l.len() as u8);
+        m.extend_from_slice(l.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut f = (m.len() as u16).to_be_bytes().to_vec();
+    f.extend_from_slice(&m);
+    f
+}
+
+fn hello(sni: &str, pad: usize) -> Vec<u8> {
+    // Minimal TLS 1.2 ClientHello with SNI and a padding extension.
+    let mut ext = Vec::new();
+    let host = sni.as_bytes();
+    ext.extend_from_slice(&[0, 0]);
+    ext.extend_from_slice(&((host.len() + 5) as u16).to_be_bytes());
+    ext.extend_from_slice(&((host.len() + 3) as u16).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&(host.len() as u16).to_be_bytes());
+    ext.extend_from_slice(host);
+    ext.extend_from_slice(&[0, 21]);
+    ext.extend_from_slice(&(pad as u16).to_be_bytes());
+    ext.extend(std::iter::repeat_n(0u8, pad));
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7u8; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
+    hs.extend_from_slice(&body);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+#[test]
+fn dns_over_tcp_split_and_packed() {
+    let a = dns_tcp("a.kaspersky.com");
+    let b = dns_tcp("b.example.org");
+    let both = [a.clone(), b.clone()].concat();
+    // one message split at every byte
+    for cut in 1..a.len() {
+        let (names, _) = feed(53, &[(0, &a[..cut]), (cut as u32, &a[cut..])]);
+        assert_eq!(names, vec!["dns:a.kaspersky.com"], "cut {cut}");
+    }
+    // two messages in one segment, then a third across a reordered pair
+    let c = dns_tcp("c.kaspersky.com");
+    let n = both.len() as u32;
+    let (names, _) = feed(53, &[(0, &both), (n + 5, &c[5..]), (n, &c[..5])]);
+    assert_eq!(
+        names,
+        vec![
+            "dns:a.kaspersky.com",
+            "dns:b.example.org",
+            "dns:c.kaspersky.com"
+        ]
+    );
+}
+
+#[test]
+fn tls_hello_three_segments_any_order_with_retransmission() {
+    let h = hello("dc1.ksn.kaspersky-labs.com", 1500);
+    let (p1, p2) = (600usize, 1200usize);
+    let segs: Vec<(u32, &[u8])> = vec![
+        (0, &h[..p1]),
+        (p1 as u32, &h[p1..p2]),
+        (p2 as u32, &h[p2..]),
+    ];
+    for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2], [0, 2, 1]] {
+        let mut s: Vec<(u32, &[u8])> = order.iter().map(|&i| segs[i]).collect();
+        s.insert(1, segs[order[0]]); // duplicate
+        let (names, _) = feed(8443, &s);
+        assert_eq!(names, vec!["tls:dc1.ksn.kaspersky-labs.com"], "{order:?}");
+    }
+    // overlapping retransmission covering two segments
+    let (names, _) = feed(
+        443,
+        &[(0, &h[..p1]), (100, &h[100..p2]), (p2 as u32, &h[p2..])],
+    );
+    assert_eq!(names, vec!["tls:dc1.ksn.kaspersky-labs.com"]);
+}
+
+#[test]
+fn tls_missing_segment_gives_no_name() {
+    let h = hello("x.kaspersky.com", 1500);
+    let (names, _) = feed(443, &[(0, &h[..600]), (1200, &h[1200..])]);
+    assert!(names.is_empty());
+}
+
+#[test]
+fn http_pipelined_with_bodies_and_socks5() {
+    let r1 = b"POST /a HTTP/1.1\r\nHost: ds.kaspersky.com\r\nContent-Length: 5\r\n\r\nhello";
+    let r2 = b"GET /updaters/updater.xml.dif HTTP/1.0\r\nHost: dnl-01.geo.kaspersky.com:80\r\n\r\n";
+    let all = [&r1[..], &r2[..]].concat();
+    let (names, _) = feed(80, &[(0, &all[..30]), (30, &all[30..70]), (70, &all[70..])]);
+    assert_eq!(
+        names,
+        vec!["http:ds.kaspersky.com", "http:dnl-01.geo.kaspersky.com:80"]
+    );
+    let socks = [
+        &[5u8, 1, 0][..],
+        &[5, 1, 0, 3, 14],
+        b"www.google.com",
+        &[0, 80],
+        r2,
+    ]
+    .concat();
+    let (names, _) = feed(1080, &[(0, &socks[..3]), (3, &socks[3..])]);
+    assert_eq!(names, vec!["http:dnl-01.geo.kaspersky.com:80"]);
+}
+
+#[test]
+fn bulk_stream_is_done_after_first_bytes_and_caps_hold() {
+    let junk = vec![0xabu8; 1448];
+    let mut d = Dir::default();
+    let mut s = Scratch::default();
+    let mut c = Counters::default();
+    tcp_segment(
+        &mut d,
+        &tcp(1, TCP_ACK, 443),
+        &junk,
+        &mut s,
+        &mut c,
+        &mut |_| panic!("no name"),
+    );
+    assert_eq!(d.state, State::Done);
+    assert!(d.buf.is_empty());
+    // A hello that never completes stops at MAX_STREAM_BYTES.
+    let h = hello("x.kaspersky.com", 15000);
+    let mut d = Dir::default();
+    let mut off = 0u32;
+    for chunk in h[..h.len() - 10].chunks(1000) {
+        tcp_segment(
+            &mut d,
+            &tcp(1 + off, TCP_ACK, 443),
+            chunk,
+            &mut s,
+            &mut c,
+            &mut |_| {},
+        );
+        off += chunk.len() as u32;
+    }
+    assert!(d.buf.len() <= MAX_STREAM_BYTES);
+    // Endless out-of-order segments: pending is capped and counted.
+    let mut d = Dir::default();
+    tcp_segment(
+        &mut d,
+        &tcp(1, TCP_ACK, 443),
+        &h[..10],
+        &mut s,
+        &mut c,
+        &mut |_| {},
+    );
+    for i in 0..100u32 {
+        tcp_segment(
+            &mut d,
+            &tcp(1 + 20 + i * 10, TCP_ACK, 443),
+            &h[..5],
+            &mut s,
+            &mut c,
+            &mut |_| {},
+        );
+    }
+    assert!(d.pending.len() <= MAX_PENDING_SEGMENTS);
+    assert!(c.get_limit(Limit::StreamGapSegments) > 0);
+}
+
+#[test]
+fn flow_table_cap_and_idle_sweep() {
+    let mut t = FlowTable::default();
+    let mut c = Counters::default();
+    let a: IpAddr = "10.0.0.1".parse().unwrap();
+    let b: IpAddr = "10.0.0.2".parse().unwrap();
+    let (k1, d1) = FlowKey::new(a, b, 1, 2, 6);
+    let (k2, d2) = FlowKey::new(b, a, 2, 1, 6);
+    assert_eq!(k1, k2);
+    assert_ne!(d1, d2);
+    assert!(t.get(k1, d1, 0, true, &mut c).unwrap().created);
+    assert!(!t.get(k2, d2, 1, true, &mut c).unwrap().created);
+    t.sweep(TCP_IDLE_NS + 10, &mut c);
+    assert!(t.is_empty());
+    assert_eq!(c.get_limit(Limit::FlowIdle), 1);
+}

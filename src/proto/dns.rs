@@ -73,7 +73,11 @@ pub enum NameError {
 
 /// Read a (possibly compressed) name at `off`. Writes the text form into
 /// `out` (root = empty) and returns (text length, offset after the name).
-pub fn read_name(msg: &[u8], off: usize, out: &mut [u8; MAX_NAME_LEN]) -> Result<(usize, usize), NameError> {
+pub fn read_name(
+    msg: &[u8],
+    off: usize,
+    out: &mut [u8; MAX_NAME_LEN],
+) -> Result<(usize, usize), NameError> {
     let mut pos = off;
     let mut n = 0usize;
     let mut wire = 0usize;
@@ -153,7 +157,13 @@ pub fn questions(msg: &[u8], mut f: impl FnMut(Question<'_>)) -> Option<Walk> {
     let h = header(msg)?;
     let mut off = 12usize;
     let mut buf = [0u8; MAX_NAME_LEN];
-    let mut w = Walk { header: h, delivered: 0, capped: 0, end: off, error: None };
+    let mut w = Walk {
+        header: h,
+        delivered: 0,
+        capped: 0,
+        end: off,
+        error: None,
+    };
     let qd = usize::from(h.qdcount);
     for i in 0..qd {
         if i >= MAX_QUESTIONS {
@@ -169,7 +179,11 @@ pub fn questions(msg: &[u8], mut f: impl FnMut(Question<'_>)) -> Option<Walk> {
                 off = next + 4;
                 w.end = off;
                 w.delivered += 1;
-                f(Question { name: buf.get(..n).unwrap_or(&[]), qtype, qclass });
+                f(Question {
+                    name: buf.get(..n).unwrap_or(&[]),
+                    qtype,
+                    qclass,
+                });
             }
             Err(e) => {
                 w.error = Some(e);
@@ -210,8 +224,16 @@ pub fn plausible(msg: &[u8]) -> bool {
 /// A resolution learned from an answer section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resolution {
-    Addr { owner: String, addr: IpAddr, ttl: u32 },
-    Cname { owner: String, target: String, ttl: u32 },
+    Addr {
+        owner: String,
+        addr: IpAddr,
+        ttl: u32,
+    },
+    Cname {
+        owner: String,
+        target: String,
+        ttl: u32,
+    },
 }
 
 /// Parse the answer section with hickory-proto (allocates; call only for
@@ -219,7 +241,9 @@ pub enum Resolution {
 /// trailing dot. At most [`MAX_ANSWERS`] resolutions.
 pub fn answers(msg: &[u8]) -> Vec<Resolution> {
     use hickory_proto::rr::RData;
-    let Ok(m) = hickory_proto::op::Message::from_vec(msg) else { return Vec::new() };
+    let Ok(m) = hickory_proto::op::Message::from_vec(msg) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let text = |n: &hickory_proto::rr::Name| {
         let s = n.to_ascii().to_ascii_lowercase();
@@ -229,21 +253,41 @@ pub fn answers(msg: &[u8]) -> Vec<Resolution> {
         let owner = text(&r.name);
         let ttl = r.ttl;
         match &r.data {
-            RData::A(a) => out.push(Resolution::Addr { owner, addr: IpAddr::V4(a.0), ttl }),
-            RData::AAAA(a) => out.push(Resolution::Addr { owner, addr: IpAddr::V6(a.0), ttl }),
-            RData::CNAME(c) => out.push(Resolution::Cname { owner, target: text(&c.0), ttl }),
+            RData::A(a) => out.push(Resolution::Addr {
+                owner,
+                addr: IpAddr::V4(a.0),
+                ttl,
+            }),
+            RData::AAAA(a) => out.push(Resolution::Addr {
+                owner,
+                addr: IpAddr::V6(a.0),
+                ttl,
+            }),
+            RData::CNAME(c) => out.push(Resolution::Cname {
+                owner,
+                target: text(&c.0),
+                ttl,
+            }),
             RData::HTTPS(hickory_proto::rr::rdata::HTTPS(svcb)) | RData::SVCB(svcb) => {
                 use hickory_proto::rr::rdata::svcb::SvcParamValue;
                 for (_, v) in svcb.svc_params.iter() {
                     match v {
                         SvcParamValue::Ipv4Hint(h) => {
                             for a in &h.0 {
-                                out.push(Resolution::Addr { owner: owner.clone(), addr: IpAddr::V4(a.0), ttl });
+                                out.push(Resolution::Addr {
+                                    owner: owner.clone(),
+                                    addr: IpAddr::V4(a.0),
+                                    ttl,
+                                });
                             }
                         }
                         SvcParamValue::Ipv6Hint(h) => {
                             for a in &h.0 {
-                                out.push(Resolution::Addr { owner: owner.clone(), addr: IpAddr::V6(a.0), ttl });
+                                out.push(Resolution::Addr {
+                                    owner: owner.clone(),
+                                    addr: IpAddr::V6(a.0),
+                                    ttl,
+                                });
                             }
                         }
                         _ => {}
@@ -261,4 +305,10 @@ pub fn answers(msg: &[u8]) -> Vec<Resolution> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests;

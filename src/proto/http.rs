@@ -103,14 +103,19 @@ pub fn scan_request(buf: &[u8]) -> HttpScan<'_> {
         Err(_) => None,
     };
     let mut lenient_headers = [httparse::EMPTY_HEADER; MAX_HTTP_HEADERS];
-    let (method, target, header_len, hdrs): (&[u8], &[u8], usize, &[httparse::Header<'_>]) = match parsed {
-        Some((m, p, n)) => (m, p, n, &*req.headers),
-        None => match lenient(window, &mut lenient_headers) {
-            Lenient::Done(m, p, n, count) => (m, p, n, lenient_headers.get(..count).unwrap_or(&[])),
-            Lenient::NeedMore if window.len() < MAX_HTTP_HEADER_BYTES => return HttpScan::NeedMore,
-            Lenient::NeedMore | Lenient::Bad => return HttpScan::NotHttp,
-        },
-    };
+    let (method, target, header_len, hdrs): (&[u8], &[u8], usize, &[httparse::Header<'_>]) =
+        match parsed {
+            Some((m, p, n)) => (m, p, n, &*req.headers),
+            None => match lenient(window, &mut lenient_headers) {
+                Lenient::Done(m, p, n, count) => {
+                    (m, p, n, lenient_headers.get(..count).unwrap_or(&[]))
+                }
+                Lenient::NeedMore if window.len() < MAX_HTTP_HEADER_BYTES => {
+                    return HttpScan::NeedMore
+                }
+                Lenient::NeedMore | Lenient::Bad => return HttpScan::NotHttp,
+            },
+        };
 
     let mut out = HttpRequest {
         method,
@@ -164,22 +169,35 @@ enum Lenient<'a> {
 /// accept, such as a space or raw byte inside the target: `METHOD SP target
 /// SP HTTP/1.x CRLF`, then ordinary headers.
 fn lenient<'a>(buf: &'a [u8], headers: &mut [httparse::Header<'a>]) -> Lenient<'a> {
-    let Some(eol) = buf.iter().position(|&b| b == b'\n') else { return Lenient::NeedMore };
+    let Some(eol) = buf.iter().position(|&b| b == b'\n') else {
+        return Lenient::NeedMore;
+    };
     let line = buf.get(..eol).unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Some(sp) = line.iter().position(|&b| b == b' ') else { return Lenient::Bad };
+    let Some(sp) = line.iter().position(|&b| b == b' ') else {
+        return Lenient::Bad;
+    };
     let method = line.get(..sp).unwrap_or_default();
-    let Some(rest) = line.get(sp + 1..) else { return Lenient::Bad };
-    let Some(target) = rest.strip_suffix(b" HTTP/1.1").or_else(|| rest.strip_suffix(b" HTTP/1.0")) else {
+    let Some(rest) = line.get(sp + 1..) else {
+        return Lenient::Bad;
+    };
+    let Some(target) = rest
+        .strip_suffix(b" HTTP/1.1")
+        .or_else(|| rest.strip_suffix(b" HTTP/1.0"))
+    else {
         return Lenient::Bad;
     };
     let target = target.trim_ascii();
     if target.is_empty() || target.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Lenient::Bad;
     }
-    let Some(after) = buf.get(eol + 1..) else { return Lenient::NeedMore };
+    let Some(after) = buf.get(eol + 1..) else {
+        return Lenient::NeedMore;
+    };
     match httparse::parse_headers(after, headers) {
-        Ok(httparse::Status::Complete((n, h))) => Lenient::Done(method, target, eol + 1 + n, h.len()),
+        Ok(httparse::Status::Complete((n, h))) => {
+            Lenient::Done(method, target, eol + 1 + n, h.len())
+        }
         Ok(httparse::Status::Partial) => Lenient::NeedMore,
         Err(_) => Lenient::Bad,
     }

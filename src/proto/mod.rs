@@ -22,7 +22,13 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] = [Protocol::Dns, Protocol::Tls, Protocol::Quic, Protocol::Http, Protocol::Ip];
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Dns,
+        Protocol::Tls,
+        Protocol::Quic,
+        Protocol::Http,
+        Protocol::Ip,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Dns => "dns",

@@ -20,7 +20,11 @@ pub fn corpus() -> Option<PathBuf> {
 }
 
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).current_dir(root()).output().expect("run kaswatch")
+    Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run kaswatch")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -45,7 +49,10 @@ pub fn tshark_form(name: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let v: u32 = std::str::from_utf8(&b[i + 1..i + 4]).unwrap().parse().unwrap();
+            let v: u32 = std::str::from_utf8(&b[i + 1..i + 4])
+                .unwrap()
+                .parse()
+                .unwrap();
             if v < 0x20 || v == 0x7f {
                 out.extend_from_slice(format!("\\{v:03o}").as_bytes());
             } else {

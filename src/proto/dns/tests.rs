@@ -1,1 +1,135 @@
 use super::*;
+
+fn query(name_wire: &[u8], qtype: u16) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(name_wire);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m
+}
+
+fn wire(name: &str) -> Vec<u8> {
+    let mut w = Vec::new();
+    for l in name.split('.') {
+        w.push(l.len() as u8);
+        w.extend_from_slice(l.as_bytes());
+    }
+    w.push(0);
+    w
+}
+
+fn names(msg: &[u8]) -> Vec<String> {
+    let mut v = Vec::new();
+    questions(msg, |q| v.push(String::from_utf8(q.name.to_vec()).unwrap()));
+    v
+}
+
+#[test]
+fn question_lowercased_0x20() {
+    let m = query(&wire("DnL-01.GEO.kaspersky.COM"), 1);
+    assert_eq!(names(&m), vec!["dnl-01.geo.kaspersky.com"]);
+    assert!(plausible(&m));
+}
+
+#[test]
+fn compression_pointer_and_loops() {
+    // Two questions; the second points back into the first.
+    let mut m = vec![0, 1, 0x01, 0x00, 0, 2, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&wire("a.kaspersky.com"));
+    m.extend_from_slice(&[0, 1, 0, 1]);
+    m.extend_from_slice(&[3, b'u', b'p', b'd', 0xc0, 14]); // upd + pointer to "kaspersky.com"
+    m.extend_from_slice(&[0, 1, 0, 1]);
+    assert_eq!(names(&m), vec!["a.kaspersky.com", "upd.kaspersky.com"]);
+    // Pointer to itself: a loop.
+    let mut l = vec![
+        0, 1, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1,
+    ];
+    let w = questions(&l, |_| panic!("no name")).unwrap();
+    assert_eq!(w.error, Some(NameError::PointerLoop));
+    // Forward pointer: also refused.
+    l[13] = 20;
+    assert_eq!(
+        questions(&l, |_| {}).unwrap().error,
+        Some(NameError::PointerLoop)
+    );
+}
+
+#[test]
+fn odd_bytes_escaped_and_limits() {
+    let mut w = vec![5, b'a', b'.', b'b', 0x00, 0xff];
+    w.extend_from_slice(&wire("com"));
+    let m = query(&w, 1);
+    assert_eq!(names(&m), vec!["a\\.b\\000\\255.com"]);
+    // > 255 wire bytes
+    let long: Vec<String> = (0..5).map(|_| "a".repeat(63)).collect();
+    let m = query(&wire(&long.join(".")), 1);
+    assert_eq!(
+        questions(&m, |_| {}).unwrap().error,
+        Some(NameError::TooLong)
+    );
+    // Root name
+    let m = query(&[0], 2);
+    assert_eq!(names(&m), vec![""]);
+    // qdcount lies (65535): capped, no panic, counted by the caller.
+    let mut m = query(&wire("x.com"), 1);
+    m[4] = 0xff;
+    m[5] = 0xff;
+    let w = questions(&m, |_| {}).unwrap();
+    assert_eq!(w.delivered, 1);
+    assert_eq!(w.error, Some(NameError::Truncated));
+}
+
+#[test]
+fn plausible_rejects_junk() {
+    assert!(!plausible(b"GET / HTTP/1.1\r\n\r\n"));
+    assert!(!plausible(&[
+        0x30, 0x26, 0x02, 0x01, 0x01, 0x04, 0x06, 0x70, 0x75, 0x62, 0x6c, 0x69, 0x63
+    ])); // SNMP
+    let mut m = query(&wire("x.com"), 1);
+    m[2] = 0x29; // opcode 5
+    assert!(!plausible(&m));
+}
+
+#[test]
+fn answers_a_cname_chain() {
+    let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+    m.extend_from_slice(&wire("dnl-01.geo.kaspersky.com"));
+    m.extend_from_slice(&[0, 1, 0, 1]);
+    // CNAME dnl-01... -> edge.example.net
+    m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60]);
+    let target = wire("edge.example.net");
+    m.extend_from_slice(&(target.len() as u16).to_be_bytes());
+    let tpos = m.len();
+    m.extend_from_slice(&target);
+    m.extend_from_slice(&[
+        0xc0, tpos as u8, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 203, 0, 113, 7,
+    ]);
+    let r = answers(&m);
+    assert_eq!(
+        r,
+        vec![
+            Resolution::Cname {
+                owner: "dnl-01.geo.kaspersky.com".into(),
+                target: "edge.example.net".into(),
+                ttl: 60
+            },
+            Resolution::Addr {
+                owner: "edge.example.net".into(),
+                addr: "203.0.113.7".parse().unwrap(),
+                ttl: 256
+            },
+        ]
+    );
+    assert!(answers(b"junk").is_empty());
+}
+
+#[test]
+fn every_truncation_never_panics() {
+    let m = query(&wire("s07.upd.kaspersky.com"), 28);
+    for n in 0..m.len() {
+        let _ = plausible(&m[..n]);
+        let got = names(&m[..n]);
+        assert!(got.is_empty() || n >= m.len() - 4 || got[0] == "s07.upd.kaspersky.com");
+        let _ = answers(&m[..n]);
+    }
+}

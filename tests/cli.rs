@@ -1,0 +1,344 @@
+//! End-to-end tests of `kaswatch read` and `check-signatures` through the real
+//! binary: the demo and tunnel captures against their generators' expected
+//! tables, the exact report and events, formats, inputs (several files,
+//! directories, gzip), worker-count determinism, and bad input.
+
+mod common;
+use common::*;
+use std::io::Write;
+
+fn expected(path: &str) -> Vec<Vec<String>> {
+    std::fs::read_to_string(root().join(path))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+fn events(args: &[&str]) -> Vec<serde_json::Value> {
+    let mut a = vec!["read", "-q", "--events", "-"];
+    a.extend_from_slice(args);
+    let o = run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn demo_events_match_generator_table() {
+    let ev = events(&["captures/demo.pcapng"]);
+    let got: Vec<Vec<String>> = ev
+        .iter()
+        .map(|e| {
+            vec![
+                e["frame"].to_string(),
+                e["src_ip"].as_str().unwrap().to_string(),
+                e["src_mac"].as_str().unwrap_or("-").to_string(),
+                e["transport"].as_str().unwrap().to_string(),
+                e["name"].as_str().unwrap().to_string(),
+            ]
+        })
+        .collect();
+    assert_eq!(got, expected("captures/demo.expected.tsv"));
+    for e in &ev {
+        assert_eq!(e["protocol"], "dns");
+        assert_eq!(e["dst_port"], 53);
+        assert_eq!(e["file"], "captures/demo.pcapng");
+        assert_eq!(e["managed"], false);
+        assert!(e["ts"].as_str().unwrap().starts_with("2026-03-02T09:00:0"));
+    }
+}
+
+#[test]
+fn demo_report_and_events_exact() {
+    let o = run(&[
+        "read",
+        "captures/demo.pcapng",
+        "--events",
+        &tmp("demo.jsonl").to_string_lossy(),
+    ]);
+    assert!(o.status.success());
+    let want = std::fs::read_to_string(root().join("tests/fixtures/demo.table.txt")).unwrap();
+    assert_eq!(stdout(&o), want);
+    let ev = std::fs::read_to_string(tmp("demo.jsonl")).unwrap();
+    let want = std::fs::read_to_string(root().join("tests/fixtures/demo.events.jsonl")).unwrap();
+    assert_eq!(ev, want);
+    let err = stderr(&o);
+    assert!(err.starts_with("kaswatch: 74 packets, "), "{err}");
+    assert!(
+        err.contains(" 1 file, 0 decode errors, 0 limit drops, 5 hosts matched, 10 callbacks, "),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_formats_json_and_csv() {
+    let o = run(&["read", "-q", "captures/demo.pcapng", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let hosts = v["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 5);
+    let a = hosts.iter().find(|h| h["host"] == "192.168.10.21").unwrap();
+    assert_eq!(a["callbacks"]["ksn"], 2);
+    assert_eq!(a["callbacks"]["update"], 1);
+    assert_eq!(a["mac"], "00:1b:21:aa:00:21");
+    assert_eq!(a["first_seen"], "2026-03-02T09:00:00Z");
+    assert_eq!(a["last_seen"], "2026-03-02T09:00:01Z");
+    assert_eq!(
+        hosts[0]["host"], "192.168.10.21",
+        "sorted by last seen, most recent first"
+    );
+    let o = run(&["read", "-q", "captures/demo.pcapng", "--format", "csv"]);
+    let csv = stdout(&o);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 6);
+    assert!(lines[0].starts_with(
+        "host,mac,first_seen,last_seen,update,ksn,activation,management,portal,other,"
+    ));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("192.168.10.22,00:1b:21:aa:00:22,")
+                && l.contains(",1,0,1,0,0,0,dns,")),
+        "{csv}"
+    );
+}
+
+#[test]
+fn tunnels_each_encapsulation_reaches_the_inner_name() {
+    let ev = events(&["captures/tunnels.pcap"]);
+    let got: Vec<Vec<String>> = ev
+        .iter()
+        .map(|e| {
+            let t: Vec<String> = e["tunnel"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+            vec![
+                e["frame"].to_string(),
+                e["src_ip"].as_str().unwrap().to_string(),
+                t.join(","),
+                e["name"].as_str().unwrap().to_string(),
+            ]
+        })
+        .collect();
+    assert_eq!(got, expected("captures/tunnels.expected.tsv"));
+}
+
+#[test]
+fn lookalikes_never_match() {
+    // Host 192.168.10.24 in the demo sends only decoys.
+    let names = tmp("demo-names.tsv");
+    let o = run(&[
+        "read",
+        "-q",
+        "captures/demo.pcapng",
+        "--all-names",
+        &names.to_string_lossy(),
+        "--format",
+        "json",
+    ]);
+    assert!(!stdout(&o).contains("192.168.10.24"));
+    let all = std::fs::read_to_string(&names).unwrap();
+    let decoys: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("\t192.168.10.24\t"))
+        .collect();
+    assert_eq!(decoys.len(), 8, "{all}");
+}
+
+#[test]
+fn several_files_directory_and_gzip_share_one_table() {
+    let dir = tmp("indir");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::copy(root().join("captures/tunnels.pcap"), dir.join("a.pcap")).unwrap();
+    let gz = dir.join("sub/b.pcapng.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&std::fs::read(root().join("captures/demo.pcapng")).unwrap())
+        .unwrap();
+    enc.finish().unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a capture").unwrap();
+    let ev = events(&[&dir.to_string_lossy()]);
+    assert_eq!(ev.len(), 24);
+    assert!(ev[0]["file"].as_str().unwrap().ends_with("a.pcap"));
+    assert!(ev[23]["file"].as_str().unwrap().ends_with("b.pcapng.gz"));
+    let ev2 = events(&["captures/tunnels.pcap", "captures/demo.pcapng"]);
+    assert_eq!(ev2.len(), 24);
+}
+
+#[test]
+fn filter_restricts_packets() {
+    // tcpdump semantics: "tcp" does not look inside VLAN tags (host B is on VLAN 30).
+    let ev = events(&["captures/demo.pcapng", "--filter", "tcp"]);
+    assert_eq!(ev.len(), 2);
+    assert!(ev.iter().all(|e| e["transport"] == "tcp"));
+    let ev = events(&["captures/demo.pcapng", "--filter", "tcp or (vlan and tcp)"]);
+    assert_eq!(ev.len(), 3);
+    assert!(ev.iter().all(|e| e["transport"] == "tcp"));
+    let o = run(&["read", "captures/demo.pcapng", "--filter", "tcp port"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("kaswatch: --filter \"tcp port\": "),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn worker_count_does_not_change_output() {
+    for cap in ["captures/demo.pcapng", "captures/tunnels.pcap"] {
+        let one = run(&["read", "-q", "--workers", "1", "--events", "-", cap]);
+        let two = run(&["read", "-q", "--workers", "2", "--events", "-", cap]);
+        let three = run(&["read", "-q", "--workers", "3", "--events", "-", cap]);
+        assert_eq!(stdout(&one), stdout(&two));
+        assert_eq!(stdout(&one), stdout(&three));
+    }
+}
+
+#[test]
+fn host_table_is_bounded() {
+    let o = run(&[
+        "read",
+        "captures/tunnels.pcap",
+        "--max-hosts",
+        "3",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(stdout(&o).lines().count(), 4);
+    assert!(
+        stderr(&o).contains(", 3 hosts matched, 14 callbacks, 11 hosts evicted,"),
+        "{}",
+        stderr(&o)
+    );
+    // Idle: tunnels.pcap spans 13 s of packet time, one host per second.
+    let o = run(&[
+        "read",
+        "captures/tunnels.pcap",
+        "--host-idle",
+        "5s",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(stdout(&o).lines().count(), 7, "{}", stdout(&o));
+}
+
+fn expect_fail(args: &[&str], code: i32, msg: &str) {
+    let o = run(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    assert!(err.contains(msg), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_inputs_get_one_clear_line() {
+    expect_fail(
+        &["read", "nope.pcap"],
+        1,
+        "kaswatch: nope.pcap: no such file or directory",
+    );
+    let empty = tmp("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    expect_fail(
+        &["read", &empty.to_string_lossy()],
+        1,
+        "empty.pcap: empty file, not a capture",
+    );
+    let junk = tmp("junk.pcap");
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&junk, bytes).unwrap();
+    expect_fail(
+        &["read", &junk.to_string_lossy()],
+        1,
+        "junk.pcap: not a pcap or pcapng capture",
+    );
+    expect_fail(
+        &["read", "captures/demo.pcapng", "--max-hosts", "0"],
+        2,
+        "--max-hosts must be at least 1",
+    );
+    expect_fail(
+        &["read", "captures/demo.pcapng", "--host-idle", "7x"],
+        2,
+        "--host-idle: invalid duration unit",
+    );
+    expect_fail(&["read"], 2, "required");
+    let badsig = tmp("bad.toml");
+    std::fs::write(&badsig, "[meta]\nversion = \"1\"\ndate = \"x\"\n\n[[signature]]\npattern = \"a.com\"\nmatch = \"sufix\"\ncategory = \"update\"\nsource = \"x\"\n").unwrap();
+    expect_fail(
+        &[
+            "read",
+            "-s",
+            &badsig.to_string_lossy(),
+            "captures/demo.pcapng",
+        ],
+        1,
+        "bad.toml:7: match must be \"exact\" or \"suffix\", not \"sufix\"",
+    );
+    expect_fail(
+        &["check-signatures", &badsig.to_string_lossy()],
+        1,
+        "bad.toml:7: ",
+    );
+    expect_fail(
+        &["check-signatures", "nodir"],
+        1,
+        "nodir: no such file or directory",
+    );
+}
+
+fn truncated_still_reports(src: &str, cut_from_end: usize, want_events: usize) {
+    let data = std::fs::read(root().join(src)).unwrap();
+    let t = tmp(&format!("trunc-{}", src.replace('/', "_")));
+    std::fs::write(&t, &data[..data.len() - cut_from_end]).unwrap();
+    let o = run(&["read", "--events", "-", &t.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o).lines().filter(|l| l.starts_with('{')).count(),
+        want_events,
+        "{}",
+        stdout(&o)
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning:") && err.contains("truncated"),
+        "{err}"
+    );
+}
+
+#[test]
+fn truncated_captures_yield_everything_before_the_damage() {
+    // The last frames of demo.pcapng are the repeated dc1.ksn query (frame 73) and one more.
+    truncated_still_reports("captures/demo.pcapng", 30, 10);
+    truncated_still_reports("captures/demo.pcapng", 200, 9);
+    truncated_still_reports("captures/tunnels.pcap", 10, 13);
+}
+
+#[test]
+fn check_signatures_counts_and_tests_names() {
+    let o = run(&[
+        "check-signatures",
+        "signatures",
+        "--test",
+        "DNL-01.geo.kaspersky.com.",
+        "--test",
+        "notkaspersky.com",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.contains("update      "), "{s}");
+    assert!(s.contains("DNL-01.geo.kaspersky.com.: update (exact dnl-01.geo.kaspersky.com at signatures/update.toml:"), "{s}");
+    assert!(s.contains("notkaspersky.com: no match"), "{s}");
+}

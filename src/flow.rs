@@ -241,9 +241,7 @@ impl FlowTable {
             let idle = if f.is_tcp { TCP_IDLE_NS } else { UDP_IDLE_NS };
             now.saturating_sub(f.last_ts) < idle
         });
-        for _ in self.map.len()..before {
-            c.limit(Limit::FlowIdle);
-        }
+        c.flows_expired += (before - self.map.len()) as u64;
     }
 
     pub fn remove(&mut self, key: &FlowKey) {

@@ -17,6 +17,7 @@ use crate::hosts::HostTable;
 use crate::matcher::{Hit, Matcher};
 use crate::proto::{dns, http, name, quic, tls, Protocol};
 use crate::stats::{Counters, Layer, Limit};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -66,6 +67,20 @@ pub struct Obs {
     pub hit: Option<Hit>,
     pub alpn: Option<String>,
     pub ech: Option<bool>,
+    pub kind: ObsKind,
+}
+
+/// What an observation carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ObsKind {
+    /// A name seen in a query, hello or request.
+    #[default]
+    Name,
+    /// A client opened a connection (TCP SYN, first datagram of a UDP flow)
+    /// to `dst`: a callback if `dst` was resolved from a matching name.
+    Conn,
+    /// A DNS response to a matching question: addresses for the attribution map.
+    Resolved(Vec<dns::Resolution>),
 }
 
 /// ClientHellos taken from one QUIC flow (the first and one after a Retry).
@@ -159,10 +174,12 @@ impl Worker {
                     l4: L4::Udp,
                 };
                 let dns_port = |x: u16| x == 53 || x == 5353 || x == 5355;
-                let is_dns = dns_port(sport)
-                    || dns_port(dport)
-                    || (!self.quic(&ctx, payload) && dns::plausible(payload));
-                if is_dns {
+                if dns_port(sport) || dns_port(dport) {
+                    self.dns_message(&ctx, payload);
+                    return;
+                }
+                self.udp_conn(&ctx);
+                if !self.quic(&ctx, payload) && dns::plausible(payload) {
                     self.dns_message(&ctx, payload);
                 }
             }
@@ -181,6 +198,9 @@ impl Worker {
                 let Some(l) = flows.get(key, dir, ts, true, counters) else {
                     return;
                 };
+                if tcp.flags & (decode::TCP_SYN | decode::TCP_ACK) == decode::TCP_SYN && l.created {
+                    out.push(Obs::conn(meta, ts, p, tcp.sport, tcp.dport, L4::Tcp));
+                }
                 let Some(d) = l.flow.dirs.get_mut(dir) else {
                     return;
                 };
@@ -219,6 +239,24 @@ impl Worker {
             c: &mut self.app_counters,
         };
         e.dns_message(ctx, msg);
+    }
+
+    /// First datagram of a UDP flow: a connection candidate for attribution.
+    fn udp_conn(&mut self, ctx: &Ctx<'_>) {
+        let p = ctx.pkt;
+        let (key, dir) = FlowKey::new(p.src, p.dst, ctx.sport, ctx.dport, 17);
+        if let Some(l) = self.flows.get(key, dir, ctx.ts, false, &mut self.counters) {
+            if l.created {
+                self.out.push(Obs::conn(
+                    ctx.meta,
+                    ctx.ts,
+                    p,
+                    ctx.sport,
+                    ctx.dport,
+                    L4::Udp,
+                ));
+            }
+        }
     }
 
     /// QUIC Initials; returns true when the datagram was QUIC.
@@ -304,6 +342,30 @@ impl Worker {
     }
 }
 
+impl Obs {
+    /// A connection candidate (no name; no allocation).
+    fn conn(meta: PktMeta, ts: u64, p: &Packet<'_>, sport: u16, dport: u16, l4: L4) -> Self {
+        Obs {
+            meta,
+            ts,
+            src: p.src,
+            dst: p.dst,
+            sport,
+            dport,
+            l4,
+            src_mac: p.src_mac,
+            tunnel: p.tunnel,
+            protocol: Protocol::Ip,
+            name: String::new(),
+            shown: None,
+            hit: None,
+            alpn: None,
+            ech: None,
+            kind: ObsKind::Conn,
+        }
+    }
+}
+
 /// Builds observations from parsed application data.
 struct Emitter<'a> {
     matcher: &'a Matcher,
@@ -346,6 +408,7 @@ impl Emitter<'_> {
             hit,
             alpn: alpn.map(|a| String::from_utf8_lossy(a).into_owned()),
             ech,
+            kind: ObsKind::Name,
         });
     }
 
@@ -354,8 +417,43 @@ impl Emitter<'_> {
             self.c.decode_error(Layer::Dns);
             return;
         };
-        if h.is_response() || h.opcode() != 0 {
-            return; // answers feed attribution (names issue); only queries are callbacks
+        if h.opcode() != 0 {
+            return;
+        }
+        if h.is_response() {
+            // Answers to a matching question feed the IP->name attribution map.
+            let mut first: Option<(Hit, String)> = None;
+            dns::questions(msg, |q| {
+                if first.is_none() {
+                    if let Some(hit) = self.matcher.lookup(q.name) {
+                        first = Some((hit, name::to_string(q.name)));
+                    }
+                }
+            });
+            if let Some((hit, qname)) = first {
+                let answers = dns::answers(msg);
+                if !answers.is_empty() {
+                    self.out.push(Obs {
+                        meta: ctx.meta,
+                        ts: ctx.ts,
+                        src: ctx.pkt.src,
+                        dst: ctx.pkt.dst,
+                        sport: ctx.sport,
+                        dport: ctx.dport,
+                        l4: ctx.l4,
+                        src_mac: ctx.pkt.src_mac,
+                        tunnel: ctx.pkt.tunnel,
+                        protocol: Protocol::Dns,
+                        name: qname,
+                        shown: None,
+                        hit: Some(hit),
+                        alpn: None,
+                        ech: None,
+                        kind: ObsKind::Resolved(answers),
+                    });
+                }
+            }
+            return;
         }
         let walk = dns::questions(msg, |q| {
             if q.name.is_empty() {
@@ -432,7 +530,28 @@ pub struct Merger {
     pub inputs: Vec<String>,
     pub callbacks: u64,
     pub names_seen: u64,
+    /// Server address -> the matching name it was resolved from.
+    attrib: HashMap<IpAddr, Attribution, ahash::RandomState>,
+    /// Drops at limits owned by the merger.
+    pub counters: Counters,
 }
+
+/// An address learned from a DNS answer to a matching question.
+#[derive(Clone, Debug)]
+struct Attribution {
+    name: String,
+    hit: Hit,
+    expires: u64,
+}
+
+/// Addresses kept in the attribution map (each answer to a matching name adds a few).
+pub const MAX_RESOLUTIONS: usize = 65_536;
+/// Shortest time an answer is trusted, whatever its TTL says (clients keep
+/// answers a little past short TTLs).
+pub const MIN_ATTRIBUTION_NS: u64 = 300_000_000_000;
+/// Longest time an answer is trusted: a day-long TTL should not keep a CDN
+/// address attributed to Kaspersky for longer than that.
+pub const MAX_ATTRIBUTION_NS: u64 = 86_400_000_000_000;
 
 impl Merger {
     pub fn new(matcher: Arc<Matcher>, hosts: HostTable) -> Self {
@@ -444,17 +563,65 @@ impl Merger {
             inputs: Vec::new(),
             callbacks: 0,
             names_seen: 0,
+            attrib: HashMap::with_hasher(ahash::RandomState::new()),
+            counters: Counters::default(),
         }
     }
 
+    /// Addresses currently attributed to matching names.
+    pub fn attributed(&self) -> usize {
+        self.attrib.len()
+    }
+
+    fn learn(&mut self, o: &Obs, answers: &[dns::Resolution]) {
+        let Some(hit) = o.hit else { return };
+        for r in answers {
+            let dns::Resolution::Addr { addr, ttl, .. } = r else {
+                continue;
+            };
+            let life =
+                (u64::from(*ttl) * 1_000_000_000).clamp(MIN_ATTRIBUTION_NS, MAX_ATTRIBUTION_NS);
+            if self.attrib.len() >= MAX_RESOLUTIONS && !self.attrib.contains_key(addr) {
+                let now = o.ts;
+                self.attrib.retain(|_, a| a.expires >= now);
+                if self.attrib.len() >= MAX_RESOLUTIONS {
+                    self.counters.limit(Limit::Resolutions);
+                    continue;
+                }
+            }
+            let a = Attribution {
+                name: o.name.clone(),
+                hit,
+                expires: o.ts.saturating_add(life),
+            };
+            self.attrib.insert(*addr, a);
+        }
+    }
+
+    /// Apply one observation (in packet order).
     pub fn apply(&mut self, o: &Obs) {
+        match &o.kind {
+            ObsKind::Name => {}
+            ObsKind::Resolved(answers) => return self.learn(o, answers),
+            ObsKind::Conn => {
+                let Some(a) = self.attrib.get(&o.dst) else {
+                    return;
+                };
+                if o.ts > a.expires {
+                    self.attrib.remove(&o.dst);
+                    return;
+                }
+                let (hit, name) = (a.hit, a.name.clone());
+                return self.callback(o, hit, &name);
+            }
+        }
         self.names_seen += 1;
-        let input = self
-            .inputs
-            .get(o.meta.input as usize)
-            .map(String::as_str)
-            .unwrap_or("");
         if let Some(s) = self.all_names.as_mut() {
+            let input = self
+                .inputs
+                .get(o.meta.input as usize)
+                .map(String::as_str)
+                .unwrap_or("");
             let shown = o.shown.as_deref().unwrap_or(&o.name);
             let detail = format!("{}/{}", o.l4.as_str(), o.dport);
             s.line(&format!(
@@ -465,31 +632,42 @@ impl Merger {
                 shown
             ));
         }
-        let Some(hit) = o.hit else { return };
+        if let Some(hit) = o.hit {
+            self.callback(o, hit, &o.name);
+        }
+    }
+
+    fn callback(&mut self, o: &Obs, hit: Hit, name: &str) {
         self.callbacks += 1;
         self.hosts
-            .record(o.src, o.src_mac, o.ts, hit.category, o.protocol, &o.name);
-        if let Some(s) = self.events.as_mut() {
-            let e = Event {
-                ts: crate::timefmt::rfc3339_micros(o.ts),
-                src_ip: o.src.to_string(),
-                src_mac: o.src_mac.map(crate::hosts::fmt_mac),
-                dst_ip: o.dst.to_string(),
-                dst_port: o.dport,
-                transport: o.l4.as_str(),
-                protocol: o.protocol.as_str(),
-                name: o.name.clone(),
-                category: hit.category.as_str(),
-                signature: self.matcher.pattern(hit.sig).to_string(),
-                file: input.to_string(),
-                frame: o.meta.frame,
-                alpn: o.alpn.clone(),
-                ech: o.ech,
-                tunnel: o.tunnel.labels(),
-                managed: self.hosts.get(&o.src).is_some_and(|h| h.managed),
-            };
-            s.event(&e);
-        }
+            .record(o.src, o.src_mac, o.ts, hit.category, o.protocol, name);
+        let Some(s) = self.events.as_mut() else {
+            return;
+        };
+        let input = self
+            .inputs
+            .get(o.meta.input as usize)
+            .map(String::as_str)
+            .unwrap_or("");
+        let e = Event {
+            ts: crate::timefmt::rfc3339_micros(o.ts),
+            src_ip: o.src.to_string(),
+            src_mac: o.src_mac.map(crate::hosts::fmt_mac),
+            dst_ip: o.dst.to_string(),
+            dst_port: o.dport,
+            transport: o.l4.as_str(),
+            protocol: o.protocol.as_str(),
+            name: name.to_string(),
+            category: hit.category.as_str(),
+            signature: self.matcher.pattern(hit.sig).to_string(),
+            file: input.to_string(),
+            frame: o.meta.frame,
+            alpn: o.alpn.clone(),
+            ech: o.ech,
+            tunnel: o.tunnel.labels(),
+            managed: self.hosts.get(&o.src).is_some_and(|h| h.managed),
+        };
+        s.event(&e);
     }
 
     pub fn flush(&mut self) {

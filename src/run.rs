@@ -190,6 +190,8 @@ impl ReadJob {
             )?
         };
         merger.flush();
+        let mut counters = counters;
+        counters.merge(&merger.counters);
         Ok(ReadOutcome {
             merger,
             counters,

@@ -52,7 +52,6 @@ counter_enum! {
         FragOverlap => "frag_overlap",
         FragTimeout => "frag_timeout",
         Flows => "max_flows",
-        FlowIdle => "flow_idle",
         StreamBytes => "max_stream_bytes",
         StreamGapSegments => "max_stream_pending_segments",
         DnsQuestions => "max_dns_questions",
@@ -75,6 +74,8 @@ counter_enum! {
 pub struct Counters {
     pub packets: u64,
     pub bytes: u64,
+    /// Flows forgotten after their idle timeout (normal, not a drop).
+    pub flows_expired: u64,
     pub decode_errors: [u64; Layer::COUNT],
     pub limit_drops: [u64; Limit::COUNT],
     /// Link types seen that we cannot decode (linktype -> count), small.
@@ -100,6 +101,7 @@ impl Counters {
     }
     pub fn merge(&mut self, o: &Counters) {
         self.packets += o.packets;
+        self.flows_expired += o.flows_expired;
         self.bytes += o.bytes;
         for (a, b) in self.decode_errors.iter_mut().zip(o.decode_errors.iter()) {
             *a += b;

@@ -342,3 +342,73 @@ fn check_signatures_counts_and_tests_names() {
     assert!(s.contains("DNL-01.geo.kaspersky.com.: update (exact dnl-01.geo.kaspersky.com at signatures/update.toml:"), "{s}");
     assert!(s.contains("notkaspersky.com: no match"), "{s}");
 }
+
+/// Events as (frame, src, protocol, name) rows for the expected tables whose
+/// columns are frame, src_ip, protocol, name.
+fn name_rows(cap: &str) -> Vec<Vec<String>> {
+    events(&[cap])
+        .iter()
+        .map(|e| {
+            vec![
+                e["frame"].to_string(),
+                e["src_ip"].as_str().unwrap().to_string(),
+                e["protocol"].as_str().unwrap().to_string(),
+                e["name"].as_str().unwrap().to_string(),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn quic_v1_v2_and_two_initial_hello() {
+    assert_eq!(
+        name_rows("captures/quic.pcap"),
+        expected("captures/quic.expected.tsv")
+    );
+    let ev = events(&["captures/quic.pcap"]);
+    assert!(ev
+        .iter()
+        .all(|e| e["alpn"] == "h3" && e["transport"] == "udp"));
+}
+
+#[test]
+fn real_clients_tls_split_hellos_and_http() {
+    assert_eq!(
+        name_rows("captures/real-clients.pcap"),
+        expected("captures/real-clients.expected.tsv")
+    );
+    let ev = events(&["captures/real-clients.pcap"]);
+    let first = &ev[0];
+    assert_eq!(
+        (first["alpn"].as_str(), first["ech"].as_bool()),
+        (Some("h2"), Some(false))
+    );
+}
+
+#[test]
+fn connections_to_resolved_addresses_are_callbacks() {
+    let got: Vec<Vec<String>> = events(&["captures/attribution.pcap"])
+        .iter()
+        .filter(|e| e["protocol"] == "ip")
+        .map(|e| {
+            [
+                "frame",
+                "src_ip",
+                "protocol",
+                "transport",
+                "dst_ip",
+                "dst_port",
+                "name",
+            ]
+            .iter()
+            .map(|k| {
+                e[*k]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e[*k].to_string())
+            })
+            .collect()
+        })
+        .collect();
+    assert_eq!(got, expected("captures/attribution.expected.tsv"));
+}

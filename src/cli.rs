@@ -35,7 +35,7 @@ pub struct Common {
     /// Forget hosts with no callback for this long (packet time), e.g. 7d, 12h, 30m
     #[arg(long, value_name = "DURATION")]
     pub host_idle: Option<String>,
-    /// Worker threads (default: number of cores)
+    /// Worker threads (default: half the cores, at least 1); output is identical for any N
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 }

@@ -75,10 +75,14 @@ pub fn settings(c: &Common) -> Result<Settings> {
     if c.max_hosts == 0 {
         return Err(Error::Usage("--max-hosts must be at least 1".into()));
     }
+    // Default: half the cores (at least one). The reading thread is worker 0 and
+    // also does the I/O; on a 2-core box one worker is fastest for files.
     let workers = c.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
+        (std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
+            / 2)
+        .max(1)
     });
     if workers == 0 || workers > MAX_WORKERS {
         return Err(Error::Usage(format!(
@@ -203,12 +207,26 @@ impl ReadJob {
 }
 
 /// Packets per batch handed to a worker thread.
-const BATCH_PACKETS: usize = 1024;
+const BATCH_PACKETS: usize = 2048;
+/// Batches in flight per worker thread (bounds memory: ~3 MiB per batch).
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// One packet of a batch: metadata and its place in the batch's byte arena.
+#[derive(Clone, Copy)]
+struct Slot {
+    meta: PktMeta,
+    ts: u64,
+    linktype: u32,
+    interface: u32,
+    wire_len: u32,
+    off: usize,
+    len: usize,
+}
 
 struct Batch {
     round: u64,
     data: Vec<u8>,
-    pkts: Vec<(PktMeta, u64, u32, u32, u32, usize, usize)>,
+    pkts: Vec<Slot>,
 }
 
 impl Batch {
@@ -221,9 +239,45 @@ impl Batch {
     }
 }
 
-/// Multi-worker run: the reader shards packets by a symmetric address hash
-/// into per-worker batches; all batches of a round go out together and the
-/// merger applies each round's observations sorted by sequence number.
+type Obs = crate::pipeline::Obs;
+
+/// Observations of one round, collected until every worker has reported.
+#[derive(Default)]
+struct Rounds {
+    pending: std::collections::BTreeMap<u64, (usize, Vec<Obs>)>,
+    next: u64,
+}
+
+impl Rounds {
+    fn add(&mut self, round: u64, obs: Vec<Obs>) {
+        let e = self.pending.entry(round).or_insert((0, Vec::new()));
+        e.0 += 1;
+        e.1.extend(obs);
+    }
+    /// Apply complete rounds in order, each sorted by packet sequence.
+    fn apply_ready(&mut self, workers: usize, merger: &mut Merger) {
+        while self
+            .pending
+            .get(&self.next)
+            .is_some_and(|(n, _)| *n >= workers)
+        {
+            if let Some((_, mut obs)) = self.pending.remove(&self.next) {
+                obs.sort_by_key(|o| o.meta.seq);
+                for o in &obs {
+                    merger.apply(o);
+                }
+            }
+            self.next += 1;
+        }
+    }
+}
+
+/// Multi-worker run. The reading thread is worker 0 (it processes its own
+/// shard inline, no copy); packets of the other shards (symmetric hash of the
+/// outermost address pair) are copied into per-worker batches. All batches
+/// of a round go out together, and the merger applies each round's
+/// observations sorted by packet sequence, so the output equals a
+/// single-worker run.
 fn threaded(
     files: &[PathBuf],
     mut filter: Option<&mut Filter>,
@@ -233,14 +287,14 @@ fn threaded(
     merger: &mut Merger,
     warnings: &mut Vec<String>,
 ) -> Result<Counters> {
-    use crossbeam_channel::{bounded, Receiver, Sender};
-    type Out = (u64, usize, Vec<crate::pipeline::Obs>);
-    let (res_tx, res_rx): (Sender<Out>, Receiver<Out>) = bounded(workers * 8);
+    use crossbeam_channel::bounded;
+    let threads = workers - 1;
+    let (res_tx, res_rx) = bounded::<(u64, Vec<Obs>)>(threads * (BATCHES_IN_FLIGHT + 2));
+    let (free_tx, free_rx) = bounded::<Batch>(threads * (BATCHES_IN_FLIGHT + 2));
     let mut txs = Vec::new();
-    let (free_tx, free_rx) = bounded::<Batch>(workers * 8);
     let mut handles = Vec::new();
-    for wi in 0..workers {
-        let (tx, rx) = bounded::<Batch>(4);
+    for _ in 0..threads {
+        let (tx, rx) = bounded::<Batch>(BATCHES_IN_FLIGHT);
         txs.push(tx);
         let res_tx = res_tx.clone();
         let free_tx = free_tx.clone();
@@ -248,20 +302,18 @@ fn threaded(
         handles.push(std::thread::spawn(move || {
             let mut w = Worker::new(matcher, cfg);
             for mut b in rx {
-                for &(meta, ts, lt, ifc, wl, off, len) in &b.pkts {
-                    let data = b.data.get(off..off + len).unwrap_or(&[]);
-                    w.process(
-                        meta,
-                        &RawPacket {
-                            ts,
-                            linktype: lt,
-                            interface: ifc,
-                            data,
-                            wire_len: wl,
-                        },
-                    );
+                for s in &b.pkts {
+                    let data = b.data.get(s.off..s.off + s.len).unwrap_or(&[]);
+                    let raw = RawPacket {
+                        ts: s.ts,
+                        linktype: s.linktype,
+                        interface: s.interface,
+                        data,
+                        wire_len: s.wire_len,
+                    };
+                    w.process(s.meta, &raw);
                 }
-                let _ = res_tx.send((b.round, wi, w.take()));
+                let _ = res_tx.send((b.round, w.take()));
                 b.data.clear();
                 b.pkts.clear();
                 let _ = free_tx.try_send(b);
@@ -270,45 +322,37 @@ fn threaded(
         }));
     }
     drop(res_tx);
+    let mut local = Worker::new(matcher.clone(), cfg);
+    let mut rounds = Rounds::default();
     let mut seq = 0u64;
     let mut round = 0u64;
-    let mut cur: Vec<Batch> = (0..workers).map(|_| Batch::new()).collect();
     let mut in_round = 0usize;
-    let mut pending: std::collections::BTreeMap<u64, (usize, Vec<crate::pipeline::Obs>)> =
-        Default::default();
-    let mut next_apply = 0u64;
-    let apply_ready =
-        |pending: &mut std::collections::BTreeMap<u64, (usize, Vec<crate::pipeline::Obs>)>,
-         next_apply: &mut u64,
-         merger: &mut Merger| {
-            while let Some((n, _)) = pending.get(next_apply) {
-                if *n < workers {
-                    break;
-                }
-                if let Some((_, mut obs)) = pending.remove(next_apply) {
-                    obs.sort_by_key(|o| o.meta.seq);
-                    for o in &obs {
-                        merger.apply(o);
-                    }
-                }
-                *next_apply += 1;
-            }
-        };
-    let send_round = |cur: &mut Vec<Batch>, round: &mut u64| -> bool {
-        for (wi, b) in cur.iter_mut().enumerate() {
+    let mut cur: Vec<Batch> = (0..threads).map(|_| Batch::new()).collect();
+    let mut failed = false;
+    // Close a round: hand out the batches, file worker 0's observations, apply what is complete.
+    let close_round = |cur: &mut Vec<Batch>,
+                       round: &mut u64,
+                       local: &mut Worker,
+                       rounds: &mut Rounds,
+                       merger: &mut Merger|
+     -> bool {
+        let mut ok = true;
+        for (b, tx) in cur.iter_mut().zip(&txs) {
             let fresh = free_rx.try_recv().unwrap_or_else(|_| Batch::new());
             let mut full = std::mem::replace(b, fresh);
             full.round = *round;
-            if txs.get(wi).is_none_or(|t| t.send(full).is_err()) {
-                return false;
-            }
+            ok &= tx.send(full).is_ok();
         }
+        rounds.add(*round, local.take());
         *round += 1;
-        true
+        while let Ok((r, obs)) = res_rx.try_recv() {
+            rounds.add(r, obs);
+        }
+        rounds.apply_ready(workers, merger);
+        ok
     };
     for (i, path) in files.iter().enumerate() {
         let file = CaptureFile::open(path)?;
-        let mut failed = false;
         let summary = file.for_each(|frame, raw| {
             seq += 1;
             if let Some(f) = filter.as_deref_mut() {
@@ -316,66 +360,62 @@ fn threaded(
                     return;
                 }
             }
-            let s = shard_of(&raw, workers);
-            if let Some(b) = cur.get_mut(s) {
-                let off = b.data.len();
-                b.data.extend_from_slice(raw.data);
-                b.pkts.push((
-                    PktMeta {
-                        seq,
-                        input: i as u32,
-                        frame,
-                    },
-                    raw.ts,
-                    raw.linktype,
-                    raw.interface,
-                    raw.wire_len,
-                    off,
-                    raw.data.len(),
-                ));
+            let meta = PktMeta {
+                seq,
+                input: i as u32,
+                frame,
+            };
+            match shard_of(&raw, workers)
+                .checked_sub(1)
+                .and_then(|s| cur.get_mut(s))
+            {
+                None => local.process(meta, &raw),
+                Some(b) => {
+                    let off = b.data.len();
+                    b.data.extend_from_slice(raw.data);
+                    b.pkts.push(Slot {
+                        meta,
+                        ts: raw.ts,
+                        linktype: raw.linktype,
+                        interface: raw.interface,
+                        wire_len: raw.wire_len,
+                        off,
+                        len: raw.data.len(),
+                    });
+                }
             }
             in_round += 1;
             if in_round >= BATCH_PACKETS * workers {
                 in_round = 0;
-                if !send_round(&mut cur, &mut round) {
-                    failed = true;
-                }
-                while let Ok((r, _, obs)) = res_rx.try_recv() {
-                    let e = pending.entry(r).or_insert((0, Vec::new()));
-                    e.0 += 1;
-                    e.1.extend(obs);
-                }
-                apply_ready(&mut pending, &mut next_apply, merger);
+                failed |= !close_round(&mut cur, &mut round, &mut local, &mut rounds, merger);
             }
         });
-        if failed {
-            return Err(Error::runtime("worker", "a worker thread stopped"));
-        }
         if let End::Damaged(why) = summary.end {
             warnings.push(format!("{}: {why}", path.display()));
         }
     }
     if in_round > 0 {
-        send_round(&mut cur, &mut round);
+        failed |= !close_round(&mut cur, &mut round, &mut local, &mut rounds, merger);
     }
     drop(txs);
-    while next_apply < round {
+    while rounds.next < round {
         match res_rx.recv() {
-            Ok((r, _, obs)) => {
-                let e = pending.entry(r).or_insert((0, Vec::new()));
-                e.0 += 1;
-                e.1.extend(obs);
-                apply_ready(&mut pending, &mut next_apply, merger);
+            Ok((r, obs)) => {
+                rounds.add(r, obs);
+                rounds.apply_ready(workers, merger);
             }
             Err(_) => break,
         }
     }
-    let mut total = Counters::default();
+    let mut total = local.counters();
     for h in handles {
         match h.join() {
             Ok(c) => total.merge(&c),
-            Err(_) => return Err(Error::runtime("worker", "a worker thread panicked")),
+            Err(_) => failed = true,
         }
+    }
+    if failed || rounds.next < round {
+        return Err(Error::runtime("worker", "a worker thread stopped early"));
     }
     Ok(total)
 }

@@ -10,7 +10,7 @@ PY=${PYTHON:-/usr/bin/python3}
 "$PY" make_demo.py
 "$PY" make_tunnels.py
 "$PY" make_quic.py      # also needs python3-cryptography
-"$PY" make_attribution.py
+"$PY" make_attribution.py   # also writes update-paths.pcap
 
 # real-clients.pcap comes from real openssl/curl clients in network namespaces.
 # It is NOT deterministic, so it is only regenerated on request (--real), and

@@ -11,6 +11,9 @@ use std::collections::HashMap;
 /// Most labels a DNS name can have (255-byte wire form, 2 bytes per label).
 pub const MAX_LABELS: usize = 128;
 
+/// Signature ids from here on name content rules (`proto::kupdate`), not entries of a file.
+pub const PATH_SIG_BASE: u32 = u32::MAX - 64;
+
 /// Result of a successful match: index into the signature list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hit {
@@ -56,10 +59,16 @@ impl Matcher {
 
     /// Pattern text of a hit's signature.
     pub fn pattern(&self, sig: u32) -> &str {
-        self.patterns
-            .get(sig as usize)
-            .map(String::as_str)
-            .unwrap_or("")
+        if sig >= PATH_SIG_BASE {
+            let rule = (sig - PATH_SIG_BASE) as usize;
+            return crate::proto::kupdate::RULES.get(rule).copied().unwrap_or("");
+        }
+        self.patterns.get(sig as usize).map(String::as_str).unwrap_or("")
+    }
+
+    /// A hit for update-protocol content rule `rule` (category update).
+    pub fn path_hit(rule: usize) -> Hit {
+        Hit { sig: PATH_SIG_BASE + rule as u32, category: Category::Update }
     }
 
     pub fn len(&self) -> usize {

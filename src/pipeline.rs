@@ -15,7 +15,7 @@ use crate::export::jsonlog::LineSink;
 use crate::flow::{self, App, FlowKey, FlowTable, Scratch};
 use crate::hosts::HostTable;
 use crate::matcher::{Hit, Matcher};
-use crate::proto::{dns, http, name, quic, tls, Protocol};
+use crate::proto::{dns, http, kupdate, name, quic, tls, Protocol};
 use crate::stats::{Counters, Layer, Limit};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -486,37 +486,51 @@ impl Emitter<'_> {
     }
 
     fn http(&mut self, ctx: &Ctx<'_>, r: &http::HttpRequest<'_>) {
-        let Some(hostport) = r.host.or(r.authority) else {
-            return;
-        };
+        let hostport = r.host.or(r.authority).unwrap_or_default();
         let mut shown = [0u8; name::MAX_NAME_LEN];
-        let shown_n = hostport
-            .iter()
-            .take(name::MAX_NAME_LEN)
-            .enumerate()
-            .fold(0, |_, (i, b)| {
-                if let Some(s) = shown.get_mut(i) {
-                    *s = b.to_ascii_lowercase();
-                }
-                i + 1
-            });
-        let Some(host) = http::host_for_match(hostport) else {
-            return;
-        };
-        let mut buf = [0u8; name::MAX_NAME_LEN];
-        let Some(n) = name::normalise(host, &mut buf) else {
-            return;
-        };
-        let norm = buf.get(..n).unwrap_or(&[]);
+        let shown_n = hostport.len().min(shown.len());
+        for (d, s) in shown.iter_mut().zip(hostport) {
+            *d = s.to_ascii_lowercase();
+        }
         let shown = shown.get(..shown_n).unwrap_or(&[]);
-        self.push(
-            ctx,
-            Protocol::Http,
-            norm,
-            (shown != norm).then_some(shown),
-            None,
-            None,
-        );
+        let mut buf = [0u8; name::MAX_NAME_LEN];
+        let n = http::host_for_match(hostport).and_then(|h| name::normalise(h, &mut buf)).unwrap_or(0);
+        let norm = buf.get(..n).unwrap_or(&[]);
+        let hit = if norm.is_empty() { None } else { self.matcher.lookup(norm) };
+        if hit.is_none() && r.method != b"CONNECT" {
+            // No Kaspersky name: the update protocol may still show in the path.
+            if let Some(rule) = kupdate::match_path(r.target) {
+                let label = if norm.is_empty() { ctx.pkt.dst.to_string().into_bytes() } else { norm.to_vec() };
+                self.push_hit(ctx, Protocol::Http, &label, Matcher::path_hit(rule));
+                return;
+            }
+        }
+        if norm.is_empty() {
+            return;
+        }
+        self.push(ctx, Protocol::Http, norm, (shown != norm).then_some(shown), None, None);
+    }
+
+    /// An observation with a hit decided by a content rule.
+    fn push_hit(&mut self, ctx: &Ctx<'_>, protocol: Protocol, label: &[u8], hit: Hit) {
+        self.out.push(Obs {
+            meta: ctx.meta,
+            ts: ctx.ts,
+            src: ctx.pkt.src,
+            dst: ctx.pkt.dst,
+            sport: ctx.sport,
+            dport: ctx.dport,
+            l4: ctx.l4,
+            src_mac: ctx.pkt.src_mac,
+            tunnel: ctx.pkt.tunnel,
+            protocol,
+            name: name::to_string(label),
+            shown: None,
+            hit: Some(hit),
+            alpn: None,
+            ech: None,
+            kind: ObsKind::Name,
+        });
     }
 }
 

@@ -412,3 +412,27 @@ fn connections_to_resolved_addresses_are_callbacks() {
         .collect();
     assert_eq!(got, expected("captures/attribution.expected.tsv"));
 }
+
+#[test]
+fn update_protocol_recognised_by_path_without_a_name() {
+    let got: Vec<Vec<String>> = events(&["captures/update-paths.pcap"])
+        .iter()
+        .map(|e| {
+            assert_eq!(e["category"], "update");
+            ["frame", "src_ip", "protocol", "name", "signature"]
+                .iter()
+                .map(|k| e[*k].as_str().map(str::to_string).unwrap_or_else(|| e[*k].to_string()))
+                .collect()
+        })
+        .collect();
+    assert_eq!(got, expected("captures/update-paths.expected.tsv"));
+}
+
+#[test]
+fn public_corpus_raises_no_kaspersky_callbacks() {
+    // None of the 120 public captures contains Kaspersky traffic: any callback is a false alarm.
+    let Some(corpus) = corpus() else { return };
+    let o = run(&["read", "-q", "--format", "csv", &corpus.to_string_lossy()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+}

@@ -1,0 +1,104 @@
+//! Kaspersky's update protocol recognised by content: the request paths its
+//! updaters fetch over plain HTTP (index files, database and module archives),
+//! for requests whose Host is an address or a site's own mirror, so no
+//! Kaspersky name is on the wire. Pure function of the request target; called
+//! by the pipeline for HTTP requests whose host matched no signature. Layout
+//! from the LBNL Zeek package detect-kaspersky (120 observed paths):
+//! `/updaters/updater.xml.dif`, `/index/u0607g.xml.dif`,
+//! `/updates/<component>/<component>-0607g.xml.klz`, `/updates/kdb/i386/*.kdc.klzu`.
+
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+/// Rule labels, reported as the event's `signature`.
+pub const RULES: [&str; 3] = ["path:/updaters/*", "path:/index/u*g.xml.*", "path:/updates/*.(klz|dif|klzu|kdc|kdl|mft)"];
+/// Longest target examined.
+pub const MAX_TARGET: usize = 2048;
+
+/// File suffixes of update archives and indexes.
+const SUFFIXES: [&[u8]; 6] = [b".klz", b".dif", b".klzu", b".kdc", b".kdl", b".mft"];
+
+fn ends_with_ci(s: &[u8], suf: &[u8]) -> bool {
+    s.len() >= suf.len() && s.get(s.len() - suf.len()..).is_some_and(|t| t.eq_ignore_ascii_case(suf))
+}
+
+fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Which update-path rule a request target matches (index into [`RULES`]).
+pub fn match_path(target: &[u8]) -> Option<usize> {
+    let t = target.get(..target.len().min(MAX_TARGET))?;
+    // Absolute form: drop scheme and authority.
+    let t = match find_ci(t, b"://") {
+        Some(i) => {
+            let rest = t.get(i + 3..)?;
+            rest.get(rest.iter().position(|&b| b == b'/')?..)?
+        }
+        None => t,
+    };
+    let path = t.get(..t.iter().position(|&b| b == b'?' || b == b'#').unwrap_or(t.len()))?;
+    let archive = SUFFIXES.iter().any(|s| ends_with_ci(path, s));
+    if !archive {
+        return None;
+    }
+    if let Some(i) = find_ci(path, b"/updaters/") {
+        let file = path.get(i + 10..)?;
+        if find_ci(file, b"updater.").is_some() {
+            return Some(0);
+        }
+    }
+    if let Some(i) = find_ci(path, b"/index/u") {
+        let name = path.get(i + 8..)?;
+        let digits = name.iter().take_while(|b| b.is_ascii_digit()).count();
+        let rest = name.get(digits..)?;
+        if digits > 0 && (rest.eq_ignore_ascii_case(b"g.xml.dif") || rest.eq_ignore_ascii_case(b"g.xml.klz")) {
+            return Some(1);
+        }
+    }
+    if find_ci(path, b"/updates/").is_some() {
+        return Some(2);
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observed_paths_match() {
+        for (p, r) in [
+            (&b"/updaters/updater.xml.dif"[..], 0),
+            (b"/updaters/11.0.0.0/win/x64/updater.kdl.klz", 0),
+            (b"/index/u0607g.xml.dif", 1),
+            (b"/INDEX/U1313G.XML.KLZ?x=1", 1),
+            (b"/updates/ksn/ksn-0607g.xml.klz", 2),
+            (b"/updates/kdb/i386/base001.kdc.klzu", 2),
+            (b"/mirror/kes/updates/apu/diffs/apu.xml.dif", 2),
+            (b"http://203.0.113.5/updates/bin/kes10/kes10-0607g.xml.dif", 2),
+        ] {
+            assert_eq!(match_path(p), Some(r), "{}", String::from_utf8_lossy(p));
+        }
+    }
+
+    #[test]
+    fn lookalike_paths_do_not() {
+        for p in [
+            &b"/updates/readme.txt"[..],
+            b"/blog/kaspersky-updates.html",
+            b"/index.html",
+            b"/index/u0607g.xml",
+            b"/?r=/updates/x.klz",
+            b"/patches/fix.dif",
+            b"",
+        ] {
+            assert_eq!(match_path(p), None, "{}", String::from_utf8_lossy(p));
+        }
+    }
+}

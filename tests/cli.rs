@@ -436,3 +436,44 @@ fn public_corpus_raises_no_kaspersky_callbacks() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
 }
+
+/// Rewrite a little-endian µs pcap as big-endian and/or nanosecond pcap.
+fn repack_pcap(src: &[u8], big: bool, nanos: bool) -> Vec<u8> {
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+    let w32 = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+    let w16 = |v: u16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+    assert_eq!(u32_at(src, 0), 0xa1b2c3d4);
+    let mut out = Vec::new();
+    out.extend_from_slice(&w32(if nanos { 0xa1b23c4d } else { 0xa1b2c3d4 }));
+    out.extend_from_slice(&w16(2));
+    out.extend_from_slice(&w16(4));
+    for i in [8, 12, 16, 20] {
+        out.extend_from_slice(&w32(u32_at(src, i)));
+    }
+    let mut p = 24;
+    while p + 16 <= src.len() {
+        let (sec, usec, cap, len) = (u32_at(src, p), u32_at(src, p + 4), u32_at(src, p + 8), u32_at(src, p + 12));
+        out.extend_from_slice(&w32(sec));
+        out.extend_from_slice(&w32(if nanos { usec * 1000 } else { usec }));
+        out.extend_from_slice(&w32(cap));
+        out.extend_from_slice(&w32(len));
+        out.extend_from_slice(&src[p + 16..p + 16 + cap as usize]);
+        p += 16 + cap as usize;
+    }
+    out
+}
+
+#[test]
+fn pcap_byte_orders_and_nanosecond_timestamps() {
+    let src = std::fs::read(root().join("captures/tunnels.pcap")).unwrap();
+    let want = events(&["captures/tunnels.pcap"]);
+    for (big, nanos) in [(true, false), (false, true), (true, true)] {
+        let f = tmp(&format!("repack-{big}-{nanos}.pcap"));
+        std::fs::write(&f, repack_pcap(&src, big, nanos)).unwrap();
+        let got = events(&[&f.to_string_lossy()]);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((&g["ts"], &g["name"], &g["frame"]), (&w["ts"], &w["name"], &w["frame"]), "big={big} nanos={nanos}");
+        }
+    }
+}

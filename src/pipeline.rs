@@ -198,12 +198,6 @@ impl Worker {
                 let Some(l) = flows.get(key, dir, ts, true, counters) else {
                     return;
                 };
-                if tcp.flags & (decode::TCP_SYN | decode::TCP_ACK) == decode::TCP_SYN && l.created {
-                    out.push(Obs::conn(meta, ts, p, tcp.sport, tcp.dport, L4::Tcp));
-                }
-                let Some(d) = l.flow.dirs.get_mut(dir) else {
-                    return;
-                };
                 let ctx = Ctx {
                     meta,
                     ts,
@@ -211,6 +205,12 @@ impl Worker {
                     sport: tcp.sport,
                     dport: tcp.dport,
                     l4: L4::Tcp,
+                };
+                if tcp.flags & (decode::TCP_SYN | decode::TCP_ACK) == decode::TCP_SYN && l.created {
+                    out.push(Obs::conn(&ctx));
+                }
+                let Some(d) = l.flow.dirs.get_mut(dir) else {
+                    return;
                 };
                 let mut emit = |app: App<'_>| {
                     let mut e = Emitter {
@@ -247,14 +247,7 @@ impl Worker {
         let (key, dir) = FlowKey::new(p.src, p.dst, ctx.sport, ctx.dport, 17);
         if let Some(l) = self.flows.get(key, dir, ctx.ts, false, &mut self.counters) {
             if l.created {
-                self.out.push(Obs::conn(
-                    ctx.meta,
-                    ctx.ts,
-                    p,
-                    ctx.sport,
-                    ctx.dport,
-                    L4::Udp,
-                ));
+                self.out.push(Obs::conn(ctx));
             }
         }
     }
@@ -343,26 +336,37 @@ impl Worker {
 }
 
 impl Obs {
-    /// A connection candidate (no name; no allocation).
-    fn conn(meta: PktMeta, ts: u64, p: &Packet<'_>, sport: u16, dport: u16, l4: L4) -> Self {
+    /// An observation of this packet; optional fields empty.
+    fn at(
+        ctx: &Ctx<'_>,
+        protocol: Protocol,
+        name: String,
+        hit: Option<Hit>,
+        kind: ObsKind,
+    ) -> Self {
         Obs {
-            meta,
-            ts,
-            src: p.src,
-            dst: p.dst,
-            sport,
-            dport,
-            l4,
-            src_mac: p.src_mac,
-            tunnel: p.tunnel,
-            protocol: Protocol::Ip,
-            name: String::new(),
+            meta: ctx.meta,
+            ts: ctx.ts,
+            src: ctx.pkt.src,
+            dst: ctx.pkt.dst,
+            sport: ctx.sport,
+            dport: ctx.dport,
+            l4: ctx.l4,
+            src_mac: ctx.pkt.src_mac,
+            tunnel: ctx.pkt.tunnel,
+            protocol,
+            name,
             shown: None,
-            hit: None,
+            hit,
             alpn: None,
             ech: None,
-            kind: ObsKind::Conn,
+            kind,
         }
+    }
+
+    /// A connection candidate (no name; no allocation).
+    fn conn(ctx: &Ctx<'_>) -> Self {
+        Obs::at(ctx, Protocol::Ip, String::new(), None, ObsKind::Conn)
     }
 }
 
@@ -392,24 +396,11 @@ impl Emitter<'_> {
         if hit.is_none() && !self.cfg.all_names {
             return;
         }
-        self.out.push(Obs {
-            meta: ctx.meta,
-            ts: ctx.ts,
-            src: ctx.pkt.src,
-            dst: ctx.pkt.dst,
-            sport: ctx.sport,
-            dport: ctx.dport,
-            l4: ctx.l4,
-            src_mac: ctx.pkt.src_mac,
-            tunnel: ctx.pkt.tunnel,
-            protocol,
-            name: name::to_string(norm),
-            shown: shown.map(name::to_string),
-            hit,
-            alpn: alpn.map(|a| String::from_utf8_lossy(a).into_owned()),
-            ech,
-            kind: ObsKind::Name,
-        });
+        let mut o = Obs::at(ctx, protocol, name::to_string(norm), hit, ObsKind::Name);
+        o.shown = shown.map(name::to_string);
+        o.alpn = alpn.map(|a| String::from_utf8_lossy(a).into_owned());
+        o.ech = ech;
+        self.out.push(o);
     }
 
     fn dns_message(&mut self, ctx: &Ctx<'_>, msg: &[u8]) {
@@ -433,24 +424,9 @@ impl Emitter<'_> {
             if let Some((hit, qname)) = first {
                 let answers = dns::answers(msg);
                 if !answers.is_empty() {
-                    self.out.push(Obs {
-                        meta: ctx.meta,
-                        ts: ctx.ts,
-                        src: ctx.pkt.src,
-                        dst: ctx.pkt.dst,
-                        sport: ctx.sport,
-                        dport: ctx.dport,
-                        l4: ctx.l4,
-                        src_mac: ctx.pkt.src_mac,
-                        tunnel: ctx.pkt.tunnel,
-                        protocol: Protocol::Dns,
-                        name: qname,
-                        shown: None,
-                        hit: Some(hit),
-                        alpn: None,
-                        ech: None,
-                        kind: ObsKind::Resolved(answers),
-                    });
+                    let kind = ObsKind::Resolved(answers);
+                    self.out
+                        .push(Obs::at(ctx, Protocol::Dns, qname, Some(hit), kind));
                 }
             }
             return;
@@ -494,13 +470,23 @@ impl Emitter<'_> {
         }
         let shown = shown.get(..shown_n).unwrap_or(&[]);
         let mut buf = [0u8; name::MAX_NAME_LEN];
-        let n = http::host_for_match(hostport).and_then(|h| name::normalise(h, &mut buf)).unwrap_or(0);
+        let n = http::host_for_match(hostport)
+            .and_then(|h| name::normalise(h, &mut buf))
+            .unwrap_or(0);
         let norm = buf.get(..n).unwrap_or(&[]);
-        let hit = if norm.is_empty() { None } else { self.matcher.lookup(norm) };
+        let hit = if norm.is_empty() {
+            None
+        } else {
+            self.matcher.lookup(norm)
+        };
         if hit.is_none() && r.method != b"CONNECT" {
             // No Kaspersky name: the update protocol may still show in the path.
             if let Some(rule) = kupdate::match_path(r.target) {
-                let label = if norm.is_empty() { ctx.pkt.dst.to_string().into_bytes() } else { norm.to_vec() };
+                let label = if norm.is_empty() {
+                    ctx.pkt.dst.to_string().into_bytes()
+                } else {
+                    norm.to_vec()
+                };
                 self.push_hit(ctx, Protocol::Http, &label, Matcher::path_hit(rule));
                 return;
             }
@@ -508,29 +494,25 @@ impl Emitter<'_> {
         if norm.is_empty() {
             return;
         }
-        self.push(ctx, Protocol::Http, norm, (shown != norm).then_some(shown), None, None);
+        self.push(
+            ctx,
+            Protocol::Http,
+            norm,
+            (shown != norm).then_some(shown),
+            None,
+            None,
+        );
     }
 
     /// An observation with a hit decided by a content rule.
     fn push_hit(&mut self, ctx: &Ctx<'_>, protocol: Protocol, label: &[u8], hit: Hit) {
-        self.out.push(Obs {
-            meta: ctx.meta,
-            ts: ctx.ts,
-            src: ctx.pkt.src,
-            dst: ctx.pkt.dst,
-            sport: ctx.sport,
-            dport: ctx.dport,
-            l4: ctx.l4,
-            src_mac: ctx.pkt.src_mac,
-            tunnel: ctx.pkt.tunnel,
+        self.out.push(Obs::at(
+            ctx,
             protocol,
-            name: name::to_string(label),
-            shown: None,
-            hit: Some(hit),
-            alpn: None,
-            ech: None,
-            kind: ObsKind::Name,
-        });
+            name::to_string(label),
+            Some(hit),
+            ObsKind::Name,
+        ));
     }
 }
 

@@ -21,9 +21,12 @@ use crate::stats::{Counters, Layer, Limit};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// Flows per worker. An entry without buffers is ~150 bytes, so 128k flows
-/// stay under ~20 MiB; buffers are only held while a message is incomplete.
-pub const MAX_FLOWS: usize = 131_072;
+/// Flows per worker. An entry (key + state, no buffers) is about 210 bytes
+/// with the hash table's overhead, so a full table is ~14 MiB per worker and
+/// two workers stay well inside the 64 MiB budget. When full, finished flows
+/// (classified, nothing more to learn) are dropped first; only then is a new
+/// flow refused and counted.
+pub const MAX_FLOWS: usize = 65_536;
 /// Bytes buffered per direction while a message is incomplete (a post-quantum
 /// ClientHello is ~2 KB; 16 KiB also covers TLS's 16 KiB record limit).
 pub const MAX_STREAM_BYTES: usize = 16 * 1024;
@@ -121,6 +124,8 @@ pub struct Dir {
     requests: u32,
     hellos: u8,
     socks: u8,
+    /// This direction sent FIN.
+    pub fin: bool,
 }
 
 impl Default for Dir {
@@ -135,6 +140,7 @@ impl Default for Dir {
             requests: 0,
             hellos: 0,
             socks: 0,
+            fin: false,
         }
     }
 }
@@ -142,24 +148,57 @@ impl Default for Dir {
 /// Per-flow state.
 #[derive(Debug, Default)]
 pub struct Flow {
-    pub first_ts: u64,
     pub last_ts: u64,
     pub dirs: [Dir; 2],
-    /// QUIC client state (UDP flows only), and the direction it belongs to.
-    pub quic: Option<Box<crate::proto::quic::QuicClientState>>,
-    pub quic_dir: u8,
-    pub quic_done: bool,
-    /// ClientHellos seen on this UDP flow (a second follows a Retry).
-    pub quic_hellos: u8,
-    /// DCID of the connection whose hello was seen (to spot the post-Retry one).
-    pub quic_dcid: [u8; 20],
-    pub quic_dcid_len: u8,
+    /// QUIC state, only for UDP flows that carried an Initial.
+    pub quic: Option<Box<QuicFlow>>,
     pub is_tcp: bool,
 }
 
+/// QUIC bookkeeping of one UDP flow (boxed: most flows never need it).
+#[derive(Debug, Default)]
+pub struct QuicFlow {
+    /// Client state while its ClientHello is being collected.
+    pub state: Option<crate::proto::quic::QuicClientState>,
+    /// Direction the client sends in.
+    pub dir: u8,
+    pub done: bool,
+    /// ClientHellos seen on this flow (a second follows a Retry).
+    pub hellos: u8,
+    dcid: [u8; 20],
+    dcid_len: u8,
+}
+
+impl QuicFlow {
+    /// DCID of the connection whose hello is collected (to spot the post-Retry one).
+    pub fn dcid(&self) -> &[u8] {
+        self.dcid.get(..usize::from(self.dcid_len)).unwrap_or(&[])
+    }
+    pub fn set_dcid(&mut self, d: &[u8]) {
+        let n = d.len().min(self.dcid.len());
+        if let (Some(dst), Some(src)) = (self.dcid.get_mut(..n), d.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.dcid_len = n as u8;
+    }
+}
+
 impl Flow {
-    pub fn done(&self) -> bool {
-        self.dirs.iter().all(|d| d.state == State::Done)
+    /// Nothing more to learn from this flow: both TCP directions classified and
+    /// finished, or a UDP flow with no QUIC hello pending. Such flows are the
+    /// first evicted when the table is full (re-creating one costs a lookup and
+    /// a look at its next segment).
+    pub fn finished(&self) -> bool {
+        if self.is_tcp {
+            self.dirs.iter().all(|d| d.state == State::Done)
+        } else {
+            self.quic.as_ref().is_none_or(|q| q.done)
+        }
+    }
+
+    /// Both directions sent FIN (or one sent RST): the connection is over.
+    pub fn closed(&self) -> bool {
+        self.dirs.iter().all(|d| d.fin && d.pending.is_empty())
     }
 }
 
@@ -211,6 +250,12 @@ impl FlowTable {
         if ts >= self.last_sweep.saturating_add(SWEEP_EVERY_NS) {
             self.sweep(ts, c);
         }
+        if self.map.len() >= MAX_FLOWS && !self.map.contains_key(&key) {
+            // Full: drop flows with nothing more to learn before refusing a new one.
+            let before = self.map.len();
+            self.map.retain(|_, f| !f.finished());
+            c.flows_evicted += (before - self.map.len()) as u64;
+        }
         let len = self.map.len();
         let mut created = false;
         let flow = match self.map.entry(key) {
@@ -222,7 +267,6 @@ impl FlowTable {
                 }
                 created = true;
                 v.insert(Flow {
-                    first_ts: ts,
                     last_ts: ts,
                     is_tcp: tcp,
                     ..Flow::default()

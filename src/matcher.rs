@@ -61,14 +61,23 @@ impl Matcher {
     pub fn pattern(&self, sig: u32) -> &str {
         if sig >= PATH_SIG_BASE {
             let rule = (sig - PATH_SIG_BASE) as usize;
-            return crate::proto::kupdate::RULES.get(rule).copied().unwrap_or("");
+            return crate::proto::kupdate::RULES
+                .get(rule)
+                .copied()
+                .unwrap_or("");
         }
-        self.patterns.get(sig as usize).map(String::as_str).unwrap_or("")
+        self.patterns
+            .get(sig as usize)
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     /// A hit for update-protocol content rule `rule` (category update).
     pub fn path_hit(rule: usize) -> Hit {
-        Hit { sig: PATH_SIG_BASE + rule as u32, category: Category::Update }
+        Hit {
+            sig: PATH_SIG_BASE + rule as u32,
+            category: Category::Update,
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -226,6 +226,13 @@ impl Worker {
                     }
                 };
                 flow::tcp_segment(d, &tcp, payload, scratch, counters, &mut emit);
+                if tcp.flags & decode::TCP_FIN != 0 {
+                    d.fin = true;
+                }
+                // A reset or a FIN from both sides ends the connection: forget it now.
+                if tcp.flags & decode::TCP_RST != 0 || l.flow.closed() {
+                    flows.remove(&key);
+                }
             }
             Transport::Other(_) => {}
         }
@@ -273,37 +280,30 @@ impl Worker {
         }) else {
             return false;
         };
-        let f = l.flow;
-        if f.quic_done {
+        let q = l.flow.quic.get_or_insert_with(Box::default);
+        if q.done {
             // After a Retry the client starts over with a new DCID and repeats its hello.
-            let new_conn = initial.is_some_and(|h| {
-                usize::from(f.quic_dir) == dir
-                    && f.quic_dcid.get(..usize::from(f.quic_dcid_len)) != Some(h.dcid)
-            });
-            if !new_conn || f.quic_hellos >= MAX_QUIC_HELLOS {
+            let new_conn = initial.is_some_and(|h| usize::from(q.dir) == dir && q.dcid() != h.dcid);
+            if !new_conn || q.hellos >= MAX_QUIC_HELLOS {
                 return true;
             }
-            f.quic_done = false;
+            q.done = false;
         }
-        if f.quic.is_none() {
+        if q.state.is_none() {
             let Some(h) = initial else { return false };
             match quic::QuicClientState::new(h.version, h.dcid) {
                 Some(s) => {
-                    f.quic = Some(Box::new(s));
-                    f.quic_dir = dir as u8;
-                    let n = h.dcid.len().min(f.quic_dcid.len());
-                    if let (Some(dst), Some(src)) = (f.quic_dcid.get_mut(..n), h.dcid.get(..n)) {
-                        dst.copy_from_slice(src);
-                    }
-                    f.quic_dcid_len = n as u8;
+                    q.state = Some(s);
+                    q.dir = dir as u8;
+                    q.set_dcid(h.dcid);
                 }
                 None => return false,
             }
         }
-        if usize::from(f.quic_dir) != dir {
+        if usize::from(q.dir) != dir {
             return true;
         }
-        let Some(st) = f.quic.as_mut() else {
+        let Some(st) = q.state.as_mut() else {
             return false;
         };
         match st.push_datagram(payload) {
@@ -322,9 +322,9 @@ impl Worker {
                 tls::TlsScan::Hello(h) => e.hello(ctx, Protocol::Quic, &h),
                 _ => e.c.decode_error(Layer::Quic),
             }
-            f.quic_done = true;
-            f.quic_hellos += 1;
-            f.quic = None;
+            q.done = true;
+            q.hellos += 1;
+            q.state = None;
         }
         true
     }

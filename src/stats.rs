@@ -76,6 +76,8 @@ pub struct Counters {
     pub bytes: u64,
     /// Flows forgotten after their idle timeout (normal, not a drop).
     pub flows_expired: u64,
+    /// Finished flows dropped early because the flow table was full.
+    pub flows_evicted: u64,
     pub decode_errors: [u64; Layer::COUNT],
     pub limit_drops: [u64; Limit::COUNT],
     /// Link types seen that we cannot decode (linktype -> count), small.
@@ -102,6 +104,7 @@ impl Counters {
     pub fn merge(&mut self, o: &Counters) {
         self.packets += o.packets;
         self.flows_expired += o.flows_expired;
+        self.flows_evicted += o.flows_evicted;
         self.bytes += o.bytes;
         for (a, b) in self.decode_errors.iter_mut().zip(o.decode_errors.iter()) {
             *a += b;

@@ -421,7 +421,12 @@ fn update_protocol_recognised_by_path_without_a_name() {
             assert_eq!(e["category"], "update");
             ["frame", "src_ip", "protocol", "name", "signature"]
                 .iter()
-                .map(|k| e[*k].as_str().map(str::to_string).unwrap_or_else(|| e[*k].to_string()))
+                .map(|k| {
+                    e[*k]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| e[*k].to_string())
+                })
                 .collect()
         })
         .collect();
@@ -440,8 +445,20 @@ fn public_corpus_raises_no_kaspersky_callbacks() {
 /// Rewrite a little-endian µs pcap as big-endian and/or nanosecond pcap.
 fn repack_pcap(src: &[u8], big: bool, nanos: bool) -> Vec<u8> {
     let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
-    let w32 = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
-    let w16 = |v: u16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+    let w32 = |v: u32| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let w16 = |v: u16| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
     assert_eq!(u32_at(src, 0), 0xa1b2c3d4);
     let mut out = Vec::new();
     out.extend_from_slice(&w32(if nanos { 0xa1b23c4d } else { 0xa1b2c3d4 }));
@@ -452,7 +469,12 @@ fn repack_pcap(src: &[u8], big: bool, nanos: bool) -> Vec<u8> {
     }
     let mut p = 24;
     while p + 16 <= src.len() {
-        let (sec, usec, cap, len) = (u32_at(src, p), u32_at(src, p + 4), u32_at(src, p + 8), u32_at(src, p + 12));
+        let (sec, usec, cap, len) = (
+            u32_at(src, p),
+            u32_at(src, p + 4),
+            u32_at(src, p + 8),
+            u32_at(src, p + 12),
+        );
         out.extend_from_slice(&w32(sec));
         out.extend_from_slice(&w32(if nanos { usec * 1000 } else { usec }));
         out.extend_from_slice(&w32(cap));
@@ -473,7 +495,11 @@ fn pcap_byte_orders_and_nanosecond_timestamps() {
         let got = events(&[&f.to_string_lossy()]);
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(&want) {
-            assert_eq!((&g["ts"], &g["name"], &g["frame"]), (&w["ts"], &w["name"], &w["frame"]), "big={big} nanos={nanos}");
+            assert_eq!(
+                (&g["ts"], &g["name"], &g["frame"]),
+                (&w["ts"], &w["name"], &w["frame"]),
+                "big={big} nanos={nanos}"
+            );
         }
     }
 }

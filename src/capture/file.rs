@@ -243,7 +243,8 @@ impl CaptureFile {
                         }
                     }
                     offset += consumed as u64;
-                    self.reader.consume(consumed);
+                    // No shift here: refill() moves only the partial tail block.
+                    self.reader.consume_noshift(consumed);
                 }
                 Err(PcapError::Eof) => break End::Complete,
                 Err(PcapError::Incomplete(_)) => {

@@ -241,3 +241,40 @@ fn flow_table_cap_and_idle_sweep() {
     assert!(t.is_empty());
     assert_eq!(c.flows_expired, 1);
 }
+
+#[test]
+fn flow_entries_stay_small() {
+    // MAX_FLOWS entries must fit the memory budget: buffers and QUIC state are
+    // only allocated when a flow needs them.
+    assert!(
+        std::mem::size_of::<Flow>() <= 176,
+        "Flow is {} bytes",
+        std::mem::size_of::<Flow>()
+    );
+    assert!(std::mem::size_of::<FlowKey>() <= 40);
+}
+
+#[test]
+fn full_table_drops_finished_flows_first() {
+    let mut t = FlowTable::default();
+    let mut c = Counters::default();
+    let a: IpAddr = "10.0.0.1".parse().unwrap();
+    let b: IpAddr = "10.0.0.2".parse().unwrap();
+    // One TCP flow still waiting for its first bytes (not finished) ...
+    let (k0, d0) = FlowKey::new(a, b, 1, 443, 6);
+    t.get(k0, d0, 0, true, &mut c).unwrap();
+    // ... and UDP flows without QUIC state (finished) up to the cap.
+    for i in 1..MAX_FLOWS as u32 {
+        let (k, d) = FlowKey::new(a, b, (i % 60000) as u16 + 2, (i / 60000) as u16 + 2, 17);
+        t.get(k, d, 0, false, &mut c).unwrap();
+    }
+    assert_eq!(t.len(), MAX_FLOWS);
+    let (k, d) = FlowKey::new(b, a, 7, 7, 6);
+    assert!(t.get(k, d, 0, true, &mut c).unwrap().created);
+    assert_eq!(t.len(), 2);
+    assert_eq!(c.flows_evicted, MAX_FLOWS as u64 - 1);
+    assert!(
+        !t.get(k0, d0, 0, true, &mut c).unwrap().created,
+        "the unfinished flow survives"
+    );
+}

@@ -15,7 +15,11 @@
 )]
 
 /// Rule labels, reported as the event's `signature`.
-pub const RULES: [&str; 3] = ["path:/updaters/*", "path:/index/u*g.xml.*", "path:/updates/*.(klz|dif|klzu|kdc|kdl|mft)"];
+pub const RULES: [&str; 3] = [
+    "path:/updaters/*",
+    "path:/index/u*g.xml.*",
+    "path:/updates/*.(klz|dif|klzu|kdc|kdl|mft)",
+];
 /// Longest target examined.
 pub const MAX_TARGET: usize = 2048;
 
@@ -23,11 +27,14 @@ pub const MAX_TARGET: usize = 2048;
 const SUFFIXES: [&[u8]; 6] = [b".klz", b".dif", b".klzu", b".kdc", b".kdl", b".mft"];
 
 fn ends_with_ci(s: &[u8], suf: &[u8]) -> bool {
-    s.len() >= suf.len() && s.get(s.len() - suf.len()..).is_some_and(|t| t.eq_ignore_ascii_case(suf))
+    s.len() >= suf.len()
+        && s.get(s.len() - suf.len()..)
+            .is_some_and(|t| t.eq_ignore_ascii_case(suf))
 }
 
 fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Which update-path rule a request target matches (index into [`RULES`]).
@@ -41,7 +48,11 @@ pub fn match_path(target: &[u8]) -> Option<usize> {
         }
         None => t,
     };
-    let path = t.get(..t.iter().position(|&b| b == b'?' || b == b'#').unwrap_or(t.len()))?;
+    let path = t.get(
+        ..t.iter()
+            .position(|&b| b == b'?' || b == b'#')
+            .unwrap_or(t.len()),
+    )?;
     let archive = SUFFIXES.iter().any(|s| ends_with_ci(path, s));
     if !archive {
         return None;
@@ -56,7 +67,9 @@ pub fn match_path(target: &[u8]) -> Option<usize> {
         let name = path.get(i + 8..)?;
         let digits = name.iter().take_while(|b| b.is_ascii_digit()).count();
         let rest = name.get(digits..)?;
-        if digits > 0 && (rest.eq_ignore_ascii_case(b"g.xml.dif") || rest.eq_ignore_ascii_case(b"g.xml.klz")) {
+        if digits > 0
+            && (rest.eq_ignore_ascii_case(b"g.xml.dif") || rest.eq_ignore_ascii_case(b"g.xml.klz"))
+        {
             return Some(1);
         }
     }
@@ -81,7 +94,10 @@ mod tests {
             (b"/updates/ksn/ksn-0607g.xml.klz", 2),
             (b"/updates/kdb/i386/base001.kdc.klzu", 2),
             (b"/mirror/kes/updates/apu/diffs/apu.xml.dif", 2),
-            (b"http://203.0.113.5/updates/bin/kes10/kes10-0607g.xml.dif", 2),
+            (
+                b"http://203.0.113.5/updates/bin/kes10/kes10-0607g.xml.dif",
+                2,
+            ),
         ] {
             assert_eq!(match_path(p), Some(r), "{}", String::from_utf8_lossy(p));
         }

@@ -260,12 +260,12 @@ pub fn http_get(host: &str, path: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Minimal classic-pcap reader: (ts_ns, linktype, frame, wire_len) of the
-/// first `max` packets. Returns `None` for anything but a classic pcap.
-pub fn read_classic_pcap(
-    path: &std::path::Path,
-    max: usize,
-) -> Option<Vec<(u64, u32, Vec<u8>, u32)>> {
+/// One packet read back: (ts_ns, linktype, frame bytes, wire_len).
+pub type PcapRecord = (u64, u32, Vec<u8>, u32);
+
+/// Minimal classic-pcap reader: the first `max` packets. Returns `None` for
+/// anything but a classic pcap.
+pub fn read_classic_pcap(path: &std::path::Path, max: usize) -> Option<Vec<PcapRecord>> {
     use std::io::Read;
     let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).ok()?);
     let mut gh = [0u8; 24];

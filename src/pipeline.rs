@@ -12,10 +12,12 @@ use crate::capture::RawPacket;
 use crate::decode::{self, Decoded, Packet, TunnelPath, Transport};
 use crate::event::Event;
 use crate::export::jsonlog::LineSink;
+use crate::export::metrics::{Backfill, CallbackCounts, IfaceStats, Snapshot};
 use crate::flow::{self, App, FlowKey, FlowTable, Scratch};
 use crate::hosts::HostTable;
 use crate::matcher::{Hit, Matcher};
 use crate::proto::{dns, http, name, quic, tls, Protocol};
+use crate::signatures::Category;
 use crate::stats::{Counters, Layer, Limit};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -327,14 +329,52 @@ pub struct Merger {
     pub inputs: Vec<String>,
     pub callbacks: u64,
     pub names_seen: u64,
+    /// Callbacks by category and protocol, all hosts (survives evictions).
+    pub by_category: CallbackCounts,
+    /// Signatures loaded per category (for the metrics).
+    pub signature_counts: Vec<(Category, usize)>,
+    /// `read --backfill`: sampled at step boundaries of packet time.
+    pub backfill: Option<Backfill>,
+    /// Latest packet time of an observation.
+    pub last_ts: u64,
 }
 
 impl Merger {
     pub fn new(matcher: Arc<Matcher>, hosts: HostTable) -> Self {
-        Merger { matcher, hosts, events: None, all_names: None, inputs: Vec::new(), callbacks: 0, names_seen: 0 }
+        Merger {
+            matcher,
+            hosts,
+            events: None,
+            all_names: None,
+            inputs: Vec::new(),
+            callbacks: 0,
+            names_seen: 0,
+            by_category: Default::default(),
+            signature_counts: Vec::new(),
+            backfill: None,
+            last_ts: 0,
+        }
+    }
+
+    /// A metrics snapshot of the merger's state plus the drivers' counters.
+    pub fn snapshot<'a>(&'a self, counters: &'a Counters, interfaces: &'a [IfaceStats]) -> Snapshot<'a> {
+        Snapshot {
+            hosts: &self.hosts,
+            callbacks: &self.by_category,
+            counters,
+            interfaces,
+            signatures: &self.signature_counts,
+            version: env!("CARGO_PKG_VERSION"),
+        }
     }
 
     pub fn apply(&mut self, o: &Obs) {
+        if let Some(mut b) = self.backfill.take() {
+            let none = Counters::default();
+            b.advance(o.ts, &self.snapshot(&none, &[]));
+            self.backfill = Some(b);
+        }
+        self.last_ts = self.last_ts.max(o.ts);
         self.names_seen += 1;
         let input = self.inputs.get(o.meta.input as usize).map(String::as_str).unwrap_or("");
         if let Some(s) = self.all_names.as_mut() {
@@ -344,6 +384,9 @@ impl Merger {
         }
         let Some(hit) = o.hit else { return };
         self.callbacks += 1;
+        if let Some(n) = self.by_category.get_mut(hit.category as usize).and_then(|r| r.get_mut(o.protocol as usize)) {
+            *n += 1;
+        }
         self.hosts.record(o.src, o.src_mac, o.ts, hit.category, o.protocol, &o.name);
         if let Some(s) = self.events.as_mut() {
             let e = Event {
@@ -366,6 +409,16 @@ impl Merger {
             };
             s.event(&e);
         }
+    }
+
+    /// Write the backfill file (final sample included); `Some(true)` when
+    /// it stopped at its size limit.
+    pub fn finish_backfill(&mut self) -> crate::error::Result<Option<bool>> {
+        let Some(b) = self.backfill.take() else { return Ok(None) };
+        let truncated = b.truncated;
+        let none = Counters::default();
+        b.finish(&self.snapshot(&none, &[]))?;
+        Ok(Some(truncated))
     }
 
     pub fn flush(&mut self) {

@@ -184,3 +184,71 @@ pub fn demo_expected() -> Vec<((String, String), String)> {
     .map(|(h, c, v)| ((h.to_string(), c.to_string()), v.to_string()))
     .collect()
 }
+
+/// A Prometheus server on a temporary data dir; killed on drop. `netns`
+/// runs it inside a network namespace (then query with [`Prometheus::query`]).
+pub struct Prometheus {
+    pub port: u16,
+    pub netns: Option<String>,
+    _child: ChildGuard,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// `scrape`: optional target host:port scraped every second.
+    pub fn start(data: Option<&Path>, scrape: Option<&str>, netns: Option<&str>, port: u16) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n");
+        if let Some(t) = scrape {
+            cfg.push_str(&format!("scrape_configs:\n  - job_name: kaswatch\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['{t}']\n"));
+        }
+        let cfg_path = dir.path().join("prometheus.yml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let data = data.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("data"));
+        let mut argv: Vec<String> = Vec::new();
+        if let Some(ns) = netns {
+            argv.extend(["ip", "netns", "exec", ns].map(String::from));
+        }
+        argv.extend([
+            "prometheus".to_string(),
+            format!("--config.file={}", cfg_path.display()),
+            format!("--storage.tsdb.path={}", data.display()),
+            "--storage.tsdb.retention.time=100y".into(),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ]);
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(&argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let p = Prometheus { port, netns: netns.map(String::from), _child: ChildGuard(Some(child)), _dir: dir };
+        let ready = p.get("/-/ready", Duration::from_secs(60), |s| s.contains("Ready"));
+        assert!(ready.contains("Ready"), "prometheus did not become ready: {}", p.log());
+        p
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    fn curl_argv(&self, url: &str) -> Vec<String> {
+        let mut argv: Vec<String> = Vec::new();
+        if let Some(ns) = &self.netns {
+            argv.extend(["ip", "netns", "exec", ns.as_str()].map(String::from));
+        }
+        argv.extend(["curl", "-s", "-g", "--max-time", "5"].map(String::from));
+        argv.push(url.to_string());
+        argv
+    }
+
+    /// GET a path until `ok` or timeout.
+    pub fn get(&self, path: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let argv = self.curl_argv(&format!("http://127.0.0.1:{}{path}", self.port));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        poll_cmd(&argv, timeout, ok)
+    }
+}
+
+/// Percent-encode a PromQL expression for a query string.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}

@@ -91,7 +91,28 @@ impl LiveCapture {
             revents: 0,
         };
         // SAFETY: one valid pollfd, count 1, bounded timeout.
-        unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+        let ready = unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+        if ready > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+            // The kernel flags ENETDOWN on the socket when the interface goes down.
+            let mut err: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: SO_ERROR into a c_int of the given length.
+            let r = unsafe {
+                libc::getsockopt(
+                    pfd.fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&mut err as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            if r == 0 && err != 0 {
+                return Err(std::io::Error::from_raw_os_error(err).to_string());
+            }
+            if pfd.revents & libc::POLLNVAL != 0 {
+                return Err("capture handle closed".into());
+            }
+        }
         let mut n = 0;
         while n < max {
             match self.cap.next_packet() {

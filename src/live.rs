@@ -37,7 +37,7 @@ enum Msg {
     Obs(Vec<Obs>),
     Stats {
         iface: usize,
-        counters: Counters,
+        counters: Box<Counters>,
         drops: Drops,
         last_ts: u64,
     },
@@ -125,7 +125,7 @@ fn capture_thread(
             if tx
                 .send(Msg::Stats {
                     iface,
-                    counters: w.counters(),
+                    counters: Box::new(w.counters()),
                     drops,
                     last_ts,
                 })
@@ -147,7 +147,7 @@ fn capture_thread(
     }
     let _ = tx.send(Msg::Stats {
         iface,
-        counters: w.counters(),
+        counters: Box::new(w.counters()),
         drops,
         last_ts,
     });
@@ -188,7 +188,7 @@ fn merger_thread(
                         s.dropped_interface = drops.interface;
                     }
                     if let Some(slot) = counters.get_mut(iface) {
-                        *slot = c;
+                        *slot = *c;
                     }
                 }
                 Err(_) => break,

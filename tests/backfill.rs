@@ -11,7 +11,9 @@ use std::time::Duration;
 
 #[test]
 fn backfill_blocks_answer_range_query() {
-    if !have("promtool", "backfill_blocks_answer_range_query") || !have("prometheus", "backfill_blocks_answer_range_query") {
+    if !have("promtool", "backfill_blocks_answer_range_query")
+        || !have("prometheus", "backfill_blocks_answer_range_query")
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -24,16 +26,33 @@ fn backfill_blocks_answer_range_query() {
         .arg(capture("demo.pcapng"))
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let text = std::fs::read_to_string(&om).unwrap();
     assert!(text.ends_with("# EOF\n"));
-    assert!(text.contains("\n# TYPE kaswatch_host_callbacks counter\n") || text.starts_with("# HELP kaswatch_host_callbacks "));
+    assert!(
+        text.contains("\n# TYPE kaswatch_host_callbacks counter\n")
+            || text.starts_with("# HELP kaswatch_host_callbacks ")
+    );
     // 09:00:00-09:00:01 of packet time -> one sample at the 09:01:00 boundary.
     assert!(text.contains("kaswatch_host_callbacks_total{host=\"192.168.10.21\",category=\"ksn\",protocol=\"dns\",managed=\"false\"} 2 1772442060\n"));
 
     let data = dir.path().join("data");
-    let o = Command::new("promtool").args(["tsdb", "create-blocks-from", "openmetrics"]).arg(&om).arg(&data).output().unwrap();
-    assert!(o.status.success(), "promtool rejected the backfill: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "promtool rejected the backfill: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     let port = free_port();
     let prom = Prometheus::start(Some(&data), None, None, port);

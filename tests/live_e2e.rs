@@ -17,7 +17,12 @@ use std::time::{Duration, Instant};
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 fn sh(argv: &[&str]) -> bool {
-    Command::new(argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new(argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Two namespaces joined by a veth pair; deleted on drop.
@@ -41,7 +46,17 @@ impl Netns {
         for argv in [
             vec!["ip", "netns", "add", &ns.sensor],
             vec!["ip", "netns", "add", &ns.peer],
-            vec!["ip", "link", "add", &ns.sensor_if, "type", "veth", "peer", "name", &ns.peer_if],
+            vec![
+                "ip",
+                "link",
+                "add",
+                &ns.sensor_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ns.peer_if,
+            ],
             vec!["ip", "link", "set", &ns.sensor_if, "netns", &ns.sensor],
             vec!["ip", "link", "set", &ns.peer_if, "netns", &ns.peer],
             vec!["ip", "-n", &ns.sensor, "link", "set", "lo", "up"],
@@ -55,11 +70,21 @@ impl Netns {
 
     fn replay(&self, file: &std::path::Path) {
         let o = Command::new("ip")
-            .args(["netns", "exec", &self.peer, "tcpreplay", &format!("--intf1={}", self.peer_if)])
+            .args([
+                "netns",
+                "exec",
+                &self.peer,
+                "tcpreplay",
+                &format!("--intf1={}", self.peer_if),
+            ])
             .arg(file)
             .output()
             .unwrap();
-        assert!(o.status.success(), "tcpreplay: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "tcpreplay: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -74,7 +99,9 @@ impl Drop for Netns {
 
 fn usable(test: &str) -> bool {
     if !is_root() {
-        eprintln!("SKIP {test}: needs root (network namespaces, raw capture); run `sudo cargo test`");
+        eprintln!(
+            "SKIP {test}: needs root (network namespaces, raw capture); run `sudo cargo test`"
+        );
         return false;
     }
     have("ip", test) && have("tcpreplay", test) && have("prometheus", test) && have("curl", test)
@@ -89,7 +116,17 @@ impl Sensor {
     fn start(ns: &Netns, port: u16, dir: &std::path::Path) -> Sensor {
         let stderr = dir.join("kaswatch.err");
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.sensor, bin(), "live", "-i", &ns.sensor_if, "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "netns",
+                "exec",
+                &ns.sensor,
+                bin(),
+                "live",
+                "-i",
+                &ns.sensor_if,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .arg("-s")
             .arg(signatures())
             .arg("--events")
@@ -98,9 +135,16 @@ impl Sensor {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        let s = Sensor { guard: ChildGuard(Some(child)), stderr };
+        let s = Sensor {
+            guard: ChildGuard(Some(child)),
+            stderr,
+        };
         let url = format!("http://127.0.0.1:{port}/healthz");
-        let h = poll_cmd(&["ip", "netns", "exec", &ns.sensor, "curl", "-s", &url], Duration::from_secs(20), |s| s == "ok\n");
+        let h = poll_cmd(
+            &["ip", "netns", "exec", &ns.sensor, "curl", "-s", &url],
+            Duration::from_secs(20),
+            |s| s == "ok\n",
+        );
         assert_eq!(h, "ok\n", "kaswatch /healthz: {}", s.log());
         s
     }
@@ -143,14 +187,29 @@ fn live_capture_scraped_by_prometheus() {
     assert_eq!((n, skipped), (70, 4));
     let port = 9464;
     let mut sensor = Sensor::start(&ns, port, dir.path());
-    let prom = Prometheus::start(None, Some(&format!("127.0.0.1:{port}")), Some(&ns.sensor), 9090);
+    let prom = Prometheus::start(
+        None,
+        Some(&format!("127.0.0.1:{port}")),
+        Some(&ns.sensor),
+        9090,
+    );
 
     ns.replay(&demo);
-    let q = format!("/api/v1/query?query={}", urlencode("kaswatch_host_callbacks_total"));
+    let q = format!(
+        "/api/v1/query?query={}",
+        urlencode("kaswatch_host_callbacks_total")
+    );
     let mut want = demo_expected();
     want.sort();
-    let json = prom.get(&q, Duration::from_secs(30), |s| query_hosts(s).into_iter().collect::<Vec<_>>() == want);
-    assert_eq!(query_hosts(&json).into_iter().collect::<Vec<_>>(), want, "after demo: {json}\nkaswatch: {}", sensor.log());
+    let json = prom.get(&q, Duration::from_secs(30), |s| {
+        query_hosts(s).into_iter().collect::<Vec<_>>() == want
+    });
+    assert_eq!(
+        query_hosts(&json).into_iter().collect::<Vec<_>>(),
+        want,
+        "after demo: {json}\nkaswatch: {}",
+        sensor.log()
+    );
     assert!(!json.contains("10.8.0.6"));
 
     ns.replay(&capture("tunnels.pcap"));
@@ -159,11 +218,24 @@ fn live_capture_scraped_by_prometheus() {
     }
     want.push((("2001:db8:99::d".into(), "update".into()), "1".into()));
     want.sort();
-    let json = prom.get(&q, Duration::from_secs(30), |s| query_hosts(s).into_iter().collect::<Vec<_>>() == want);
-    assert_eq!(query_hosts(&json).into_iter().collect::<Vec<_>>(), want, "after tunnels: {json}\nkaswatch: {}", sensor.log());
+    let json = prom.get(&q, Duration::from_secs(30), |s| {
+        query_hosts(s).into_iter().collect::<Vec<_>>() == want
+    });
+    assert_eq!(
+        query_hosts(&json).into_iter().collect::<Vec<_>>(),
+        want,
+        "after tunnels: {json}\nkaswatch: {}",
+        sensor.log()
+    );
 
     // Health series come through the same scrape (OpenMetrics, as Prometheus asks for it).
-    let q = format!("/api/v1/query?query={}", urlencode(&format!("kaswatch_packets_total{{interface=\"{}\"}}", ns.sensor_if)));
+    let q = format!(
+        "/api/v1/query?query={}",
+        urlencode(&format!(
+            "kaswatch_packets_total{{interface=\"{}\"}}",
+            ns.sensor_if
+        ))
+    );
     let json = prom.get(&q, Duration::from_secs(10), |s| s.contains("\"value\""));
     assert!(json.contains("\"value\""), "{json}");
     let q = format!("/api/v1/query?query={}", urlencode("kaswatch_hosts"));
@@ -186,23 +258,49 @@ fn live_interface_down_is_retried() {
     let ns = Netns::new();
     let port = 9464;
     let mut sensor = Sensor::start(&ns, port, dir.path());
-    assert!(sh(&["ip", "-n", &ns.sensor, "link", "set", &ns.sensor_if, "down"]));
+    assert!(sh(&[
+        "ip",
+        "-n",
+        &ns.sensor,
+        "link",
+        "set",
+        &ns.sensor_if,
+        "down"
+    ]));
     let t = Instant::now();
     while !sensor.log().contains("retrying") && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(sensor.log().contains("retrying"), "no retry logged: {}", sensor.log());
-    assert!(sh(&["ip", "-n", &ns.sensor, "link", "set", &ns.sensor_if, "up"]));
+    assert!(
+        sensor.log().contains("retrying"),
+        "no retry logged: {}",
+        sensor.log()
+    );
+    assert!(sh(&[
+        "ip",
+        "-n",
+        &ns.sensor,
+        "link",
+        "set",
+        &ns.sensor_if,
+        "up"
+    ]));
     let t = Instant::now();
     while !sensor.log().contains("reopened") && t.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(sensor.log().contains("reopened"), "capture not reopened: {}", sensor.log());
+    assert!(
+        sensor.log().contains("reopened"),
+        "capture not reopened: {}",
+        sensor.log()
+    );
     ns.replay(&capture("tunnels.pcap"));
     let url = format!("http://127.0.0.1:{port}/metrics");
-    let m = poll_cmd(&["ip", "netns", "exec", &ns.sensor, "curl", "-s", &url], Duration::from_secs(10), |s| {
-        s.contains("kaswatch_hosts{managed=\"false\"} 14")
-    });
+    let m = poll_cmd(
+        &["ip", "netns", "exec", &ns.sensor, "curl", "-s", &url],
+        Duration::from_secs(10),
+        |s| s.contains("kaswatch_hosts{managed=\"false\"} 14"),
+    );
     assert!(m.contains("kaswatch_hosts{managed=\"false\"} 14"), "{m}");
     let (ok, _) = sensor.terminate();
     assert!(ok, "{}", sensor.log());
@@ -215,29 +313,65 @@ fn live_setup_errors_are_one_line() {
         return;
     }
     let run = |args: &[&str]| {
-        let o = Command::new(bin()).arg("live").args(args).arg("-s").arg(signatures()).output().unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+        let o = Command::new(bin())
+            .arg("live")
+            .args(args)
+            .arg("-s")
+            .arg(signatures())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (code, err) = run(&["-i", "kwnosuch0", "--listen", "127.0.0.1:0"]);
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("kwnosuch0") && err.contains("no such interface"), "{err}");
+    assert!(
+        err.contains("kwnosuch0") && err.contains("no such interface"),
+        "{err}"
+    );
 
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
     let (code, err) = run(&["-i", "lo", "--listen", &addr]);
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains(&addr) && err.to_lowercase().contains("in use"), "{err}");
+    assert!(
+        err.contains(&addr) && err.to_lowercase().contains("in use"),
+        "{err}"
+    );
 
-    let (code, err) = run(&["-i", "lo", "--bpf", "not a filter ((", "--listen", "127.0.0.1:0"]);
+    let (code, err) = run(&[
+        "-i",
+        "lo",
+        "--bpf",
+        "not a filter ((",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(code, Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
     // Without CAP_NET_RAW (as nobody, via setpriv when available).
-    if have("setpriv", "live_setup_errors_are_one_line (no-permission case)") {
+    if have(
+        "setpriv",
+        "live_setup_errors_are_one_line (no-permission case)",
+    ) {
         let o = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", bin(), "live", "-i", "lo", "--listen", "127.0.0.1:0"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                bin(),
+                "live",
+                "-i",
+                "lo",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .arg("-s")
             .arg(signatures())
             .output()

@@ -20,14 +20,24 @@ fn read_metrics(capture: &std::path::Path, out: &std::path::Path, extra: &[&str]
         .args(extra)
         .output()
         .unwrap();
-    assert!(st.status.success(), "kaswatch read failed: {}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "kaswatch read failed: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     std::fs::read_to_string(out).unwrap()
 }
 
 /// The build version is the only line that changes between releases.
 fn normalise(s: &str) -> String {
     s.lines()
-        .map(|l| if l.starts_with("kaswatch_build_info{") { "kaswatch_build_info{version=\"VERSION\"} 1" } else { l })
+        .map(|l| {
+            if l.starts_with("kaswatch_build_info{") {
+                "kaswatch_build_info{version=\"VERSION\"} 1"
+            } else {
+                l
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -37,8 +47,15 @@ fn demo_exposition_matches_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let text = read_metrics(&capture("demo.pcapng"), &dir.path().join("demo.prom"), &[]);
     let expected = std::fs::read_to_string(root().join("tests/fixtures/demo.prom")).unwrap();
-    assert_eq!(normalise(&text), normalise(&expected), "exposition differs from tests/fixtures/demo.prom");
-    assert!(text.contains(&format!("kaswatch_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))));
+    assert_eq!(
+        normalise(&text),
+        normalise(&expected),
+        "exposition differs from tests/fixtures/demo.prom"
+    );
+    assert!(text.contains(&format!(
+        "kaswatch_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    )));
 }
 
 #[test]
@@ -61,7 +78,10 @@ fn demo_exposition_names_types_labels() {
         ("kaswatch_signatures", "gauge"),
         ("kaswatch_build_info", "gauge"),
     ] {
-        assert!(text.contains(&format!("\n# TYPE {name} {ty}\n")), "missing TYPE for {name}");
+        assert!(
+            text.contains(&format!("\n# TYPE {name} {ty}\n")),
+            "missing TYPE for {name}"
+        );
     }
     for line in [
         "kaswatch_host_callbacks_total{host=\"192.168.10.21\",category=\"ksn\",protocol=\"dns\",managed=\"false\"} 2",
@@ -81,7 +101,11 @@ fn demo_exposition_names_types_labels() {
     }
     // No timestamps, no instance label.
     for l in text.lines().filter(|l| !l.starts_with('#')) {
-        assert_eq!(l.rsplit('}').next().unwrap_or(l).split_whitespace().count(), if l.contains('}') { 1 } else { 2 }, "{l}");
+        assert_eq!(
+            l.rsplit('}').next().unwrap_or(l).split_whitespace().count(),
+            if l.contains('}') { 1 } else { 2 },
+            "{l}"
+        );
         assert!(!l.contains("instance="), "{l}");
     }
 }
@@ -90,7 +114,9 @@ fn demo_exposition_names_types_labels() {
 fn demo_openmetrics_variant() {
     let dir = tempfile::tempdir().unwrap();
     let text = read_metrics(&capture("demo.pcapng"), &dir.path().join("demo.om"), &[]);
-    assert!(text.contains("\n# TYPE kaswatch_host_callbacks counter\nkaswatch_host_callbacks_total{"));
+    assert!(
+        text.contains("\n# TYPE kaswatch_host_callbacks counter\nkaswatch_host_callbacks_total{")
+    );
     assert!(text.contains("\n# TYPE kaswatch_host info\nkaswatch_host_info{"));
     assert!(text.contains("\n# TYPE kaswatch_build info\nkaswatch_build_info{"));
     assert!(text.ends_with("# EOF\n"));
@@ -105,9 +131,20 @@ fn promtool_check_metrics_clean() {
     for cap in ["demo.pcapng", "tunnels.pcap"] {
         let out = dir.path().join(format!("{cap}.prom"));
         read_metrics(&capture(cap), &out, &[]);
-        let o = Command::new("sh").arg("-c").arg(format!("promtool check metrics < '{}'", out.display())).output().unwrap();
-        let msg = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-        assert!(o.status.success() && msg.trim().is_empty(), "promtool check metrics on {cap}: {msg}");
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("promtool check metrics < '{}'", out.display()))
+            .output()
+            .unwrap();
+        let msg = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.status.success() && msg.trim().is_empty(),
+            "promtool check metrics on {cap}: {msg}"
+        );
     }
 }
 
@@ -120,10 +157,17 @@ fn cardinality_capped_by_max_hosts() {
     let t0 = 1_772_442_000_000_000_000u64;
     for i in 0..N {
         let src = [10, (i >> 16) as u8 + 100, (i >> 8) as u8, i as u8];
-        w.packet(t0 + u64::from(i) * 1_000_000, &dns_query(src, i as u16, "s01.upd.kaspersky.com"));
+        w.packet(
+            t0 + u64::from(i) * 1_000_000,
+            &dns_query(src, i as u16, "s01.upd.kaspersky.com"),
+        );
     }
     drop(w);
-    let text = read_metrics(&pcap, &dir.path().join("many.prom"), &["--max-hosts", "1000", "--workers", "1"]);
+    let text = read_metrics(
+        &pcap,
+        &dir.path().join("many.prom"),
+        &["--max-hosts", "1000", "--workers", "1"],
+    );
     let series = |p: &str| text.lines().filter(|l| l.starts_with(p)).count();
     assert_eq!(series("kaswatch_host_callbacks_total{"), 1000);
     assert_eq!(series("kaswatch_host_info{"), 1000);
@@ -138,7 +182,15 @@ fn cardinality_capped_by_max_hosts() {
         assert!(text.lines().any(|l| l == line), "missing line: {line}");
     }
     // The 1000 kept are the most recent senders.
-    let last = [10, ((N - 1) >> 16) as u8 + 100, ((N - 1) >> 8) as u8, (N - 1) as u8];
-    let last = format!("kaswatch_host_info{{host=\"{}.{}.{}.{}\"", last[0], last[1], last[2], last[3]);
+    let last = [
+        10,
+        ((N - 1) >> 16) as u8 + 100,
+        ((N - 1) >> 8) as u8,
+        (N - 1) as u8,
+    ];
+    let last = format!(
+        "kaswatch_host_info{{host=\"{}.{}.{}.{}\"",
+        last[0], last[1], last[2], last[3]
+    );
     assert!(text.contains(&last), "{last}");
 }

@@ -357,6 +357,9 @@ pub fn render(s: &Snapshot<'_>, f: Format) -> String {
 /// the file stops growing and the run warns.
 pub const MAX_BACKFILL_SAMPLES: u64 = 20_000_000;
 
+/// One family's header, sample name and samples as (labels, line).
+type Buffered = (String, String, Vec<(String, String)>);
+
 /// `read --backfill FILE --step DUR`: per-host and aggregate series sampled
 /// every `step` of packet time, buffered per family (OpenMetrics requires a
 /// family's samples to be contiguous) and written by [`Backfill::finish`].
@@ -364,8 +367,7 @@ pub struct Backfill {
     path: PathBuf,
     step: u64,
     next: Option<u64>,
-    /// (header, sample name, samples as (labels, line)) per family.
-    families: Vec<(String, String, Vec<(String, String)>)>,
+    families: Vec<Buffered>,
     pub samples: u64,
     pub truncated: bool,
 }

@@ -27,7 +27,12 @@ pub fn signatures() -> PathBuf {
 
 /// Is `tool` on PATH? Prints a skip message when not.
 pub fn have(tool: &str, test: &str) -> bool {
-    let ok = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
         eprintln!("SKIP {test}: {tool} not installed (apt-get install prometheus / tcpreplay; `make test` installs them)");
     }
@@ -57,7 +62,10 @@ impl PcapWriter {
         PcapWriter { out }
     }
     pub fn packet(&mut self, ts_ns: u64, data: &[u8]) {
-        let (s, us) = ((ts_ns / 1_000_000_000) as u32, ((ts_ns % 1_000_000_000) / 1000) as u32);
+        let (s, us) = (
+            (ts_ns / 1_000_000_000) as u32,
+            ((ts_ns % 1_000_000_000) / 1000) as u32,
+        );
         for v in [s, us, data.len() as u32, data.len() as u32] {
             self.out.write_all(&v.to_le_bytes()).unwrap();
         }
@@ -100,7 +108,9 @@ pub fn dns_query(src: [u8; 4], id: u16, name: &str) -> Vec<u8> {
     ip.extend_from_slice(&dst);
     let c = csum(&ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x53, 0x02, 0, src[0], src[1], src[2], src[3], 0x08, 0x00];
+    let mut f = vec![
+        0x02, 0, 0, 0, 0, 0x53, 0x02, 0, src[0], src[1], src[2], src[3], 0x08, 0x00,
+    ];
     f.extend_from_slice(&ip);
     f.extend_from_slice(&udp);
     f
@@ -126,7 +136,11 @@ pub fn ethernet_only(src: &Path, dst: &Path) -> (u64, u64) {
 
 /// A port nobody listens on right now (in this network namespace).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Kills and reaps a child on drop.
@@ -145,8 +159,13 @@ impl Drop for ChildGuard {
 pub fn poll_cmd(argv: &[&str], timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
     let start = Instant::now();
     loop {
-        let out = Command::new(argv[0]).args(&argv[1..]).stderr(Stdio::null()).output();
-        let s = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        let out = Command::new(argv[0])
+            .args(&argv[1..])
+            .stderr(Stdio::null())
+            .output();
+        let s = out
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
         if ok(&s) || start.elapsed() > timeout {
             return s;
         }
@@ -162,7 +181,16 @@ pub fn query_hosts(json: &str) -> std::collections::BTreeMap<(String, String), S
         for s in r {
             let host = s["metric"]["host"].as_str().unwrap_or("").to_string();
             let cat = s["metric"]["category"].as_str().unwrap_or("").to_string();
-            let val = s["value"][1].as_str().or_else(|| s["values"].as_array().and_then(|a| a.last()).and_then(|p| p[1].as_str())).unwrap_or("").to_string();
+            let val = s["value"][1]
+                .as_str()
+                .or_else(|| {
+                    s["values"]
+                        .as_array()
+                        .and_then(|a| a.last())
+                        .and_then(|p| p[1].as_str())
+                })
+                .unwrap_or("")
+                .to_string();
             m.insert((host, cat), val);
         }
     }
@@ -196,7 +224,12 @@ pub struct Prometheus {
 
 impl Prometheus {
     /// `scrape`: optional target host:port scraped every second.
-    pub fn start(data: Option<&Path>, scrape: Option<&str>, netns: Option<&str>, port: u16) -> Prometheus {
+    pub fn start(
+        data: Option<&Path>,
+        scrape: Option<&str>,
+        netns: Option<&str>,
+        port: u16,
+    ) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n");
         if let Some(t) = scrape {
@@ -204,7 +237,9 @@ impl Prometheus {
         }
         let cfg_path = dir.path().join("prometheus.yml");
         std::fs::write(&cfg_path, cfg).unwrap();
-        let data = data.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("data"));
+        let data = data
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.path().join("data"));
         let mut argv: Vec<String> = Vec::new();
         if let Some(ns) = netns {
             argv.extend(["ip", "netns", "exec", ns].map(String::from));
@@ -217,10 +252,24 @@ impl Prometheus {
             format!("--web.listen-address=127.0.0.1:{port}"),
         ]);
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(&argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        let p = Prometheus { port, netns: netns.map(String::from), _child: ChildGuard(Some(child)), _dir: dir };
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let p = Prometheus {
+            port,
+            netns: netns.map(String::from),
+            _child: ChildGuard(Some(child)),
+            _dir: dir,
+        };
         let ready = p.get("/-/ready", Duration::from_secs(60), |s| s.contains("Ready"));
-        assert!(ready.contains("Ready"), "prometheus did not become ready: {}", p.log());
+        assert!(
+            ready.contains("Ready"),
+            "prometheus did not become ready: {}",
+            p.log()
+        );
         p
     }
 
@@ -249,6 +298,12 @@ impl Prometheus {
 /// Percent-encode a PromQL expression for a query string.
 pub fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

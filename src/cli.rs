@@ -37,6 +37,9 @@ pub struct Common {
     /// Forget hosts with no callback for this long (packet time), e.g. 7d, 12h, 30m
     #[arg(long, value_name = "DURATION")]
     pub host_idle: Option<String>,
+    /// Managed devices: CSV of `address[,name]` (IP, CIDR or MAC) -> managed="true" and inventory_name
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
     /// Worker threads (default: number of cores)
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,

@@ -25,6 +25,7 @@ pub mod event;
 pub mod export;
 pub mod flow;
 pub mod hosts;
+pub mod inventory;
 pub mod live;
 pub mod matcher;
 pub mod pipeline;

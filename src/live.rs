@@ -253,6 +253,13 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         )));
     }
     let (set, matcher) = crate::run::load_matcher(&a.common.signatures)?;
+    let inventory = a
+        .common
+        .inventory
+        .as_deref()
+        .map(crate::inventory::Inventory::load)
+        .transpose()?
+        .map(Arc::new);
     let events = a.common.events.as_deref().map(LineSink::open).transpose()?;
     let opts = LiveOptions {
         snaplen: a.snaplen,
@@ -293,6 +300,7 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         HostTable::new(settings.max_hosts, settings.host_idle),
     );
     merger.events = events;
+    merger.inventory = inventory;
     merger.inputs = a.interfaces.clone();
     merger.signature_counts = set.count_by_category();
     let stop = Arc::new(AtomicBool::new(false));

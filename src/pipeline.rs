@@ -337,6 +337,8 @@ pub struct Merger {
     pub backfill: Option<Backfill>,
     /// Latest packet time of an observation.
     pub last_ts: u64,
+    /// `--inventory`: marks hosts managed.
+    pub inventory: Option<Arc<crate::inventory::Inventory>>,
 }
 
 impl Merger {
@@ -353,6 +355,7 @@ impl Merger {
             signature_counts: Vec::new(),
             backfill: None,
             last_ts: 0,
+            inventory: None,
         }
     }
 
@@ -388,6 +391,14 @@ impl Merger {
             *n += 1;
         }
         self.hosts.record(o.src, o.src_mac, o.ts, hit.category, o.protocol, &o.name);
+        if let Some(inv) = &self.inventory {
+            if let Some(h) = self.hosts.get_mut(&o.src) {
+                if let Some(name) = inv.lookup(h.ip, h.mac) {
+                    h.managed = true;
+                    h.inventory_name = (!name.is_empty()).then(|| name.to_string());
+                }
+            }
+        }
         if let Some(s) = self.events.as_mut() {
             let e = Event {
                 ts: crate::timefmt::rfc3339_micros(o.ts),

@@ -94,6 +94,8 @@ pub struct ReadJob {
     pub signature_counts: Vec<(Category, usize)>,
     /// `--backfill FILE --step DUR`.
     pub backfill: Option<Backfill>,
+    /// `--inventory FILE`.
+    pub inventory: Option<Arc<crate::inventory::Inventory>>,
 }
 
 impl ReadJob {
@@ -111,7 +113,8 @@ impl ReadJob {
         let step = crate::timefmt::parse_duration(&a.step).map_err(|e| Error::Usage(format!("--step: {e}")))?;
         let backfill = a.backfill.as_deref().map(|p| Backfill::create(p, step)).transpose()?;
         let signature_counts = set.count_by_category();
-        Ok(ReadJob { files, matcher, settings, filter, events, all_names, signature_counts, backfill })
+        let inventory = a.common.inventory.as_deref().map(crate::inventory::Inventory::load).transpose()?.map(Arc::new);
+        Ok(ReadJob { files, matcher, settings, filter, events, all_names, signature_counts, backfill, inventory })
     }
 
     /// Run the job.
@@ -123,6 +126,7 @@ impl ReadJob {
         merger.all_names = self.all_names.take();
         merger.signature_counts = std::mem::take(&mut self.signature_counts);
         merger.backfill = self.backfill.take();
+        merger.inventory = self.inventory.take();
         merger.inputs = self.files.iter().map(|p| p.display().to_string()).collect();
         let mut warnings = Vec::new();
         let workers = self.settings.workers;

@@ -194,3 +194,40 @@ fn cardinality_capped_by_max_hosts() {
     );
     assert!(text.contains(&last), "{last}");
 }
+
+#[test]
+fn inventory_marks_hosts_managed() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inventory.csv");
+    std::fs::write(
+        &inv,
+        "address,name\n192.168.10.21,\"Reception PC\"\n2001:db8:10::/64\n",
+    )
+    .unwrap();
+    let text = read_metrics(
+        &capture("demo.pcapng"),
+        &dir.path().join("inv.prom"),
+        &["--inventory", inv.to_str().unwrap()],
+    );
+    for line in [
+        "kaswatch_hosts{managed=\"false\"} 3",
+        "kaswatch_hosts{managed=\"true\"} 2",
+        "kaswatch_host_callbacks_total{host=\"192.168.10.21\",category=\"ksn\",protocol=\"dns\",managed=\"true\"} 2",
+        "kaswatch_host_info{host=\"192.168.10.21\",mac=\"00:1b:21:aa:00:21\",vendor=\"\",hostname=\"\",managed=\"true\",inventory_name=\"Reception PC\"} 1",
+        "kaswatch_host_info{host=\"2001:db8:10::23\",mac=\"00:1b:21:aa:00:23\",vendor=\"\",hostname=\"\",managed=\"true\",inventory_name=\"\"} 1",
+        "kaswatch_host_info{host=\"192.168.10.22\",mac=\"00:1b:21:aa:00:22\",vendor=\"\",hostname=\"\",managed=\"false\",inventory_name=\"\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing line: {line}");
+    }
+    std::fs::write(&inv, "192.168.10.21\nnot-an-address\n").unwrap();
+    let o = Command::new(bin())
+        .arg("read")
+        .arg(capture("demo.pcapng"))
+        .arg("--inventory")
+        .arg(&inv)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("inventory.csv:2:"), "{err}");
+}

@@ -118,8 +118,24 @@ struct RawSig {
     comment: Option<String>,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
+/// Byte offsets of line starts, for turning spans into line numbers.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Self {
+        let mut v = vec![0];
+        v.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        Lines(v)
+    }
+    /// 1-based line of a byte offset.
+    fn of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&s| s <= offset)
+    }
 }
 
 /// Normalise and check a pattern: ASCII lowercase, one trailing dot removed,
@@ -143,7 +159,10 @@ pub fn normalise_pattern(p: &str) -> std::result::Result<String, String> {
         if label.len() > 63 {
             return Err(format!("label longer than 63 bytes in {p:?}"));
         }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
             return Err(format!(
                 "character {c:?} in {p:?} (use punycode xn-- for international names)"
             ));
@@ -164,7 +183,10 @@ impl SignatureSet {
                 .collect();
             files.sort();
             if files.is_empty() {
-                return Err(Error::input(path, "no *.toml signature files in this directory"));
+                return Err(Error::input(
+                    path,
+                    "no *.toml signature files in this directory",
+                ));
             }
             for f in files {
                 self.load_file(&f)?;
@@ -179,7 +201,10 @@ impl SignatureSet {
     pub fn load_file(&mut self, path: &Path) -> Result<()> {
         let md = std::fs::metadata(path).map_err(|e| Error::input(path, io_reason(&e)))?;
         if md.len() > MAX_FILE_BYTES {
-            return Err(Error::input(path, format!("larger than {MAX_FILE_BYTES} bytes")));
+            return Err(Error::input(
+                path,
+                format!("larger than {MAX_FILE_BYTES} bytes"),
+            ));
         }
         let text = std::fs::read_to_string(path).map_err(|e| Error::input(path, io_reason(&e)))?;
         self.load_str(path, &text)
@@ -187,9 +212,10 @@ impl SignatureSet {
 
     /// Parse signature text as if read from `path` (used by tests too).
     pub fn load_str(&mut self, path: &Path, text: &str) -> Result<()> {
+        let lines = Lines::new(text);
         let err = |offset: usize, reason: String| Error::Signature {
             path: path.to_path_buf(),
-            line: line_of(text, offset),
+            line: lines.of(offset),
             reason,
         };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
@@ -228,7 +254,10 @@ impl SignatureSet {
                 )
             })?;
             if r.source.get_ref().trim().is_empty() {
-                return Err(err(r.source.span().start, "source is empty: cite where the name comes from".into()));
+                return Err(err(
+                    r.source.span().start,
+                    "source is empty: cite where the name comes from".into(),
+                ));
             }
             if let Some(prev) = self
                 .seen
@@ -247,16 +276,20 @@ impl SignatureSet {
                 ));
             }
             if self.signatures.len() >= MAX_SIGNATURES {
-                return Err(err(s.span().start, format!("more than {MAX_SIGNATURES} signatures")));
+                return Err(err(
+                    s.span().start,
+                    format!("more than {MAX_SIGNATURES} signatures"),
+                ));
             }
-            self.seen.insert((pattern.clone(), kind), self.signatures.len());
+            self.seen
+                .insert((pattern.clone(), kind), self.signatures.len());
             self.signatures.push(Signature {
                 pattern,
                 kind,
                 category,
                 source: r.source.get_ref().clone(),
                 file: path.to_path_buf(),
-                line: line_of(text, s.span().start),
+                line: lines.of(s.span().start),
             });
         }
         self.files.push(FileMeta {
@@ -279,7 +312,12 @@ impl SignatureSet {
     pub fn count_by_category(&self) -> Vec<(Category, usize)> {
         Category::ALL
             .into_iter()
-            .map(|c| (c, self.signatures.iter().filter(|s| s.category == c).count()))
+            .map(|c| {
+                (
+                    c,
+                    self.signatures.iter().filter(|s| s.category == c).count(),
+                )
+            })
             .collect()
     }
 }
@@ -329,7 +367,9 @@ mod tests {
 
     #[test]
     fn syntax_error_names_line() {
-        let e = load(&format!("{HEAD}[[signature]]\npattern = \"a.com\n")).unwrap_err().to_string();
+        let e = load(&format!("{HEAD}[[signature]]\npattern = \"a.com\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("t.toml:5: "), "{e}");
     }
 
@@ -351,12 +391,24 @@ mod tests {
         }
         let one = "[[signature]]\npattern = \"a.com\"\nmatch = \"exact\"\ncategory = \"other\"\nsource = \"x\"\n";
         let e = load(&format!("{HEAD}{one}{one}")).unwrap_err().to_string();
-        assert!(e.starts_with("t.toml:10: duplicate of t.toml line 4"), "{e}");
-        let e = load(&format!("{HEAD}{}", one.replace("exact", "regex"))).unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.toml:10: duplicate of t.toml line 4"),
+            "{e}"
+        );
+        let e = load(&format!("{HEAD}{}", one.replace("exact", "regex")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("match must be"), "{e}");
-        let e = load(&format!("{HEAD}{}", one.replace("source = \"x\"", "source = \" \""))).unwrap_err().to_string();
+        let e = load(&format!(
+            "{HEAD}{}",
+            one.replace("source = \"x\"", "source = \" \"")
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("source is empty"), "{e}");
-        let e = load(&format!("{HEAD}{}", one.replace("source", "sauce"))).unwrap_err().to_string();
+        let e = load(&format!("{HEAD}{}", one.replace("source", "sauce")))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("t.toml:"), "{e}");
     }
 

@@ -1,4 +1,4 @@
-//! Command-line interface (clap derive): `read`, `check-signatures` and the
+//! Command-line interface (clap derive): `read`, `live`, `check-signatures` and the
 //! flags they share. Parsed here, validated into settings by `run.rs`.
 
 use crate::export::report::Format;
@@ -16,6 +16,8 @@ pub struct Cli {
 pub enum Command {
     /// Read pcap/pcapng files (plain or .gz, or directories of them) and report hosts that contacted Kaspersky endpoints
     Read(ReadArgs),
+    /// Capture live from interfaces (libpcap) and serve Prometheus metrics over HTTP
+    Live(LiveArgs),
     /// Validate signature files and print counts per category
     CheckSignatures(CheckArgs),
 }
@@ -35,6 +37,9 @@ pub struct Common {
     /// Forget hosts with no callback for this long (packet time), e.g. 7d, 12h, 30m
     #[arg(long, value_name = "DURATION")]
     pub host_idle: Option<String>,
+    /// Managed devices: CSV of `address[,name]` (IP, CIDR or MAC) -> managed="true" and inventory_name
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
     /// Worker threads (default: half the cores, at least 1); output is identical for any N
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -59,6 +64,39 @@ pub struct ReadArgs {
     /// No summary line on stderr
     #[arg(short, long)]
     pub quiet: bool,
+    /// Write the final state as metrics to FILE (OpenMetrics for *.om, else Prometheus text)
+    #[arg(long, value_name = "FILE")]
+    pub metrics_out: Option<PathBuf>,
+    /// Write per-host and aggregate series every --step of packet time, with timestamps, as OpenMetrics for `promtool tsdb create-blocks-from openmetrics`
+    #[arg(long, value_name = "FILE")]
+    pub backfill: Option<PathBuf>,
+    /// Sampling interval of --backfill (packet time), e.g. 15s, 1m
+    #[arg(long, value_name = "DURATION", default_value = "1m")]
+    pub step: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LiveArgs {
+    /// Interface to capture on (repeatable; one capture thread each; --workers is ignored)
+    #[arg(short = 'i', long = "interface", required = true, value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    #[command(flatten)]
+    pub common: Common,
+    /// Kernel capture filter (tcpdump/BPF expression)
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+    /// Bytes captured per packet
+    #[arg(long, value_name = "N", default_value_t = 65535)]
+    pub snaplen: u32,
+    /// Kernel capture buffer per interface, MiB
+    #[arg(long = "buffer-size", value_name = "MiB", default_value_t = 32)]
+    pub buffer_size: u32,
+    /// Address of the HTTP server (/metrics, /healthz)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+    /// After opening the captures and the listener, switch to this user (and its group)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 #[derive(Args, Debug)]

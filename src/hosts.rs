@@ -103,6 +103,9 @@ impl HostTable {
     pub fn get(&self, ip: &IpAddr) -> Option<&Host> {
         self.map.get(ip)
     }
+    pub fn get_mut(&mut self, ip: &IpAddr) -> Option<&mut Host> {
+        self.map.get_mut(ip)
+    }
     pub fn iter(&self) -> impl Iterator<Item = &Host> {
         self.map.values()
     }

@@ -25,6 +25,8 @@ pub mod event;
 pub mod export;
 pub mod flow;
 pub mod hosts;
+pub mod inventory;
+pub mod live;
 pub mod matcher;
 pub mod pipeline;
 pub mod proto;

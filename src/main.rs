@@ -45,6 +45,7 @@ fn main() {
     };
     let r = match &cli.command {
         Command::Read(a) => kaswatch::run::cmd_read(a),
+        Command::Live(a) => kaswatch::live::cmd_live(a),
         Command::CheckSignatures(a) => kaswatch::run::cmd_check(a),
     };
     match r {

@@ -12,10 +12,12 @@ use crate::capture::RawPacket;
 use crate::decode::{self, Decoded, Packet, Transport, TunnelPath};
 use crate::event::Event;
 use crate::export::jsonlog::LineSink;
+use crate::export::metrics::{Backfill, CallbackCounts, IfaceStats, Snapshot};
 use crate::flow::{self, App, FlowKey, FlowTable, Scratch};
 use crate::hosts::HostTable;
 use crate::matcher::{Hit, Matcher};
 use crate::proto::{dns, http, kupdate, name, quic, tls, Protocol};
+use crate::signatures::Category;
 use crate::stats::{Counters, Layer, Limit};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -530,6 +532,16 @@ pub struct Merger {
     attrib: HashMap<IpAddr, Attribution, ahash::RandomState>,
     /// Drops at limits owned by the merger.
     pub counters: Counters,
+    /// Callbacks by category and protocol, all hosts (survives evictions).
+    pub by_category: CallbackCounts,
+    /// Signatures loaded per category (for the metrics).
+    pub signature_counts: Vec<(Category, usize)>,
+    /// `read --backfill`: sampled at step boundaries of packet time.
+    pub backfill: Option<Backfill>,
+    /// Latest packet time of an observation.
+    pub last_ts: u64,
+    /// `--inventory`: marks hosts managed.
+    pub inventory: Option<Arc<crate::inventory::Inventory>>,
 }
 
 /// An address learned from a DNS answer to a matching question.
@@ -561,6 +573,27 @@ impl Merger {
             names_seen: 0,
             attrib: HashMap::with_hasher(ahash::RandomState::new()),
             counters: Counters::default(),
+            by_category: Default::default(),
+            signature_counts: Vec::new(),
+            backfill: None,
+            last_ts: 0,
+            inventory: None,
+        }
+    }
+
+    /// A metrics snapshot of the merger's state plus the drivers' counters.
+    pub fn snapshot<'a>(
+        &'a self,
+        counters: &'a Counters,
+        interfaces: &'a [IfaceStats],
+    ) -> Snapshot<'a> {
+        Snapshot {
+            hosts: &self.hosts,
+            callbacks: &self.by_category,
+            counters,
+            interfaces,
+            signatures: &self.signature_counts,
+            version: env!("CARGO_PKG_VERSION"),
         }
     }
 
@@ -596,6 +629,12 @@ impl Merger {
 
     /// Apply one observation (in packet order).
     pub fn apply(&mut self, o: &Obs) {
+        if let Some(mut b) = self.backfill.take() {
+            let none = Counters::default();
+            b.advance(o.ts, &self.snapshot(&none, &[]));
+            self.backfill = Some(b);
+        }
+        self.last_ts = self.last_ts.max(o.ts);
         match &o.kind {
             ObsKind::Name => {}
             ObsKind::Resolved(answers) => return self.learn(o, answers),
@@ -635,8 +674,23 @@ impl Merger {
 
     fn callback(&mut self, o: &Obs, hit: Hit, name: &str) {
         self.callbacks += 1;
+        if let Some(n) = self
+            .by_category
+            .get_mut(hit.category as usize)
+            .and_then(|r| r.get_mut(o.protocol as usize))
+        {
+            *n += 1;
+        }
         self.hosts
             .record(o.src, o.src_mac, o.ts, hit.category, o.protocol, name);
+        if let Some(inv) = &self.inventory {
+            if let Some(h) = self.hosts.get_mut(&o.src) {
+                if let Some(name) = inv.lookup(h.ip, h.mac) {
+                    h.managed = true;
+                    h.inventory_name = (!name.is_empty()).then(|| name.to_string());
+                }
+            }
+        }
         let Some(s) = self.events.as_mut() else {
             return;
         };
@@ -664,6 +718,18 @@ impl Merger {
             managed: self.hosts.get(&o.src).is_some_and(|h| h.managed),
         };
         s.event(&e);
+    }
+
+    /// Write the backfill file (final sample included); `Some(true)` when
+    /// it stopped at its size limit.
+    pub fn finish_backfill(&mut self) -> crate::error::Result<Option<bool>> {
+        let Some(b) = self.backfill.take() else {
+            return Ok(None);
+        };
+        let truncated = b.truncated;
+        let none = Counters::default();
+        b.finish(&self.snapshot(&none, &[]))?;
+        Ok(Some(truncated))
     }
 
     pub fn flush(&mut self) {

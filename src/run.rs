@@ -8,11 +8,12 @@ use crate::capture::RawPacket;
 use crate::cli::{CheckArgs, Common, ReadArgs};
 use crate::error::{Error, Result};
 use crate::export::jsonlog::LineSink;
+use crate::export::metrics::{self, Backfill, IfaceStats};
 use crate::export::report;
 use crate::hosts::HostTable;
 use crate::matcher::Matcher;
 use crate::pipeline::{shard_of, Merger, PktMeta, Worker, WorkerConfig};
-use crate::signatures::SignatureSet;
+use crate::signatures::{Category, SignatureSet};
 use crate::stats::Counters;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -113,13 +114,19 @@ pub struct ReadJob {
     pub filter: Option<Filter>,
     pub events: Option<LineSink>,
     pub all_names: Option<LineSink>,
+    /// Signatures loaded per category (for metrics).
+    pub signature_counts: Vec<(Category, usize)>,
+    /// `--backfill FILE --step DUR`.
+    pub backfill: Option<Backfill>,
+    /// `--inventory FILE`.
+    pub inventory: Option<Arc<crate::inventory::Inventory>>,
 }
 
 impl ReadJob {
     pub fn from_args(a: &ReadArgs) -> Result<Self> {
         let settings = settings(&a.common)?;
         let filter = a.filter.as_deref().map(Filter::new).transpose()?;
-        let (_, matcher) = load_matcher(&a.common.signatures)?;
+        let (set, matcher) = load_matcher(&a.common.signatures)?;
         let files = expand_inputs(&a.inputs)?;
         // Recognise every named input before reading any, so a typo fails fast.
         for f in &files {
@@ -127,6 +134,21 @@ impl ReadJob {
         }
         let events = a.common.events.as_deref().map(LineSink::open).transpose()?;
         let all_names = a.all_names.as_deref().map(LineSink::open).transpose()?;
+        let step = crate::timefmt::parse_duration(&a.step)
+            .map_err(|e| Error::Usage(format!("--step: {e}")))?;
+        let backfill = a
+            .backfill
+            .as_deref()
+            .map(|p| Backfill::create(p, step))
+            .transpose()?;
+        let signature_counts = set.count_by_category();
+        let inventory = a
+            .common
+            .inventory
+            .as_deref()
+            .map(crate::inventory::Inventory::load)
+            .transpose()?
+            .map(Arc::new);
         Ok(ReadJob {
             files,
             matcher,
@@ -134,6 +156,9 @@ impl ReadJob {
             filter,
             events,
             all_names,
+            signature_counts,
+            backfill,
+            inventory,
         })
     }
 
@@ -149,6 +174,9 @@ impl ReadJob {
         );
         merger.events = self.events.take();
         merger.all_names = self.all_names.take();
+        merger.signature_counts = std::mem::take(&mut self.signature_counts);
+        merger.backfill = self.backfill.take();
+        merger.inventory = self.inventory.take();
         merger.inputs = self.files.iter().map(|p| p.display().to_string()).collect();
         let mut warnings = Vec::new();
         let workers = self.settings.workers;
@@ -440,12 +468,34 @@ pub fn summary_line(o: &ReadOutcome) -> String {
 /// `kaswatch read`.
 pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
     let job = ReadJob::from_args(a)?;
+    if let Some(p) = &a.metrics_out {
+        std::fs::File::create(p).map_err(|e| Error::input(p, crate::signatures::io_reason(&e)))?;
+    }
     let stdout_taken = [a.common.events.as_deref(), a.all_names.as_deref()]
         .iter()
         .any(|p| *p == Some(Path::new("-")));
-    let out = job.run()?;
+    let mut out = job.run()?;
     for w in &out.warnings {
         eprintln!("kaswatch: warning: {w}");
+    }
+    if out.merger.finish_backfill()? == Some(true) {
+        eprintln!(
+            "kaswatch: warning: --backfill stopped at {} samples (limit); use a longer --step",
+            metrics::MAX_BACKFILL_SAMPLES
+        );
+    }
+    if let Some(p) = &a.metrics_out {
+        let files = [IfaceStats {
+            name: "file".into(),
+            packets: out.counters.packets,
+            bytes: out.counters.bytes,
+            ..Default::default()
+        }];
+        let text = metrics::render(
+            &out.merger.snapshot(&out.counters, &files),
+            metrics::Format::for_path(p),
+        );
+        std::fs::write(p, text).map_err(|e| Error::input(p, crate::signatures::io_reason(&e)))?;
     }
     let text = report::render(&out.merger.hosts, a.format);
     if stdout_taken {

@@ -6,6 +6,7 @@
 
 pub mod bpf;
 pub mod file;
+pub mod live;
 
 /// One captured frame, borrowed from the source's buffer.
 #[derive(Clone, Copy, Debug)]

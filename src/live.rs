@@ -1,0 +1,367 @@
+//! `kaswatch live`: one capture thread per interface (`capture/live.rs`),
+//! each running its own pipeline [`Worker`] inline and sending observations
+//! and counters over a channel to one merger thread, which owns the
+//! [`Merger`] (host table, events) exactly as `read` does, expires idle hosts
+//! on a timer using the latest packet time, and renders metrics snapshots
+//! for the HTTP server (`export/http.rs`) running on a tokio runtime in the
+//! main thread. SIGINT/SIGTERM stop capture, flush events and exit 0.
+
+use crate::capture::live::{self, Drops, LiveCapture, LiveOptions};
+use crate::cli::LiveArgs;
+use crate::error::{Error, Result};
+use crate::export::http::{self, Scrape};
+use crate::export::jsonlog::LineSink;
+use crate::export::metrics::{self, IfaceStats};
+use crate::hosts::HostTable;
+use crate::matcher::Matcher;
+use crate::pipeline::{Merger, Obs, PktMeta, Worker, WorkerConfig};
+use crate::stats::Counters;
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Packets handled per poll before the thread reports and checks for shutdown.
+const MAX_PACKETS_PER_POLL: usize = 4096;
+/// How often capture threads send counters and pcap stats.
+const STATS_EVERY: Duration = Duration::from_millis(500);
+/// How often the merger thread expires idle hosts.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// Retry backoff for an interface that failed: doubles up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Messages queued from capture threads to the merger.
+const QUEUE: usize = 1024;
+
+/// From a capture thread to the merger thread.
+enum Msg {
+    Obs(Vec<Obs>),
+    Stats {
+        iface: usize,
+        counters: Box<Counters>,
+        drops: Drops,
+        last_ts: u64,
+    },
+}
+
+fn log(msg: &str) {
+    eprintln!("kaswatch: {msg}");
+}
+
+/// Capture loop of one interface; reopens with backoff after errors.
+fn capture_thread(
+    iface: usize,
+    name: String,
+    opts: LiveOptions,
+    first: LiveCapture,
+    matcher: Arc<Matcher>,
+    stop: Arc<AtomicBool>,
+    tx: Sender<Msg>,
+) {
+    let mut w = Worker::new(matcher, WorkerConfig::default());
+    let mut cap = Some(first);
+    let (mut seq, mut last_ts) = (0u64, 0u64);
+    // Drops of captures closed after an error, plus the current one's.
+    let mut base = Drops::default();
+    let mut cur = Drops::default();
+    let mut last_stats = Instant::now();
+    let mut backoff = Duration::from_secs(1);
+    while !stop.load(Ordering::Relaxed) {
+        let Some(c) = cap.as_mut() else {
+            // Wait out the backoff in short slices, then reopen.
+            let until = Instant::now() + backoff;
+            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match live::open(&name, &opts) {
+                Ok(c) => {
+                    log(&format!("{name}: capture reopened"));
+                    cap = Some(c);
+                    backoff = Duration::from_secs(1);
+                }
+                Err(e) => {
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    log(&format!("{e}; retrying in {} s", backoff.as_secs()));
+                }
+            }
+            continue;
+        };
+        let r = c.poll(MAX_PACKETS_PER_POLL, iface as u32, |raw| {
+            seq += 1;
+            last_ts = last_ts.max(raw.ts);
+            w.process(
+                PktMeta {
+                    seq,
+                    input: iface as u32,
+                    frame: seq,
+                },
+                raw,
+            );
+        });
+        if let Err(e) = r {
+            base.kernel += cur.kernel;
+            base.interface += cur.interface;
+            cur = Drops::default();
+            cap = None;
+            log(&format!(
+                "{name}: capture failed: {e}; retrying in {} s",
+                backoff.as_secs()
+            ));
+        }
+        if !w.out.is_empty() && tx.send(Msg::Obs(w.take())).is_err() {
+            return;
+        }
+        if last_stats.elapsed() >= STATS_EVERY {
+            last_stats = Instant::now();
+            if let Some(c) = cap.as_mut() {
+                cur = c.drops();
+            }
+            let drops = Drops {
+                kernel: base.kernel + cur.kernel,
+                interface: base.interface + cur.interface,
+            };
+            if tx
+                .send(Msg::Stats {
+                    iface,
+                    counters: Box::new(w.counters()),
+                    drops,
+                    last_ts,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+    if let Some(c) = cap.as_mut() {
+        cur = c.drops();
+    }
+    let drops = Drops {
+        kernel: base.kernel + cur.kernel,
+        interface: base.interface + cur.interface,
+    };
+    if !w.out.is_empty() {
+        let _ = tx.send(Msg::Obs(w.take()));
+    }
+    let _ = tx.send(Msg::Stats {
+        iface,
+        counters: Box::new(w.counters()),
+        drops,
+        last_ts,
+    });
+}
+
+/// The merger thread: applies observations, answers scrapes, expires hosts.
+fn merger_thread(
+    mut merger: Merger,
+    names: Vec<String>,
+    rx: Receiver<Msg>,
+    scrapes: Receiver<Scrape>,
+) -> Merger {
+    let mut ifaces: Vec<IfaceStats> = names
+        .iter()
+        .map(|n| IfaceStats {
+            name: n.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let mut counters: Vec<Counters> = names.iter().map(|_| Counters::default()).collect();
+    let mut latest = 0u64;
+    let mut last_expire = Instant::now();
+    loop {
+        select! {
+            recv(rx) -> m => match m {
+                Ok(Msg::Obs(v)) => {
+                    for o in &v {
+                        merger.apply(o);
+                    }
+                    merger.flush();
+                }
+                Ok(Msg::Stats { iface, counters: c, drops, last_ts }) => {
+                    latest = latest.max(last_ts);
+                    if let Some(s) = ifaces.get_mut(iface) {
+                        s.packets = c.packets;
+                        s.bytes = c.bytes;
+                        s.dropped_kernel = drops.kernel;
+                        s.dropped_interface = drops.interface;
+                    }
+                    if let Some(slot) = counters.get_mut(iface) {
+                        *slot = *c;
+                    }
+                }
+                Err(_) => break,
+            },
+            recv(scrapes) -> s => {
+                if let Ok(s) = s {
+                    let mut total = Counters::default();
+                    for c in &counters {
+                        total.merge(c);
+                    }
+                    let _ = s.reply.send(metrics::render(&merger.snapshot(&total, &ifaces), s.format));
+                }
+            },
+            default(EXPIRE_EVERY) => {}
+        }
+        if last_expire.elapsed() >= EXPIRE_EVERY {
+            last_expire = Instant::now();
+            merger.hosts.expire(latest.max(merger.last_ts));
+        }
+    }
+    merger.flush();
+    merger
+}
+
+/// Switch to `user` (its primary group, no supplementary groups).
+fn drop_privileges(user: &str) -> Result<()> {
+    let what = format!("--user {user}");
+    let cname =
+        std::ffi::CString::new(user).map_err(|_| Error::Usage(format!("{what}: bad user name")))?;
+    // SAFETY: getpwnam with a valid C string; the result is read before any other call.
+    let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
+    if pw.is_null() {
+        return Err(Error::runtime(what, "no such user"));
+    }
+    // SAFETY: pw is non-null and points to libc's static passwd record.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    // SAFETY: plain syscalls with integer arguments.
+    let ok = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(gid) == 0
+            && libc::setuid(uid) == 0
+    };
+    if !ok {
+        return Err(Error::runtime(
+            what,
+            format!("cannot switch user: {}", std::io::Error::last_os_error()),
+        ));
+    }
+    Ok(())
+}
+
+/// `kaswatch live`.
+pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
+    let settings = crate::run::settings(&a.common)?;
+    if a.snaplen == 0 {
+        return Err(Error::Usage("--snaplen must be at least 1".into()));
+    }
+    if a.buffer_size == 0 || a.buffer_size > live::MAX_BUFFER_MIB {
+        return Err(Error::Usage(format!(
+            "--buffer-size must be between 1 and {} MiB",
+            live::MAX_BUFFER_MIB
+        )));
+    }
+    let (set, matcher) = crate::run::load_matcher(&a.common.signatures)?;
+    let inventory = a
+        .common
+        .inventory
+        .as_deref()
+        .map(crate::inventory::Inventory::load)
+        .transpose()?
+        .map(Arc::new);
+    let events = a.common.events.as_deref().map(LineSink::open).transpose()?;
+    let opts = LiveOptions {
+        snaplen: a.snaplen,
+        buffer_mib: a.buffer_size,
+        bpf: a.bpf.clone(),
+    };
+    let mut caps = Vec::new();
+    for name in &a.interfaces {
+        caps.push(live::open(name, &opts)?);
+    }
+    let listener = std::net::TcpListener::bind(a.listen).map_err(|e| {
+        Error::runtime(
+            format!("--listen {}", a.listen),
+            crate::signatures::io_reason(&e),
+        )
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::runtime("--listen", e))?;
+    if let Some(u) = &a.user {
+        drop_privileges(u)?;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::runtime("runtime", e))?;
+    let _guard = rt.enter();
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|e| Error::runtime("--listen", e))?;
+    // Install the handlers before any thread starts, so an early signal is caught.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::runtime("signals", e))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::runtime("signals", e))?;
+
+    let mut merger = Merger::new(
+        matcher.clone(),
+        HostTable::new(settings.max_hosts, settings.host_idle),
+    );
+    merger.events = events;
+    merger.inventory = inventory;
+    merger.inputs = a.interfaces.clone();
+    merger.signature_counts = set.count_by_category();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = bounded::<Msg>(QUEUE);
+    let (scrape_tx, scrape_rx) = crossbeam_channel::unbounded::<Scrape>();
+    let names = a.interfaces.clone();
+    let merger_handle = std::thread::spawn(move || merger_thread(merger, names, rx, scrape_rx));
+    let mut handles = Vec::new();
+    for (i, (cap, name)) in caps.into_iter().zip(a.interfaces.iter()).enumerate() {
+        let (name, opts, matcher, stop, tx) = (
+            name.clone(),
+            opts.clone(),
+            matcher.clone(),
+            stop.clone(),
+            tx.clone(),
+        );
+        handles.push(std::thread::spawn(move || {
+            capture_thread(i, name, opts, cap, matcher, stop, tx)
+        }));
+    }
+    drop(tx);
+    log(&format!(
+        "capturing on {}; metrics on http://{}/metrics",
+        a.interfaces.join(", "),
+        a.listen
+    ));
+
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = rt.block_on(async move {
+        let server = tokio::spawn(http::serve(listener, scrape_tx, async move {
+            let _ = http_stopped.await;
+        }));
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = stop_http.send(());
+        // Idle keep-alive connections close at once; give requests in flight a moment.
+        match tokio::time::timeout(Duration::from_millis(300), server).await {
+            Ok(Ok(r)) => r,
+            _ => Ok(()),
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    let merger = merger_handle
+        .join()
+        .map_err(|_| Error::runtime("merger", "the merger thread stopped"))?;
+    served.map_err(|e| Error::runtime("http server", e))?;
+    log(&format!(
+        "stopped: {} hosts matched, {} callbacks",
+        merger.hosts.len(),
+        merger.callbacks
+    ));
+    if let Some(e) = merger.events.as_ref().filter(|s| s.errors > 0) {
+        log(&format!(
+            "warning: {} event lines could not be written",
+            e.errors
+        ));
+    }
+    Ok(0)
+}

@@ -60,7 +60,12 @@ pub fn open(name: &str, o: &LiveOptions) -> Result<LiveCapture> {
     let cap = pcap::Capture::from_device(name)
         .map_err(fail)?
         .promisc(true)
-        .immediate_mode(true)
+        // Not immediate mode: with it libpcap 1.10 falls back to a TPACKET_V2
+        // ring of fixed snaplen-sized slots (64 KiB each on interfaces with
+        // segmentation offload), so a 32 MiB buffer holds ~500 packets and
+        // drops under load. The V3 ring stores packets at their real size;
+        // the cost is up to POLL_MS of latency, nothing for a scraped sensor.
+        .immediate_mode(false)
         .timeout(POLL_MS)
         .snaplen(i32::try_from(o.snaplen).unwrap_or(i32::MAX))
         .buffer_size(buffer)

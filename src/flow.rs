@@ -49,6 +49,8 @@ pub enum App<'a> {
     Dns(&'a [u8]),
     Tls(tls::ClientHello<'a>),
     Http(http::HttpRequest<'a>),
+    /// A response body opened with Kaspersky update magic (rule index of `kupdate::RULES`).
+    UpdateMagic(usize),
 }
 
 /// Symmetric flow key: endpoints in canonical order.
@@ -98,6 +100,8 @@ enum State {
     /// After a ClientHello: a second one may follow a HelloRetryRequest.
     TlsNext,
     Http,
+    /// Server side of HTTP: response heads, and the first bytes of each body.
+    HttpResp,
     Socks5Greeting,
     Socks5Request,
     Socks4,
@@ -621,11 +625,48 @@ fn run(
                     }
                 }
             },
+            State::HttpResp => match http::scan_response(rest) {
+                http::RespScan::NeedMore => return off,
+                http::RespScan::NotHttp => {
+                    d.state = State::Done;
+                    return off;
+                }
+                http::RespScan::Response(r) => {
+                    let body = r.body_len();
+                    let head =
+                        MAGIC_LEN.min(body.map_or(MAGIC_LEN, |n| n.min(MAGIC_LEN as u64) as usize));
+                    let Some(first) = rest.get(r.header_len..r.header_len + head) else {
+                        return off; // wait for the first body bytes (bounded by MAX_STREAM_BYTES)
+                    };
+                    if let Some(rule) = crate::proto::kupdate::match_magic(first) {
+                        emit(App::UpdateMagic(rule));
+                    }
+                    d.requests += 1;
+                    off += r.header_len;
+                    let Some(n) = body else {
+                        d.state = State::Done; // chunked or until close: nothing more to frame
+                        return off;
+                    };
+                    let avail = bytes.len().saturating_sub(off) as u64;
+                    if n > avail {
+                        d.skip = n - avail;
+                        return bytes.len();
+                    }
+                    off += n as usize;
+                    if d.requests >= MAX_HTTP_REQUESTS_PER_FLOW {
+                        c.limit(Limit::HttpRequests);
+                        d.state = State::Done;
+                    }
+                }
+            },
             State::Done => return off,
         }
     }
     off
 }
+
+/// Body bytes looked at for update magic.
+const MAGIC_LEN: usize = 4;
 
 #[inline]
 fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -658,6 +699,9 @@ fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
     }
     if http::looks_like_http(b) == Some(true) {
         return Some(State::Http);
+    }
+    if http::looks_like_response(b) == Some(true) {
+        return Some(State::HttpResp);
     }
     // SOCKS5 greeting: 05, n methods (1..=16), method codes; SOCKS4: 04, CONNECT/BIND.
     match (b.first(), b.get(1)) {

@@ -225,6 +225,7 @@ impl Worker {
                         App::Dns(msg) => e.dns_message(&ctx, msg),
                         App::Tls(h) => e.hello(&ctx, Protocol::Tls, &h),
                         App::Http(r) => e.http(&ctx, &r),
+                        App::UpdateMagic(rule) => e.update_magic(&ctx, rule),
                     }
                 };
                 flow::tcp_segment(d, &tcp, payload, scratch, counters, &mut emit);
@@ -504,6 +505,23 @@ impl Emitter<'_> {
             None,
             None,
         );
+    }
+
+    /// A response body with update magic: the callback is the client's, the
+    /// packet's destination; the name is the server's address.
+    fn update_magic(&mut self, ctx: &Ctx<'_>, rule: usize) {
+        let server = ctx.pkt.src.to_string();
+        let mut o = Obs::at(
+            ctx,
+            Protocol::Http,
+            server,
+            Some(Matcher::path_hit(rule)),
+            ObsKind::Name,
+        );
+        std::mem::swap(&mut o.src, &mut o.dst);
+        std::mem::swap(&mut o.sport, &mut o.dport);
+        o.src_mac = None;
+        self.out.push(o);
     }
 
     /// An observation with a hit decided by a content rule.

@@ -225,6 +225,86 @@ pub fn looks_like_http(prefix: &[u8]) -> Option<bool> {
     }
 }
 
+/// A response head: status and how its body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Bytes up to and including the blank line.
+    pub header_len: usize,
+    pub content_length: Option<u64>,
+    pub chunked: bool,
+}
+
+impl HttpResponse {
+    /// Bytes of body that follow the head, when known (`None` = until close).
+    pub fn body_len(&self) -> Option<u64> {
+        if self.status < 200 || self.status == 204 || self.status == 304 {
+            Some(0)
+        } else if self.chunked {
+            None
+        } else {
+            self.content_length
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RespScan {
+    NeedMore,
+    NotHttp,
+    Response(HttpResponse),
+}
+
+/// `Some(true)` once the bytes start with `HTTP/1.`, `None` while they are a prefix of it.
+pub fn looks_like_response(prefix: &[u8]) -> Option<bool> {
+    const P: &[u8] = b"HTTP/1.";
+    let n = prefix.len().min(P.len());
+    if prefix.get(..n) != P.get(..n) {
+        Some(false)
+    } else if n < P.len() {
+        None
+    } else {
+        Some(true)
+    }
+}
+
+/// Scan a response head (server side of a connection), headers only.
+pub fn scan_response(buf: &[u8]) -> RespScan {
+    match looks_like_response(buf) {
+        None => return RespScan::NeedMore,
+        Some(false) => return RespScan::NotHttp,
+        Some(true) => {}
+    }
+    let window = buf.get(..MAX_HTTP_HEADER_BYTES).unwrap_or(buf);
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HTTP_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let header_len = match resp.parse(window) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if window.len() < MAX_HTTP_HEADER_BYTES => {
+            return RespScan::NeedMore
+        }
+        _ => return RespScan::NotHttp,
+    };
+    let mut out = HttpResponse {
+        status: resp.code.unwrap_or(0),
+        header_len,
+        content_length: None,
+        chunked: false,
+    };
+    let mut seen_length = false;
+    for h in resp.headers.iter() {
+        let value = h.value.trim_ascii();
+        if h.name.eq_ignore_ascii_case("content-length") && !seen_length {
+            seen_length = true;
+            out.content_length = parse_decimal(value);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            out.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        }
+    }
+    RespScan::Response(out)
+}
+
 /// Host part of a `host[:port]` (Host header or authority) for name matching:
 /// strips `userinfo@`, `:port`, and the brackets of an IPv6 literal. A bare
 /// IPv6 address (two or more colons, no brackets) is returned whole. `None`

@@ -1,8 +1,9 @@
 //! Kaspersky's update protocol recognised by content: the request paths its
-//! updaters fetch over plain HTTP (index files, database and module archives),
-//! for requests whose Host is an address or a site's own mirror, so no
-//! Kaspersky name is on the wire. Pure function of the request target; called
-//! by the pipeline for HTTP requests whose host matched no signature. Layout
+//! updaters fetch over plain HTTP (index files, database and module archives)
+//! and the magic bytes that open the responses, for requests whose Host is an
+//! address or a site's own mirror, so no Kaspersky name is on the wire. Pure
+//! functions of bytes; called by the pipeline for HTTP requests whose host
+//! matched no signature and for the first body bytes of responses. Layout
 //! from the LBNL Zeek package detect-kaspersky (120 observed paths):
 //! `/updaters/updater.xml.dif`, `/index/u0607g.xml.dif`,
 //! `/updates/<component>/<component>-0607g.xml.klz`, `/updates/kdb/i386/*.kdc.klzu`.
@@ -15,11 +16,27 @@
 )]
 
 /// Rule labels, reported as the event's `signature`.
-pub const RULES: [&str; 3] = [
+pub const RULES: [&str; 5] = [
     "path:/updaters/*",
     "path:/index/u*g.xml.*",
     "path:/updates/*.(klz|dif|klzu|kdc|kdl|mft)",
+    "magic:KLD2",
+    "magic:KLZF",
 ];
+
+/// Response bodies that open with these bytes are update index diffs
+/// (`KLD2`, application/x-kaspavupdate) and compressed databases (`KLZF`,
+/// application/x-kaspavdb): Zeek's `file-kaspdbdif` / `file-kaspdb` magic.
+const MAGIC: [(&[u8; 4], usize); 2] = [(b"KLD2", 3), (b"KLZF", 4)];
+
+/// Which magic rule (index into [`RULES`]) a response body's first bytes match.
+pub fn match_magic(body: &[u8]) -> Option<usize> {
+    let head = body.get(..4)?;
+    MAGIC
+        .iter()
+        .find(|(m, _)| head == m.as_slice())
+        .map(|(_, r)| *r)
+}
 /// Longest target examined.
 pub const MAX_TARGET: usize = 2048;
 
@@ -101,6 +118,14 @@ mod tests {
         ] {
             assert_eq!(match_path(p), Some(r), "{}", String::from_utf8_lossy(p));
         }
+    }
+
+    #[test]
+    fn magic_bytes() {
+        assert_eq!(match_magic(b"KLZF\x01\x02"), Some(4));
+        assert_eq!(match_magic(b"KLD2"), Some(3));
+        assert_eq!(match_magic(b"KLZ"), None);
+        assert_eq!(match_magic(b"<html>"), None);
     }
 
     #[test]

@@ -47,6 +47,7 @@ fn feed(dport: u16, segs: &[(u32, &[u8])]) -> (Vec<String>, Counters) {
                         "http:{}",
                         String::from_utf8_lossy(r.host.or(r.authority).unwrap_or_default())
                     ),
+                    App::UpdateMagic(rule) => format!("magic:{rule}"),
                 })
             },
         );
@@ -277,4 +278,20 @@ fn full_table_drops_finished_flows_first() {
         !t.get(k0, d0, 0, true, &mut c).unwrap().created,
         "the unfinished flow survives"
     );
+}
+
+#[test]
+fn http_responses_framed_and_update_magic_found() {
+    // Server side: a head, then a body opening with KLZF in the next segment, then
+    // a second response whose body does not.
+    let r1 = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n";
+    let b1 = b"KLZF\x01\x02\x03\x04";
+    let r2 = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n<html>";
+    let all = [&r1[..], &b1[..], &r2[..]].concat();
+    let n1 = r1.len() as u32;
+    let (names, _) = feed(80, &[(0, r1), (n1, &all[r1.len()..])]);
+    assert_eq!(names, vec!["magic:4"]);
+    let r3 = b"HTTP/1.0 304 Not Modified\r\n\r\nHTTP/1.0 200 OK\r\n\r\nKLD2";
+    let (names, _) = feed(80, &[(0, r3)]);
+    assert_eq!(names, vec!["magic:3"]);
 }

@@ -603,25 +603,9 @@ fn run(
                     };
                     let hl = r.header_len;
                     emit(App::Http(r));
-                    d.requests += 1;
-                    off += hl;
-                    match body {
-                        None => {
-                            d.state = State::Done;
-                            return off;
-                        }
-                        Some(n) => {
-                            let avail = bytes.len().saturating_sub(off) as u64;
-                            if n > avail {
-                                d.skip = n - avail;
-                                return bytes.len();
-                            }
-                            off += n as usize;
-                        }
-                    }
-                    if d.requests >= MAX_HTTP_REQUESTS_PER_FLOW {
-                        c.limit(Limit::HttpRequests);
-                        d.state = State::Done;
+                    match next_message(d, bytes.len(), off + hl, body, c) {
+                        Ok(o) => off = o,
+                        Err(o) => return o,
                     }
                 }
             },
@@ -641,21 +625,9 @@ fn run(
                     if let Some(rule) = crate::proto::kupdate::match_magic(first) {
                         emit(App::UpdateMagic(rule));
                     }
-                    d.requests += 1;
-                    off += r.header_len;
-                    let Some(n) = body else {
-                        d.state = State::Done; // chunked or until close: nothing more to frame
-                        return off;
-                    };
-                    let avail = bytes.len().saturating_sub(off) as u64;
-                    if n > avail {
-                        d.skip = n - avail;
-                        return bytes.len();
-                    }
-                    off += n as usize;
-                    if d.requests >= MAX_HTTP_REQUESTS_PER_FLOW {
-                        c.limit(Limit::HttpRequests);
-                        d.state = State::Done;
+                    match next_message(d, bytes.len(), off + r.header_len, body, c) {
+                        Ok(o) => off = o,
+                        Err(o) => return o,
                     }
                 }
             },
@@ -663,6 +635,35 @@ fn run(
         }
     }
     off
+}
+
+/// After an HTTP head ending at `off`: step over a body of `body` bytes
+/// (`None` = chunked or until close, nothing more to frame: the direction is
+/// done). `Ok(offset of the next message)` when the body is in this chunk,
+/// `Err(consumed)` when the rest is skipped from later segments or parsing
+/// stops. Counts messages against [`MAX_HTTP_REQUESTS_PER_FLOW`].
+fn next_message(
+    d: &mut Dir,
+    len: usize,
+    off: usize,
+    body: Option<u64>,
+    c: &mut Counters,
+) -> Result<usize, usize> {
+    d.requests += 1;
+    let Some(n) = body else {
+        d.state = State::Done;
+        return Err(off);
+    };
+    let avail = len.saturating_sub(off) as u64;
+    if n > avail {
+        d.skip = n - avail;
+        return Err(len);
+    }
+    if d.requests >= MAX_HTTP_REQUESTS_PER_FLOW {
+        c.limit(Limit::HttpRequests);
+        d.state = State::Done;
+    }
+    Ok(off + n as usize)
 }
 
 /// Body bytes looked at for update magic.

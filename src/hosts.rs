@@ -79,6 +79,8 @@ pub struct HostTable {
     pub evicted_capacity: u64,
     pub evicted_idle: u64,
     pub names_capped: u64,
+    /// Random hasher for the overflow-name fingerprints (names are attacker-chosen).
+    name_hasher: ahash::RandomState,
 }
 
 impl HostTable {
@@ -91,6 +93,7 @@ impl HostTable {
             evicted_capacity: 0,
             evicted_idle: 0,
             names_capped: 0,
+            name_hasher: ahash::RandomState::new(),
         }
     }
 
@@ -165,10 +168,7 @@ impl HostTable {
             if h.names.len() < MAX_NAMES_PER_HOST {
                 h.names.push(name.to_string());
             } else {
-                use std::hash::Hasher;
-                let mut s = std::collections::hash_map::DefaultHasher::new();
-                s.write(name.as_bytes());
-                let k = s.finish();
+                let k = self.name_hasher.hash_one(name);
                 if h.overflow.len() < MAX_OVERFLOW_NAMES {
                     if h.overflow.insert(k) {
                         h.overflow_names += 1;

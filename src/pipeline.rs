@@ -763,8 +763,9 @@ impl Merger {
 /// Symmetric shard key of a packet: the outermost address pair, order-free,
 /// so both directions, every IP fragment and every tunnelled packet of a flow
 /// reach the same worker (inner addresses are unknown for non-first
-/// fragments of a tunnel). Non-IP frames go to worker 0.
-pub fn shard_of(raw: &RawPacket<'_>, workers: usize) -> usize {
+/// fragments of a tunnel). Non-IP frames go to worker 0. `seed` is a
+/// per-run random hasher, so crafted addresses cannot pile onto one worker.
+pub fn shard_of(raw: &RawPacket<'_>, workers: usize, seed: &ahash::RandomState) -> usize {
     if workers <= 1 {
         return 0;
     }
@@ -772,9 +773,5 @@ pub fn shard_of(raw: &RawPacket<'_>, workers: usize) -> usize {
         return 0;
     };
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    lo.hash(&mut h);
-    hi.hash(&mut h);
-    (h.finish() % workers as u64) as usize
+    (seed.hash_one((lo, hi)) % workers as u64) as usize
 }

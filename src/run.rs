@@ -351,6 +351,7 @@ fn threaded(
     }
     drop(res_tx);
     let mut local = Worker::new(matcher.clone(), cfg);
+    let seed = ahash::RandomState::new();
     let mut rounds = Rounds::default();
     let mut seq = 0u64;
     let mut round = 0u64;
@@ -393,7 +394,7 @@ fn threaded(
                 input: i as u32,
                 frame,
             };
-            match shard_of(&raw, workers)
+            match shard_of(&raw, workers, &seed)
                 .checked_sub(1)
                 .and_then(|s| cur.get_mut(s))
             {

@@ -23,10 +23,12 @@ use std::net::IpAddr;
 
 /// Flows per worker. An entry (key + state, no buffers) is about 210 bytes
 /// with the hash table's overhead, so a full table is ~14 MiB per worker and
-/// two workers stay well inside the 64 MiB budget. When full, finished flows
-/// (classified, nothing more to learn) are dropped first; only then is a new
-/// flow refused and counted.
+/// two workers stay well inside the 64 MiB budget. When full, an eighth of it
+/// is freed at once: finished flows (classified, nothing more to learn)
+/// first, then the least recently active (counted as limit drops).
 pub const MAX_FLOWS: usize = 65_536;
+/// When the table is full, 1/EVICT_FRACTION of it is freed at once.
+pub const EVICT_FRACTION: usize = 8;
 /// Bytes buffered per direction while a message is incomplete (a post-quantum
 /// ClientHello is ~2 KB; 16 KiB also covers TLS's 16 KiB record limit).
 pub const MAX_STREAM_BYTES: usize = 16 * 1024;
@@ -163,7 +165,7 @@ pub struct Flow {
 #[derive(Debug, Default)]
 pub struct QuicFlow {
     /// Client state while its ClientHello is being collected.
-    pub state: Option<crate::proto::quic::QuicClientState>,
+    pub state: Option<Box<crate::proto::quic::QuicClientState>>,
     /// Direction the client sends in.
     pub dir: u8,
     pub done: bool,
@@ -255,10 +257,7 @@ impl FlowTable {
             self.sweep(ts, c);
         }
         if self.map.len() >= MAX_FLOWS && !self.map.contains_key(&key) {
-            // Full: drop flows with nothing more to learn before refusing a new one.
-            let before = self.map.len();
-            self.map.retain(|_, f| !f.finished());
-            c.flows_evicted += (before - self.map.len()) as u64;
+            self.make_room(c);
         }
         let len = self.map.len();
         let mut created = false;
@@ -279,6 +278,40 @@ impl FlowTable {
         };
         flow.last_ts = flow.last_ts.max(ts);
         Some(Lookup { flow, dir, created })
+    }
+
+    /// The table is full: free [`EVICT_FRACTION`] of it in one pass, so the
+    /// cost is amortised over that many new flows. Finished flows (nothing
+    /// more to learn) go first, then the least recently active ones; a flow
+    /// evicted mid-hello loses that hello (counted in `limit_drops{max_flows}`).
+    fn make_room(&mut self, c: &mut Counters) {
+        let want = MAX_FLOWS / EVICT_FRACTION;
+        let before = self.map.len();
+        self.map.retain(|_, f| !f.finished());
+        let freed = before - self.map.len();
+        c.flows_evicted += freed as u64;
+        if freed >= want {
+            return;
+        }
+        let mut ages: Vec<u64> = self.map.values().map(|f| f.last_ts).collect();
+        let k = (want - freed).min(ages.len().saturating_sub(1));
+        let (_, cutoff, _) = ages.select_nth_unstable(k);
+        let cutoff = *cutoff;
+        let before = self.map.len();
+        let mut budget = want - freed;
+        self.map.retain(|_, f| {
+            if budget > 0 && f.last_ts <= cutoff {
+                budget -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        let dropped = (before - self.map.len()) as u64;
+        c.flows_evicted += dropped;
+        for _ in 0..dropped {
+            c.limit(Limit::Flows);
+        }
     }
 
     /// Forget flows idle past their timeout.

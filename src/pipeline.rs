@@ -296,7 +296,7 @@ impl Worker {
             let Some(h) = initial else { return false };
             match quic::QuicClientState::new(h.version, h.dcid) {
                 Some(s) => {
-                    q.state = Some(s);
+                    q.state = Some(Box::new(s));
                     q.dir = dir as u8;
                     q.set_dcid(h.dcid);
                 }

@@ -295,3 +295,35 @@ fn http_responses_framed_and_update_magic_found() {
     let (names, _) = feed(80, &[(0, r3)]);
     assert_eq!(names, vec!["magic:3"]);
 }
+
+#[test]
+fn full_table_of_live_flows_frees_the_least_recent_eighth() {
+    let mut t = FlowTable::default();
+    let mut c = Counters::default();
+    let a: IpAddr = "10.0.0.1".parse().unwrap();
+    let b: IpAddr = "10.0.0.2".parse().unwrap();
+    let key = |i: u32| FlowKey::new(a, b, (i % 60000) as u16 + 2, (i / 60000) as u16 + 2, 6);
+    for i in 0..MAX_FLOWS as u32 {
+        let (k, d) = key(i);
+        t.get(k, d, u64::from(i), true, &mut c).unwrap();
+    }
+    let (k, d) = FlowKey::new(b, a, 7, 7, 6);
+    assert!(t.get(k, d, MAX_FLOWS as u64, true, &mut c).unwrap().created);
+    let freed = MAX_FLOWS / EVICT_FRACTION;
+    assert_eq!(t.len(), MAX_FLOWS - freed + 1);
+    assert_eq!(c.get_limit(Limit::Flows), freed as u64);
+    let (old, od) = key(0);
+    let (young, yd) = key(MAX_FLOWS as u32 - 1);
+    assert!(
+        !t.get(young, yd, MAX_FLOWS as u64, true, &mut c)
+            .unwrap()
+            .created,
+        "recent flow kept"
+    );
+    assert!(
+        t.get(old, od, MAX_FLOWS as u64, true, &mut c)
+            .unwrap()
+            .created,
+        "oldest flow was evicted"
+    );
+}

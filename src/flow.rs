@@ -21,12 +21,15 @@ use crate::stats::{Counters, Layer, Limit};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// Flows per worker. An entry (key + state, no buffers) is about 210 bytes
-/// with the hash table's overhead, so a full table is ~14 MiB per worker and
-/// two workers stay well inside the 64 MiB budget. When full, an eighth of it
+/// Flows per worker. The table is allocated once with room for twice as many
+/// (131,072 buckets), because a hash table that is at most half full cleans
+/// its tombstones in place and never grows: a resize briefly holds old and
+/// new tables (41 MiB at 10M packets before this). An entry (key + state, no
+/// buffers) is under 128 bytes, so even a full table is ~16 MiB per worker,
+/// and only the pages in use are resident. When full, an eighth of it
 /// is freed at once: finished flows (classified, nothing more to learn)
 /// first, then the least recently active (counted as limit drops).
-pub const MAX_FLOWS: usize = 65_536;
+pub const MAX_FLOWS: usize = 57_344;
 /// When the table is full, 1/EVICT_FRACTION of it is freed at once.
 pub const EVICT_FRACTION: usize = 8;
 /// Bytes buffered per direction while a message is incomplete (a post-quantum
@@ -125,8 +128,8 @@ pub struct Dir {
     next_seq: u32,
     /// Bytes of the in-order stream still to discard (HTTP bodies, huge DNS messages).
     skip: u64,
-    buf: Vec<u8>,
-    pending: Vec<(u32, Vec<u8>)>,
+    /// Held bytes, only while a message is incomplete or segments are out of order.
+    bufs: Option<Box<Bufs>>,
     requests: u32,
     hellos: u8,
     socks: u8,
@@ -141,12 +144,41 @@ impl Default for Dir {
             started: false,
             next_seq: 0,
             skip: 0,
-            buf: Vec::new(),
-            pending: Vec::new(),
+            bufs: None,
             requests: 0,
             hellos: 0,
             socks: 0,
             fin: false,
+        }
+    }
+}
+
+/// Bytes a direction holds: the unparsed tail of the in-order stream and
+/// segments that arrived ahead of a hole (boxed: most flows never need it).
+#[derive(Debug, Default)]
+struct Bufs {
+    buf: Vec<u8>,
+    pending: Vec<(u32, Vec<u8>)>,
+}
+
+impl Dir {
+    fn buf_len(&self) -> usize {
+        self.bufs.as_ref().map_or(0, |b| b.buf.len())
+    }
+    fn pending_len(&self) -> usize {
+        self.bufs.as_ref().map_or(0, |b| b.pending.len())
+    }
+    fn bufs(&mut self) -> &mut Bufs {
+        self.bufs.get_or_insert_with(Box::default)
+    }
+    /// Free the buffers once nothing is held.
+    fn tidy(&mut self) {
+        if self
+            .bufs
+            .as_ref()
+            .is_some_and(|b| b.buf.is_empty() && b.pending.is_empty())
+        {
+            self.bufs = None;
         }
     }
 }
@@ -204,7 +236,7 @@ impl Flow {
 
     /// Both directions sent FIN (or one sent RST): the connection is over.
     pub fn closed(&self) -> bool {
-        self.dirs.iter().all(|d| d.fin && d.pending.is_empty())
+        self.dirs.iter().all(|d| d.fin && d.pending_len() == 0)
     }
 }
 
@@ -223,7 +255,8 @@ pub struct FlowTable {
 impl Default for FlowTable {
     fn default() -> Self {
         FlowTable {
-            map: HashMap::with_hasher(ahash::RandomState::new()),
+            // Sized once: pages are only touched as flows arrive.
+            map: HashMap::with_capacity_and_hasher(2 * MAX_FLOWS, ahash::RandomState::new()),
             last_sweep: 0,
         }
     }
@@ -348,7 +381,7 @@ pub fn tcp_segment(
     let mut seq = tcp.seq;
     if tcp.flags & TCP_SYN != 0 {
         seq = seq.wrapping_add(1);
-        if !d.started || d.buf.is_empty() {
+        if !d.started || d.buf_len() == 0 {
             d.next_seq = seq;
             d.started = true;
         }
@@ -364,17 +397,17 @@ pub fn tcp_segment(
     if rel > 0 {
         // A hole before this segment: hold it (bounded) until the hole fills.
         let far =
-            rel as usize + payload.len() > MAX_STREAM_BYTES + d.buf.len().max(MAX_STREAM_BYTES);
-        if far || d.pending.len() >= MAX_PENDING_SEGMENTS {
+            rel as usize + payload.len() > MAX_STREAM_BYTES + d.buf_len().max(MAX_STREAM_BYTES);
+        if far || d.pending_len() >= MAX_PENDING_SEGMENTS {
             c.limit(Limit::StreamGapSegments);
             return;
         }
-        if !d
-            .pending
+        let held = &mut d.bufs().pending;
+        if !held
             .iter()
             .any(|(s, p)| *s == seq && p.len() >= payload.len())
         {
-            d.pending.push((seq, payload.to_vec()));
+            held.push((seq, payload.to_vec()));
         }
         return;
     }
@@ -386,29 +419,32 @@ pub fn tcp_segment(
     }
     // Drain held segments that now connect (bounded by the pending cap).
     for _ in 0..MAX_PENDING_SEGMENTS {
-        if d.pending.is_empty() || d.state == State::Done {
+        if d.pending_len() == 0 || d.state == State::Done {
             break;
         }
         let next = d.next_seq;
-        let Some(i) = d.pending.iter().position(|(s, p)| {
+        let held = &mut d.bufs().pending;
+        let Some(i) = held.iter().position(|(s, p)| {
             let r = s.wrapping_sub(next) as i32;
             r <= 0 && (r.unsigned_abs() as usize) < p.len()
         }) else {
             // Drop segments entirely behind us.
-            d.pending.retain(|(s, p)| {
+            held.retain(|(s, p)| {
                 let r = s.wrapping_sub(next) as i32;
                 r > 0 || (r.unsigned_abs() as usize) < p.len()
             });
             break;
         };
-        let (s, p) = d.pending.swap_remove(i);
+        let (s, p) = held.swap_remove(i);
         let already = s.wrapping_sub(next).wrapping_neg() as usize;
         if let Some(fresh) = p.get(already..) {
             deliver(d, fresh, tcp, scratch, c, emit);
         }
     }
     if d.state == State::Done {
-        d.pending = Vec::new();
+        d.bufs = None;
+    } else {
+        d.tidy();
     }
 }
 
@@ -430,7 +466,7 @@ fn deliver(
             return;
         }
     }
-    if d.buf.is_empty() {
+    if d.buf_len() == 0 {
         // Zero-copy: parse straight from the packet.
         let consumed = run(d, data, tcp, scratch, c, emit);
         if d.state != State::Done {
@@ -440,24 +476,24 @@ fn deliver(
                         limit_done(d, c);
                         return;
                     }
-                    d.buf.extend_from_slice(rest);
+                    d.bufs().buf.extend_from_slice(rest);
                 }
             }
         }
     } else {
-        if d.buf.len() + data.len() > MAX_STREAM_BYTES {
+        if d.buf_len() + data.len() > MAX_STREAM_BYTES {
             limit_done(d, c);
             return;
         }
-        d.buf.extend_from_slice(data);
-        let buf = std::mem::take(&mut d.buf);
+        d.bufs().buf.extend_from_slice(data);
+        let mut buf = std::mem::take(&mut d.bufs().buf);
         let consumed = run(d, &buf, tcp, scratch, c, emit);
-        let mut buf = buf;
         if d.state == State::Done {
-            d.buf = Vec::new();
+            d.bufs = None;
         } else {
             buf.drain(..consumed.min(buf.len()));
-            d.buf = buf;
+            d.bufs().buf = buf;
+            d.tidy();
         }
     }
 }
@@ -465,8 +501,7 @@ fn deliver(
 fn limit_done(d: &mut Dir, c: &mut Counters) {
     c.limit(Limit::StreamBytes);
     d.state = State::Done;
-    d.buf = Vec::new();
-    d.pending = Vec::new();
+    d.bufs = None;
 }
 
 /// Parse as much of `bytes` as possible; returns bytes consumed (including

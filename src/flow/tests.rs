@@ -185,7 +185,7 @@ fn bulk_stream_is_done_after_first_bytes_and_caps_hold() {
         &mut |_| panic!("no name"),
     );
     assert_eq!(d.state, State::Done);
-    assert!(d.buf.is_empty());
+    assert_eq!(d.buf_len(), 0);
     // A hello that never completes stops at MAX_STREAM_BYTES.
     let h = hello("x.kaspersky.com", 15000);
     let mut d = Dir::default();
@@ -201,7 +201,7 @@ fn bulk_stream_is_done_after_first_bytes_and_caps_hold() {
         );
         off += chunk.len() as u32;
     }
-    assert!(d.buf.len() <= MAX_STREAM_BYTES);
+    assert!(d.buf_len() <= MAX_STREAM_BYTES);
     // Endless out-of-order segments: pending is capped and counted.
     let mut d = Dir::default();
     tcp_segment(
@@ -222,7 +222,7 @@ fn bulk_stream_is_done_after_first_bytes_and_caps_hold() {
             &mut |_| {},
         );
     }
-    assert!(d.pending.len() <= MAX_PENDING_SEGMENTS);
+    assert!(d.pending_len() <= MAX_PENDING_SEGMENTS);
     assert!(c.get_limit(Limit::StreamGapSegments) > 0);
 }
 

@@ -235,9 +235,9 @@ impl ReadJob {
 }
 
 /// Packets per batch handed to a worker thread.
-const BATCH_PACKETS: usize = 2048;
-/// Batches in flight per worker thread (bounds memory: ~3 MiB per batch).
-const BATCHES_IN_FLIGHT: usize = 4;
+const BATCH_PACKETS: usize = 1024;
+/// Batches in flight per worker thread (bounds memory: ~1.5 MiB per batch of full-size frames).
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// One packet of a batch: metadata and its place in the batch's byte arena.
 #[derive(Clone, Copy)]

@@ -59,6 +59,15 @@ fn masked(ip: IpAddr, prefix: u8) -> IpAddr {
 }
 
 impl Inventory {
+    /// `--inventory`, when given, loaded and shared between threads.
+    pub fn load_opt(
+        path: Option<&std::path::Path>,
+    ) -> crate::error::Result<Option<std::sync::Arc<Self>>> {
+        path.map(Self::load)
+            .transpose()
+            .map(|o| o.map(std::sync::Arc::new))
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::input(path, crate::signatures::io_reason(&e)))?;

@@ -253,13 +253,7 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         )));
     }
     let (set, matcher) = crate::run::load_matcher(&a.common.signatures)?;
-    let inventory = a
-        .common
-        .inventory
-        .as_deref()
-        .map(crate::inventory::Inventory::load)
-        .transpose()?
-        .map(Arc::new);
+    let inventory = crate::inventory::Inventory::load_opt(a.common.inventory.as_deref())?;
     let events = a.common.events.as_deref().map(LineSink::open).transpose()?;
     let opts = LiveOptions {
         snaplen: a.snaplen,

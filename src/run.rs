@@ -142,13 +142,7 @@ impl ReadJob {
             .map(|p| Backfill::create(p, step))
             .transpose()?;
         let signature_counts = set.count_by_category();
-        let inventory = a
-            .common
-            .inventory
-            .as_deref()
-            .map(crate::inventory::Inventory::load)
-            .transpose()?
-            .map(Arc::new);
+        let inventory = crate::inventory::Inventory::load_opt(a.common.inventory.as_deref())?;
         Ok(ReadJob {
             files,
             matcher,

@@ -267,15 +267,7 @@ fn live_interface_down_is_retried() {
         &ns.sensor_if,
         "down"
     ]));
-    let t = Instant::now();
-    while !sensor.log().contains("retrying") && t.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        sensor.log().contains("retrying"),
-        "no retry logged: {}",
-        sensor.log()
-    );
+    wait_for_log(&sensor, "retrying", Duration::from_secs(10));
     assert!(sh(&[
         "ip",
         "-n",
@@ -285,15 +277,7 @@ fn live_interface_down_is_retried() {
         &ns.sensor_if,
         "up"
     ]));
-    let t = Instant::now();
-    while !sensor.log().contains("reopened") && t.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        sensor.log().contains("reopened"),
-        "capture not reopened: {}",
-        sensor.log()
-    );
+    wait_for_log(&sensor, "reopened", Duration::from_secs(20));
     ns.replay(&capture("tunnels.pcap"));
     let url = format!("http://127.0.0.1:{port}/metrics");
     let m = poll_cmd(
@@ -381,4 +365,17 @@ fn live_setup_errors_are_one_line() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains("CAP_NET_RAW"), "{err}");
     }
+}
+
+/// Wait until the sensor's log contains `what`; fail with the log after `limit`.
+fn wait_for_log(sensor: &Sensor, what: &str, limit: Duration) {
+    let t = Instant::now();
+    while !sensor.log().contains(what) && t.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        sensor.log().contains(what),
+        "no {what:?} in the log: {}",
+        sensor.log()
+    );
 }

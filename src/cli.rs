@@ -47,7 +47,7 @@ pub struct Common {
 
 #[derive(Args, Debug)]
 pub struct ReadArgs {
-    /// Capture files or directories, processed in order into one host table
+    /// Capture files or directories (or - for standard input), processed in order into one host table
     #[arg(required = true, value_name = "CAPTURE")]
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]

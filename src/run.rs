@@ -129,7 +129,18 @@ impl ReadJob {
         let (set, matcher) = load_matcher(&a.common.signatures)?;
         let files = expand_inputs(&a.inputs)?;
         // Recognise every named input before reading any, so a typo fails fast.
-        for f in &files {
+        // (Standard input can be read only once: it is recognised when read.)
+        if files
+            .iter()
+            .filter(|f| crate::capture::file::is_stdin(f))
+            .count()
+            > 1
+        {
+            return Err(Error::Usage(
+                "standard input (-) can be read only once".into(),
+            ));
+        }
+        for f in files.iter().filter(|f| !crate::capture::file::is_stdin(f)) {
             CaptureFile::open(f)?;
         }
         let events = a.common.events.as_deref().map(LineSink::open).transpose()?;

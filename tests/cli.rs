@@ -503,3 +503,33 @@ fn pcap_byte_orders_and_nanosecond_timestamps() {
         }
     }
 }
+
+#[test]
+fn reads_standard_input_plain_and_gzip() {
+    use std::process::Stdio;
+    let feed = |bytes: Vec<u8>| {
+        let mut child = std::process::Command::new(bin())
+            .args(["read", "-q", "--events", "-", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&bytes).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let raw = std::fs::read(root().join("captures/tunnels.pcap")).unwrap();
+    let o = feed(raw.clone());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 14);
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&raw).unwrap();
+    let o = feed(enc.finish().unwrap());
+    assert_eq!(stdout(&o).lines().count(), 14);
+    let o = feed(b"not a capture".to_vec());
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "kaswatch: standard input: not a pcap or pcapng capture (unknown file header)"
+    );
+}

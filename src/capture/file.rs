@@ -50,6 +50,10 @@ struct Iface {
 pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in inputs {
+        if is_stdin(p) {
+            out.push(p.clone());
+            continue;
+        }
         let md = std::fs::metadata(p).map_err(|e| Error::input(p, io_reason(&e)))?;
         if md.is_dir() {
             let mut found = Vec::new();
@@ -104,7 +108,24 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
     Ok(())
 }
 
+/// `-` reads the capture from standard input (`tcpdump -w - | kaswatch read -`).
+pub fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
 fn open_stream(path: &Path) -> Result<Box<dyn Read + Send>> {
+    if is_stdin(path) {
+        use std::io::BufRead;
+        let mut r = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+        let head = r
+            .fill_buf()
+            .map_err(|e| Error::input("standard input", io_reason(&e)))?;
+        return Ok(if head.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::read::MultiGzDecoder::new(r))
+        } else {
+            Box::new(r)
+        });
+    }
     let mut f = std::fs::File::open(path).map_err(|e| Error::input(path, io_reason(&e)))?;
     if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
         return Err(Error::input(path, "is a directory"));
@@ -135,23 +156,33 @@ impl CaptureFile {
     /// Open and recognise a capture; a clear error for missing, empty,
     /// unreadable or non-capture files.
     pub fn open(path: &Path) -> Result<Self> {
+        let shown = if is_stdin(path) {
+            Path::new("standard input")
+        } else {
+            path
+        };
         let stream = open_stream(path)?;
         let reader = match pcap_parser::create_reader(INITIAL_BUFFER, stream) {
             Ok(r) => r,
-            Err(PcapError::Eof) => return Err(Error::input(path, "empty file, not a capture")),
+            Err(PcapError::Eof) => return Err(Error::input(shown, "empty file, not a capture")),
             Err(PcapError::ReadError) => {
                 return Err(Error::input(
-                    path,
+                    shown,
                     "read error (corrupt gzip data or unreadable file)",
                 ))
             }
             Err(PcapError::HeaderNotRecognized) => {
                 return Err(Error::input(
-                    path,
+                    shown,
                     "not a pcap or pcapng capture (unknown file header)",
                 ))
             }
-            Err(e) => return Err(Error::input(path, format!("not a readable capture: {e:?}"))),
+            Err(e) => {
+                return Err(Error::input(
+                    shown,
+                    format!("not a readable capture: {e:?}"),
+                ))
+            }
         };
         Ok(CaptureFile {
             path: path.to_path_buf(),

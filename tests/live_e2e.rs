@@ -114,6 +114,9 @@ struct Sensor {
 
 impl Sensor {
     fn start(ns: &Netns, port: u16, dir: &std::path::Path) -> Sensor {
+        Sensor::start_with(ns, port, dir, &[])
+    }
+    fn start_with(ns: &Netns, port: u16, dir: &std::path::Path, extra: &[&str]) -> Sensor {
         let stderr = dir.join("kaswatch.err");
         let child = Command::new("ip")
             .args([
@@ -131,6 +134,7 @@ impl Sensor {
             .arg(signatures())
             .arg("--events")
             .arg(dir.join("events.jsonl"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -378,4 +382,48 @@ fn wait_for_log(sensor: &Sensor, what: &str, limit: Duration) {
         "no {what:?} in the log: {}",
         sensor.log()
     );
+}
+
+#[test]
+fn live_drops_privileges_to_user() {
+    if !usable("live_drops_privileges_to_user") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::new();
+    let port = 9464;
+    let mut sensor = Sensor::start_with(&ns, port, dir.path(), &["--user", "nobody"]);
+    let pid = sensor.guard.0.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    let nobody = sh_out(&["id", "-u", "nobody"]);
+    assert!(
+        uid.split_whitespace().skip(1).all(|u| u == nobody.trim()),
+        "real/effective/saved uid must all be nobody ({}): {uid}",
+        nobody.trim()
+    );
+    // Still capturing and serving after the switch.
+    ns.replay(&capture("tunnels.pcap"));
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let m = poll_cmd(
+        &["ip", "netns", "exec", &ns.sensor, "curl", "-s", &url],
+        Duration::from_secs(20),
+        |s| s.contains("kaswatch_hosts{managed=\"false\"} 14"),
+    );
+    assert!(
+        m.contains("kaswatch_hosts{managed=\"false\"} 14"),
+        "{m}\n{}",
+        sensor.log()
+    );
+    let (ok, _) = sensor.terminate();
+    assert!(ok, "{}", sensor.log());
+}
+
+fn sh_out(argv: &[&str]) -> String {
+    let o = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }

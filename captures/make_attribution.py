@@ -12,7 +12,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 T0 = 1772456400  # 2026-03-02T13:00:00Z
 pkts, rows = [], []
 R = "10.20.0.1"
-MAC = {5: "02:14:00:00:00:05", 6: "02:14:00:00:00:06", 7: "02:14:00:00:00:07", 8: "02:14:00:00:00:08", 1: "02:14:00:00:00:01"}
+MAC = {5: "02:14:00:00:00:05", 6: "02:14:00:00:00:06", 7: "02:14:00:00:00:07", 8: "02:14:00:00:00:08",
+       9: "02:14:00:00:00:09", 1: "02:14:00:00:00:01"}
 
 
 def add(p, t, expect=None):
@@ -66,7 +67,10 @@ svc += struct.pack("!HH", 4, 4) + bytes([198, 51, 100, 9])  # ipv4hint
 rr = DNSRR(rrname="activation-v2.kaspersky.com", type=65, ttl=120, rdata=svc)
 ans(7, "activation-v2.kaspersky.com", 62.01, 3, rr)
 syn(7, "198.51.100.9", 443, 62.1, 50005, ("10.20.0.7", "ip", "tcp", "198.51.100.9", 443, "activation-v2.kaspersky.com"))
-# 5. two days later the answer has expired: not counted
+# 5. one-way mirror: only the response reaches the sensor (host .9's query is not captured).
+#    The response alone is host .9's dns callback.
+ans(9, "dnl-06.geo.kaspersky.com", 63.0, 4, DNSRR(rrname="dnl-06.geo.kaspersky.com", type="A", ttl=60, rdata="198.51.100.20"))
+# 6. two days later the answer has expired: not counted
 syn(6, "198.51.100.7", 443, 2 * 86400.0, 50006)
 
 wrpcap(os.path.join(HERE, "attribution.pcap"), pkts)

@@ -199,6 +199,7 @@ fn merger_thread(
                     for c in &counters {
                         total.merge(c);
                     }
+                    total.merge(&merger.counters);
                     let _ = s.reply.send(metrics::render(&merger.snapshot(&total, &ifaces), s.format));
                 }
             },

@@ -69,6 +69,8 @@ pub struct Obs {
     pub hit: Option<Hit>,
     pub alpn: Option<String>,
     pub ech: Option<bool>,
+    /// DNS transaction id (queries and responses), to pair them.
+    pub dns_id: u16,
     pub kind: ObsKind,
 }
 
@@ -363,6 +365,7 @@ impl Obs {
             hit,
             alpn: None,
             ech: None,
+            dns_id: 0,
             kind,
         }
     }
@@ -425,15 +428,16 @@ impl Emitter<'_> {
                 }
             });
             if let Some((hit, qname)) = first {
-                let answers = dns::answers(msg);
-                if !answers.is_empty() {
-                    let kind = ObsKind::Resolved(answers);
-                    self.out
-                        .push(Obs::at(ctx, Protocol::Dns, qname, Some(hit), kind));
-                }
+                // Also emitted without answers: a response whose query was not
+                // captured (one-way mirror) is still the client's callback.
+                let kind = ObsKind::Resolved(dns::answers(msg));
+                let mut o = Obs::at(ctx, Protocol::Dns, qname, Some(hit), kind);
+                o.dns_id = h.id;
+                self.out.push(o);
             }
             return;
         }
+        let before = self.out.len();
         let walk = dns::questions(msg, |q| {
             if q.name.is_empty() {
                 self.push(ctx, Protocol::Dns, b"", Some(b"<root>"), None, None);
@@ -441,10 +445,15 @@ impl Emitter<'_> {
                 self.push(ctx, Protocol::Dns, q.name, None, None, None);
             }
         });
+        for o in self.out.iter_mut().skip(before) {
+            o.dns_id = h.id;
+        }
         match walk {
             Some(w) => {
-                if w.error.is_some() {
-                    self.c.decode_error(Layer::Dns);
+                match w.error {
+                    Some(dns::NameError::TooLong) => self.c.limit(Limit::DnsNameLen),
+                    Some(_) => self.c.decode_error(Layer::Dns),
+                    None => {}
                 }
                 if w.capped > 0 {
                     self.c.limit(Limit::DnsQuestions);
@@ -548,6 +557,10 @@ pub struct Merger {
     pub names_seen: u64,
     /// Server address -> the matching name it was resolved from.
     attrib: HashMap<IpAddr, Attribution, ahash::RandomState>,
+    /// Matched DNS queries awaiting their response: (client, server, client
+    /// port, id) -> packet time. A response whose query was captured is not
+    /// counted twice; one whose query was not (one-way mirror) still counts.
+    queries: HashMap<(IpAddr, IpAddr, u16, u16), u64, ahash::RandomState>,
     /// Drops at limits owned by the merger.
     pub counters: Counters,
     /// Callbacks by category and protocol, all hosts (survives evictions).
@@ -570,6 +583,12 @@ struct Attribution {
     expires: u64,
 }
 
+/// Matched DNS queries remembered until their response (a busy client sends a
+/// few per second; responses come within seconds).
+pub const MAX_PENDING_QUERIES: usize = 16_384;
+/// A query whose response has not come after this long is forgotten.
+pub const QUERY_WAIT_NS: u64 = 30_000_000_000;
+
 /// Addresses kept in the attribution map (each answer to a matching name adds a few).
 pub const MAX_RESOLUTIONS: usize = 65_536;
 /// Shortest time an answer is trusted, whatever its TTL says (clients keep
@@ -590,6 +609,7 @@ impl Merger {
             callbacks: 0,
             names_seen: 0,
             attrib: HashMap::with_hasher(ahash::RandomState::new()),
+            queries: HashMap::with_hasher(ahash::RandomState::new()),
             counters: Counters::default(),
             by_category: Default::default(),
             signature_counts: Vec::new(),
@@ -612,6 +632,7 @@ impl Merger {
             interfaces,
             signatures: &self.signature_counts,
             version: env!("CARGO_PKG_VERSION"),
+            event_write_errors: self.events.as_ref().map_or(0, |e| e.errors),
         }
     }
 
@@ -655,7 +676,10 @@ impl Merger {
         self.last_ts = self.last_ts.max(o.ts);
         match &o.kind {
             ObsKind::Name => {}
-            ObsKind::Resolved(answers) => return self.learn(o, answers),
+            ObsKind::Resolved(answers) => {
+                self.response(o);
+                return self.learn(o, answers);
+            }
             ObsKind::Conn => {
                 let Some(a) = self.attrib.get(&o.dst) else {
                     return;
@@ -686,8 +710,50 @@ impl Merger {
             ));
         }
         if let Some(hit) = o.hit {
+            if o.protocol == Protocol::Dns {
+                self.note_query(o);
+            }
             self.callback(o, hit, &o.name);
         }
+    }
+
+    /// A response to a matching question: the client's callback unless its
+    /// query was seen.
+    fn response(&mut self, o: &Obs) {
+        let Some(hit) = o.hit else { return };
+        if self
+            .queries
+            .remove(&(o.dst, o.src, o.dport, o.dns_id))
+            .is_some()
+        {
+            return;
+        }
+        let unicast = match o.dst {
+            IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+            IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+        };
+        if !unicast {
+            return; // mDNS/LLMNR answers to a group are not a host's callback
+        }
+        let mut c = o.clone();
+        std::mem::swap(&mut c.src, &mut c.dst);
+        std::mem::swap(&mut c.sport, &mut c.dport);
+        c.src_mac = None; // the response's source MAC is the resolver's or the router's
+        self.callback(&c, hit, &o.name);
+    }
+
+    /// Remember a matched query until its response.
+    fn note_query(&mut self, o: &Obs) {
+        if self.queries.len() >= MAX_PENDING_QUERIES {
+            let now = o.ts;
+            self.queries
+                .retain(|_, t| now.saturating_sub(*t) < QUERY_WAIT_NS);
+            if self.queries.len() >= MAX_PENDING_QUERIES {
+                self.counters.limit(Limit::DnsPendingQueries);
+                return;
+            }
+        }
+        self.queries.insert((o.src, o.dst, o.sport, o.dns_id), o.ts);
     }
 
     fn callback(&mut self, o: &Obs, hit: Hit, name: &str) {

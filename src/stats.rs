@@ -55,16 +55,13 @@ counter_enum! {
         StreamBytes => "max_stream_bytes",
         StreamGapSegments => "max_stream_pending_segments",
         DnsQuestions => "max_dns_questions",
-        DnsNameLabels => "max_dns_labels",
-        DnsAnswers => "max_dns_answers",
-        DnsTcpMessages => "max_dns_tcp_messages",
-        TlsHello => "max_tls_hello_len",
+        DnsPendingQueries => "max_dns_pending_queries",
         QuicCrypto => "max_quic_crypto_bytes",
-        HttpHeader => "max_http_header_bytes",
         HttpRequests => "max_http_requests_per_flow",
         NamesPerHost => "max_names_per_host",
         Hosts => "max_hosts",
         Resolutions => "max_resolutions",
+        DnsNameLen => "max_dns_name_len",
         Events => "events_write_errors",
     }
 }

@@ -533,3 +533,42 @@ fn reads_standard_input_plain_and_gzip() {
         "kaswatch: standard input: not a pcap or pcapng capture (unknown file header)"
     );
 }
+
+#[test]
+fn dns_response_counts_once_and_alone_on_a_one_way_mirror() {
+    // attribution.pcap: hosts .5 and .7 send queries that are answered (one callback
+    // each, not two); host .9's query is not in the capture, only its response.
+    let ev = events(&["captures/attribution.pcap"]);
+    let dns: Vec<Vec<String>> = columns(
+        &ev.into_iter()
+            .filter(|e| e["protocol"] == "dns")
+            .collect::<Vec<_>>(),
+        &["src_ip", "name", "dst_ip", "dst_port", "src_mac"],
+    );
+    assert_eq!(
+        dns,
+        vec![
+            vec![
+                "10.20.0.5",
+                "dnl-05.geo.kaspersky.com",
+                "10.20.0.1",
+                "53",
+                "02:14:00:00:00:05"
+            ],
+            vec![
+                "10.20.0.7",
+                "activation-v2.kaspersky.com",
+                "10.20.0.1",
+                "53",
+                "02:14:00:00:00:07"
+            ],
+            vec![
+                "10.20.0.9",
+                "dnl-06.geo.kaspersky.com",
+                "10.20.0.1",
+                "53",
+                "null"
+            ],
+        ]
+    );
+}

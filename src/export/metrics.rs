@@ -74,6 +74,8 @@ pub struct Snapshot<'a> {
     pub interfaces: &'a [IfaceStats],
     pub signatures: &'a [(Category, usize)],
     pub version: &'a str,
+    /// Event lines that could not be written (full disk, closed pipe).
+    pub event_write_errors: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -319,6 +321,7 @@ fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
         match l {
             Limit::Hosts => n += s.hosts.evicted_capacity,
             Limit::NamesPerHost => n += s.hosts.names_capped,
+            Limit::Events => n += s.event_write_errors,
             _ => {}
         }
         ld.push(&[("limit", l.label())], n.to_string());

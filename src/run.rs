@@ -183,38 +183,16 @@ impl ReadJob {
         merger.backfill = self.backfill.take();
         merger.inventory = self.inventory.take();
         merger.inputs = self.files.iter().map(|p| p.display().to_string()).collect();
-        let mut warnings = Vec::new();
         let workers = self.settings.workers;
-        let counters = if workers <= 1 {
+        let (counters, warnings) = if workers <= 1 {
             let mut w = Worker::new(self.matcher.clone(), cfg);
-            let mut seq = 0u64;
-            for (i, path) in self.files.iter().enumerate() {
-                let file = CaptureFile::open(path)?;
-                let filter = &mut self.filter;
-                let summary = file.for_each(|frame, raw| {
-                    seq += 1;
-                    if let Some(f) = filter.as_mut() {
-                        if !f.matches(raw.linktype, raw.data) {
-                            return;
-                        }
-                    }
-                    w.process(
-                        PktMeta {
-                            seq,
-                            input: i as u32,
-                            frame,
-                        },
-                        &raw,
-                    );
-                    for o in w.out.drain(..) {
-                        merger.apply(&o);
-                    }
-                });
-                if let End::Damaged(why) = summary.end {
-                    warnings.push(format!("{}: {why}", path.display()));
+            let warnings = for_each_packet(&self.files, self.filter.as_mut(), |meta, raw| {
+                w.process(meta, raw);
+                for o in w.out.drain(..) {
+                    merger.apply(&o);
                 }
-            }
-            w.counters()
+            })?;
+            (w.counters(), warnings)
         } else {
             threaded(
                 &self.files,
@@ -223,7 +201,6 @@ impl ReadJob {
                 cfg,
                 workers,
                 &mut merger,
-                &mut warnings,
             )?
         };
         merger.flush();
@@ -237,6 +214,40 @@ impl ReadJob {
             elapsed: start.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// Read every file in order, numbering packets across the run (1-based
+/// frames per file), applying `--filter`, and calling `each` for the packets
+/// that pass. Returns one warning per damaged file.
+fn for_each_packet(
+    files: &[PathBuf],
+    mut filter: Option<&mut Filter>,
+    mut each: impl FnMut(PktMeta, &RawPacket<'_>),
+) -> Result<Vec<String>> {
+    let mut seq = 0u64;
+    let mut warnings = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        let summary = CaptureFile::open(path)?.for_each(|frame, raw| {
+            seq += 1;
+            if let Some(f) = filter.as_deref_mut() {
+                if !f.matches(raw.linktype, raw.data) {
+                    return;
+                }
+            }
+            each(
+                PktMeta {
+                    seq,
+                    input: i as u32,
+                    frame,
+                },
+                &raw,
+            );
+        });
+        if let End::Damaged(why) = summary.end {
+            warnings.push(format!("{}: {why}", path.display()));
+        }
+    }
+    Ok(warnings)
 }
 
 /// Packets per batch handed to a worker thread.
@@ -313,13 +324,12 @@ impl Rounds {
 /// single-worker run.
 fn threaded(
     files: &[PathBuf],
-    mut filter: Option<&mut Filter>,
+    filter: Option<&mut Filter>,
     matcher: &Arc<Matcher>,
     cfg: WorkerConfig,
     workers: usize,
     merger: &mut Merger,
-    warnings: &mut Vec<String>,
-) -> Result<Counters> {
+) -> Result<(Counters, Vec<String>)> {
     use crossbeam_channel::bounded;
     let threads = workers - 1;
     let (res_tx, res_rx) = bounded::<(u64, Vec<Obs>)>(threads * (BATCHES_IN_FLIGHT + 2));
@@ -358,7 +368,6 @@ fn threaded(
     let mut local = Worker::new(matcher.clone(), cfg);
     let seed = ahash::RandomState::new();
     let mut rounds = Rounds::default();
-    let mut seq = 0u64;
     let mut round = 0u64;
     let mut in_round = 0usize;
     let mut cur: Vec<Batch> = (0..threads).map(|_| Batch::new()).collect();
@@ -385,49 +394,32 @@ fn threaded(
         rounds.apply_ready(workers, merger);
         ok
     };
-    for (i, path) in files.iter().enumerate() {
-        let file = CaptureFile::open(path)?;
-        let summary = file.for_each(|frame, raw| {
-            seq += 1;
-            if let Some(f) = filter.as_deref_mut() {
-                if !f.matches(raw.linktype, raw.data) {
-                    return;
-                }
+    let damaged = for_each_packet(files, filter, |meta, raw| {
+        match shard_of(raw, workers, &seed)
+            .checked_sub(1)
+            .and_then(|s| cur.get_mut(s))
+        {
+            None => local.process(meta, raw),
+            Some(b) => {
+                let off = b.data.len();
+                b.data.extend_from_slice(raw.data);
+                b.pkts.push(Slot {
+                    meta,
+                    ts: raw.ts,
+                    linktype: raw.linktype,
+                    interface: raw.interface,
+                    wire_len: raw.wire_len,
+                    off,
+                    len: raw.data.len(),
+                });
             }
-            let meta = PktMeta {
-                seq,
-                input: i as u32,
-                frame,
-            };
-            match shard_of(&raw, workers, &seed)
-                .checked_sub(1)
-                .and_then(|s| cur.get_mut(s))
-            {
-                None => local.process(meta, &raw),
-                Some(b) => {
-                    let off = b.data.len();
-                    b.data.extend_from_slice(raw.data);
-                    b.pkts.push(Slot {
-                        meta,
-                        ts: raw.ts,
-                        linktype: raw.linktype,
-                        interface: raw.interface,
-                        wire_len: raw.wire_len,
-                        off,
-                        len: raw.data.len(),
-                    });
-                }
-            }
-            in_round += 1;
-            if in_round >= BATCH_PACKETS * workers {
-                in_round = 0;
-                failed |= !close_round(&mut cur, &mut round, &mut local, &mut rounds, merger);
-            }
-        });
-        if let End::Damaged(why) = summary.end {
-            warnings.push(format!("{}: {why}", path.display()));
         }
-    }
+        in_round += 1;
+        if in_round >= BATCH_PACKETS * workers {
+            in_round = 0;
+            failed |= !close_round(&mut cur, &mut round, &mut local, &mut rounds, merger);
+        }
+    })?;
     if in_round > 0 {
         failed |= !close_round(&mut cur, &mut round, &mut local, &mut rounds, merger);
     }
@@ -451,7 +443,7 @@ fn threaded(
     if failed || rounds.next < round {
         return Err(Error::runtime("worker", "a worker thread stopped early"));
     }
-    Ok(total)
+    Ok((total, damaged))
 }
 
 /// One-line summary for stderr.

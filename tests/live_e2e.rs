@@ -205,15 +205,7 @@ fn live_capture_scraped_by_prometheus() {
     );
     let mut want = demo_expected();
     want.sort();
-    let json = prom.get(&q, Duration::from_secs(30), |s| {
-        query_hosts(s).into_iter().collect::<Vec<_>>() == want
-    });
-    assert_eq!(
-        query_hosts(&json).into_iter().collect::<Vec<_>>(),
-        want,
-        "after demo: {json}\nkaswatch: {}",
-        sensor.log()
-    );
+    let json = wait_for_hosts(&prom, &q, &want, "after demo", &sensor);
     assert!(!json.contains("10.8.0.6"));
 
     ns.replay(&capture("tunnels.pcap"));
@@ -222,15 +214,7 @@ fn live_capture_scraped_by_prometheus() {
     }
     want.push((("2001:db8:99::d".into(), "update".into()), "1".into()));
     want.sort();
-    let json = prom.get(&q, Duration::from_secs(30), |s| {
-        query_hosts(s).into_iter().collect::<Vec<_>>() == want
-    });
-    assert_eq!(
-        query_hosts(&json).into_iter().collect::<Vec<_>>(),
-        want,
-        "after tunnels: {json}\nkaswatch: {}",
-        sensor.log()
-    );
+    wait_for_hosts(&prom, &q, &want, "after tunnels", &sensor);
 
     // Health series come through the same scrape (OpenMetrics, as Prometheus asks for it).
     let q = format!(
@@ -426,4 +410,24 @@ fn live_drops_privileges_to_user() {
 fn sh_out(argv: &[&str]) -> String {
     let o = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Poll Prometheus until the (host, category) -> value table equals `want`;
+/// fail with the last answer and kaswatch's log after 30 s.
+fn wait_for_hosts(
+    prom: &Prometheus,
+    q: &str,
+    want: &[((String, String), String)],
+    when: &str,
+    sensor: &Sensor,
+) -> String {
+    let table = |s: &str| query_hosts(s).into_iter().collect::<Vec<_>>();
+    let json = prom.get(q, Duration::from_secs(30), |s| table(s) == want);
+    assert_eq!(
+        table(&json),
+        want,
+        "{when}: {json}\nkaswatch: {}",
+        sensor.log()
+    );
+    json
 }

@@ -140,14 +140,18 @@ fn link_types_sll_sll2_null_raw_ipv4() {
     assert_eq!(c.get_decode(Layer::UnknownLinkType), 1);
 }
 
-#[test]
-fn vxlan_gre_and_mpls_paths() {
+/// VXLAN header (VNI 42) + inner Ethernet/IPv4/UDP DNS with payload "in".
+fn vxlan_42() -> Vec<u8> {
     let inner = eth(
         0x0800,
         &ipv4_udp([10, 9, 9, 9], [10, 9, 9, 1], 5, 53, b"in"),
     );
-    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
-    vx.extend_from_slice(&inner);
+    [&[0x08, 0, 0, 0, 0, 0, 42, 0][..], &inner].concat()
+}
+
+#[test]
+fn vxlan_gre_and_mpls_paths() {
+    let vx = vxlan_42();
     let outer = eth(
         0x0800,
         &ipv4_udp([1, 1, 1, 1], [2, 2, 2, 2], 40000, 4789, &vx),
@@ -180,12 +184,7 @@ fn vxlan_gre_and_mpls_paths() {
 
 #[test]
 fn every_truncation_and_random_bytes_never_panic() {
-    let inner = eth(
-        0x0800,
-        &ipv4_udp([10, 9, 9, 9], [10, 9, 9, 1], 5, 53, b"in"),
-    );
-    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
-    vx.extend_from_slice(&inner);
+    let vx = vxlan_42();
     let outer = eth(
         0x8100,
         &[

@@ -24,12 +24,14 @@ case " $* " in *" --real "*)
         echo "make_all.sh: --real needs root and:$missing; real-clients.pcap not regenerated" >&2
     else
         ./make_real_clients.sh
+        if command -v dnsmasq >/dev/null 2>&1; then ./make_precision.sh; else echo "make_all.sh: --real needs dnsmasq (apt-get install dnsmasq-base); precision.pcap not regenerated" >&2; fi
     fi;;
 esac
 
 case " $* " in *" --check "*)
     # optional: compare the expected tables with tshark's decoding
     "$PY" check_tshark.py
+    ./make_precision.sh --check    # precision.*.tsv = precision_expected.py on precision.pcap
     # TLS/QUIC/HTTP tables: the Kaspersky rows must equal expected_from_tshark.sh -k
     for base in quic real-clients; do
         grep -v '^#' "$base.expected.tsv" >"$base.want.tmp"

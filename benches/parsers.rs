@@ -298,6 +298,26 @@ fn bench_matcher(c: &mut Criterion) {
 
 // ------------------------------------------------------------------ hosts
 
+fn rec(
+    ip: IpAddr,
+    mac: Option<[u8; 6]>,
+    ts: u64,
+    category: Category,
+    protocol: Protocol,
+    name: &str,
+) -> kaswatch::hosts::Record<'_> {
+    kaswatch::hosts::Record {
+        ip,
+        mac,
+        ts,
+        category,
+        protocol,
+        evidence: kaswatch::evidence::Evidence::Name,
+        role: kaswatch::evidence::Role::Device,
+        name,
+    }
+}
+
 fn bench_hosts(c: &mut Criterion) {
     const MAX: usize = 10_000;
     let ip = |i: u32| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
@@ -306,52 +326,52 @@ fn bench_hosts(c: &mut Criterion) {
     g.bench_function("record_existing_host", |b| {
         let mut t = HostTable::new(MAX, None);
         for i in 0..1000 {
-            t.record(
+            t.record(&rec(
                 ip(i),
                 Some(MAC),
                 1,
                 Category::Update,
                 Protocol::Dns,
                 "dnl-01.geo.kaspersky.com",
-            );
+            ));
         }
         let mut ts = 2u64;
         b.iter(|| {
             ts += 1;
-            black_box(t.record(
+            black_box(t.record(&rec(
                 ip(500),
                 Some(MAC),
                 ts,
                 Category::Update,
                 Protocol::Tls,
                 "dnl-01.geo.kaspersky.com",
-            ))
+            )))
         })
     });
     g.bench_function("record_new_host_evicting", |b| {
         let mut t = HostTable::new(MAX, None);
         for i in 0..MAX as u32 {
-            t.record(
+            t.record(&rec(
                 ip(i),
                 None,
                 u64::from(i),
                 Category::Ksn,
                 Protocol::Dns,
                 "ksn-a.kaspersky-labs.com",
-            );
+            ));
         }
         assert_eq!(t.len(), MAX);
         let mut i = MAX as u32;
         b.iter(|| {
             i = i.wrapping_add(1);
-            let ev = t.record(
+            let ev = t.record(&rec(
                 ip(i),
                 None,
                 u64::from(i),
                 Category::Ksn,
                 Protocol::Dns,
                 "ksn-a.kaspersky-labs.com",
-            );
+            ));
             black_box(ev.len())
         })
     });

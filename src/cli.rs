@@ -40,6 +40,12 @@ pub struct Common {
     /// Managed devices: CSV of `address[,name]` (IP, CIDR or MAC) -> managed="true" and inventory_name
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
+    /// Evidence that makes a host a device: comma-separated name, content, address (default: name,content; address-only hosts are listed apart)
+    #[arg(long, value_name = "LIST")]
+    pub evidence: Option<String>,
+    /// Count resolvers (hosts that answer DNS for others; their Kaspersky lookups are their clients') as devices
+    #[arg(long)]
+    pub count_resolvers: bool,
     /// Worker threads (default: half the cores, at least 1); output is identical for any N
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,

@@ -22,6 +22,11 @@ pub struct Event {
     /// Lowercased, no trailing dot; odd bytes escaped as `\DDD`.
     pub name: String,
     pub category: &'static str,
+    /// What the callback rests on: `name`, `content` or `address`.
+    pub evidence: &'static str,
+    /// `device`, or `resolver` for a host that answers DNS for others (its
+    /// queries are its clients' lookups, forwarded).
+    pub role: &'static str,
     /// The signature pattern that matched.
     pub signature: String,
     /// Input file (read mode) or interface (live mode).

@@ -162,6 +162,10 @@ struct Bufs {
 }
 
 impl Dir {
+    /// Classified as carrying nothing more of interest.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
     fn buf_len(&self) -> usize {
         self.bufs.as_ref().map_or(0, |b| b.buf.len())
     }
@@ -183,10 +187,27 @@ impl Dir {
     }
 }
 
+/// What the pipeline remembers of a connection for address evidence and
+/// for "one connection, one callback" (a few bits; no buffers).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnTrack {
+    /// Direction of the client (the SYN's sender, the first datagram's).
+    pub client: u8,
+    /// Opened under our eyes and not yet settled: the merger holds a
+    /// possible address callback until the client names something or not.
+    pub pending: bool,
+    /// A callback was already made on this connection: later matches on it
+    /// are logged as repeats, not counted again.
+    pub called: bool,
+    /// The connection named a non-Kaspersky site (reported once).
+    pub named_other: bool,
+}
+
 /// Per-flow state.
 #[derive(Debug, Default)]
 pub struct Flow {
     pub last_ts: u64,
+    pub conn: ConnTrack,
     pub dirs: [Dir; 2],
     /// QUIC state, only for UDP flows that carried an Initial.
     pub quic: Option<Box<QuicFlow>>,

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::export::http::{self, Scrape};
 use crate::export::jsonlog::LineSink;
 use crate::export::metrics::{self, IfaceStats};
-use crate::hosts::HostTable;
 use crate::matcher::Matcher;
 use crate::pipeline::{Merger, Obs, PktMeta, Worker, WorkerConfig};
 use crate::stats::Counters;
@@ -207,9 +206,13 @@ fn merger_thread(
         }
         if last_expire.elapsed() >= EXPIRE_EVERY {
             last_expire = Instant::now();
-            merger.hosts.expire(latest.max(merger.last_ts));
+            let now = latest.max(merger.last_ts);
+            merger.hosts.expire(now);
+            merger.tick(now);
+            merger.flush();
         }
     }
+    merger.finish();
     merger.flush();
     merger
 }
@@ -290,10 +293,7 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Error::runtime("signals", e))?;
 
-    let mut merger = Merger::new(
-        matcher.clone(),
-        HostTable::new(settings.max_hosts, settings.host_idle),
-    );
+    let mut merger = Merger::new(matcher.clone(), settings.host_table());
     merger.events = events;
     merger.inventory = inventory;
     merger.inputs = a.interfaces.clone();

@@ -7,6 +7,7 @@ use crate::capture::file::{expand_inputs, CaptureFile, End};
 use crate::capture::RawPacket;
 use crate::cli::{CheckArgs, Common, ReadArgs};
 use crate::error::{Error, Result};
+use crate::evidence::{EvidenceSet, Selection};
 use crate::export::jsonlog::LineSink;
 use crate::export::metrics::{self, Backfill, IfaceStats};
 use crate::export::report;
@@ -63,6 +64,17 @@ pub struct Settings {
     pub max_hosts: usize,
     pub host_idle: Option<u64>,
     pub workers: usize,
+    /// Which hosts are devices (`--evidence`, `--count-resolvers`).
+    pub selection: Selection,
+}
+
+impl Settings {
+    /// An empty host table with these settings.
+    pub fn host_table(&self) -> HostTable {
+        let mut t = HostTable::new(self.max_hosts, self.host_idle);
+        t.selection = self.selection;
+        t
+    }
 }
 
 pub fn settings(c: &Common) -> Result<Settings> {
@@ -90,10 +102,18 @@ pub fn settings(c: &Common) -> Result<Settings> {
             "--workers must be between 1 and {MAX_WORKERS}"
         )));
     }
+    let evidence = match &c.evidence {
+        Some(s) => EvidenceSet::parse(s).map_err(|e| Error::Usage(format!("--evidence: {e}")))?,
+        None => EvidenceSet::DEFAULT,
+    };
     Ok(Settings {
         max_hosts: c.max_hosts,
         host_idle,
         workers,
+        selection: Selection {
+            evidence,
+            count_resolvers: c.count_resolvers,
+        },
     })
 }
 
@@ -173,10 +193,7 @@ impl ReadJob {
         let cfg = WorkerConfig {
             all_names: self.all_names.is_some(),
         };
-        let mut merger = Merger::new(
-            self.matcher.clone(),
-            HostTable::new(self.settings.max_hosts, self.settings.host_idle),
-        );
+        let mut merger = Merger::new(self.matcher.clone(), self.settings.host_table());
         merger.events = self.events.take();
         merger.all_names = self.all_names.take();
         merger.signature_counts = std::mem::take(&mut self.signature_counts);
@@ -203,6 +220,7 @@ impl ReadJob {
                 &mut merger,
             )?
         };
+        merger.finish();
         merger.flush();
         let mut counters = counters;
         counters.merge(&merger.counters);

@@ -61,6 +61,9 @@ counter_enum! {
         NamesPerHost => "max_names_per_host",
         Hosts => "max_hosts",
         Resolutions => "max_resolutions",
+        SharedAddresses => "max_shared_addresses",
+        HeldConnections => "max_held_connections",
+        Resolvers => "max_resolvers",
         DnsNameLen => "max_dns_name_len",
         Events => "events_write_errors",
     }

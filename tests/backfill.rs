@@ -38,7 +38,7 @@ fn backfill_blocks_answer_range_query() {
             || text.starts_with("# HELP kaswatch_host_callbacks ")
     );
     // 09:00:00-09:00:01 of packet time -> one sample at the 09:01:00 boundary.
-    assert!(text.contains("kaswatch_host_callbacks_total{host=\"192.168.10.21\",category=\"ksn\",protocol=\"dns\",managed=\"false\"} 2 1772442060\n"));
+    assert!(text.contains("kaswatch_host_callbacks_total{host=\"192.168.10.21\",category=\"ksn\",protocol=\"dns\",evidence=\"name\",role=\"device\",managed=\"false\"} 2 1772442060\n"));
 
     let data = dir.path().join("data");
     let o = Command::new("promtool")

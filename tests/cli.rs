@@ -387,10 +387,14 @@ fn real_clients_tls_split_hellos_and_http() {
 
 #[test]
 fn connections_to_resolved_addresses_are_callbacks() {
-    let ev: Vec<serde_json::Value> = events(&["captures/attribution.pcap"])
+    // Address callbacks are decided when the connection's client speaks (or
+    // stays silent), so they come out in decision order: compare by frame.
+    let mut ev: Vec<serde_json::Value> = events(&["captures/attribution.pcap"])
         .into_iter()
         .filter(|e| e["protocol"] == "ip")
         .collect();
+    assert!(ev.iter().all(|e| e["evidence"] == "address"));
+    ev.sort_by_key(|e| e["frame"].as_u64());
     let keys = [
         "frame",
         "src_ip",

@@ -9,7 +9,9 @@
 //! Metric names and labels are a contract: see docs/metrics.md.
 
 use crate::error::{Error, Result};
-use crate::hosts::{Host, HostTable};
+use crate::evidence::Evidence;
+use crate::hosts::{Host, HostTable, Section};
+use crate::pipeline::address::AddressStats;
 use crate::proto::Protocol;
 use crate::signatures::Category;
 use crate::stats::{Counters, Layer, Limit};
@@ -70,6 +72,10 @@ pub struct IfaceStats {
 pub struct Snapshot<'a> {
     pub hosts: &'a HostTable,
     pub callbacks: &'a CallbackCounts,
+    /// Callbacks by evidence, all hosts.
+    pub by_evidence: &'a [u64; Evidence::ALL.len()],
+    /// How address evidence was decided.
+    pub address: AddressStats,
     pub counters: &'a Counters,
     pub interfaces: &'a [IfaceStats],
     pub signatures: &'a [(Category, usize)],
@@ -179,7 +185,7 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
     let mut cb = Family::new(
         "kaswatch_host_callbacks",
         Kind::Counter,
-        "Callbacks to Kaspersky endpoints by host, category and protocol.",
+        "Callbacks to Kaspersky endpoints by host, category, protocol and evidence.",
     );
     let mut first = Family::new(
         "kaswatch_host_first_seen_timestamp_seconds",
@@ -199,21 +205,21 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
     for h in &hosts {
         let ip = h.ip.to_string();
         let m = managed(h);
-        for c in Category::ALL {
-            for p in Protocol::ALL {
-                let n = h.count(c, p);
-                if n > 0 {
-                    cb.push(
-                        &[
-                            ("host", &ip),
-                            ("category", c.as_str()),
-                            ("protocol", p.as_str()),
-                            ("managed", m),
-                        ],
-                        n.to_string(),
-                    );
-                }
-            }
+        let role = h.role.as_str();
+        let mut counts = h.counts.clone();
+        counts.sort();
+        for (c, p, e, n) in counts {
+            cb.push(
+                &[
+                    ("host", &ip),
+                    ("category", c.as_str()),
+                    ("protocol", p.as_str()),
+                    ("evidence", e.as_str()),
+                    ("role", role),
+                    ("managed", m),
+                ],
+                n.to_string(),
+            );
         }
         first.push(&[("host", &ip), ("managed", m)], fmt_seconds(h.first_seen));
         last.push(&[("host", &ip), ("managed", m)], fmt_seconds(h.last_seen));
@@ -225,6 +231,8 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
                 ("mac", &mac),
                 ("vendor", ""),
                 ("hostname", ""),
+                ("role", role),
+                ("section", h.section(&s.hosts.selection).as_str()),
                 ("managed", m),
                 ("inventory_name", &inv),
             ],
@@ -239,6 +247,55 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
     let nm = hosts.iter().filter(|h| h.managed).count();
     count.push(&[("managed", "false")], (hosts.len() - nm).to_string());
     count.push(&[("managed", "true")], nm.to_string());
+    let mut devices = Family::new(
+        "kaswatch_devices",
+        Kind::Gauge,
+        "Hosts by report section: hosts (devices phoning home on the selected evidence), resolvers, other (only evidence outside --evidence).",
+    );
+    for sec in [Section::Devices, Section::Resolvers, Section::Other] {
+        for man in [false, true] {
+            let n = hosts
+                .iter()
+                .filter(|h| h.managed == man && h.section(&s.hosts.selection) == sec)
+                .count();
+            devices.push(
+                &[
+                    ("section", sec.as_str()),
+                    ("managed", if man { "true" } else { "false" }),
+                ],
+                n.to_string(),
+            );
+        }
+    }
+    let mut by_ev = Family::new(
+        "kaswatch_callbacks_by_evidence",
+        Kind::Counter,
+        "Callbacks to Kaspersky endpoints by the evidence they rest on, all hosts.",
+    );
+    for e in Evidence::ALL {
+        let n = s.by_evidence.get(e as usize).copied().unwrap_or(0);
+        by_ev.push(&[("evidence", e.as_str())], n.to_string());
+    }
+    let mut addr = Family::new(
+        "kaswatch_address_evidence",
+        Kind::Counter,
+        "Connections to addresses resolved from Kaspersky names, by outcome: released (an address callback), shared (address also serves other names: no callback), named (the connection named a site itself).",
+    );
+    addr.push(&[("outcome", "released")], s.address.released.to_string());
+    addr.push(
+        &[("outcome", "shared")],
+        s.address.suppressed_shared.to_string(),
+    );
+    addr.push(
+        &[("outcome", "named")],
+        s.address.settled_by_name.to_string(),
+    );
+    let mut shared = Family::new(
+        "kaswatch_shared_addresses",
+        Kind::Counter,
+        "Addresses resolved from Kaspersky names found to serve other names too (they give no address evidence).",
+    );
+    shared.push(&[], s.address.shared.to_string());
     let mut agg = Family::new(
         "kaswatch_callbacks",
         Kind::Counter,
@@ -268,7 +325,9 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
         s.hosts.evicted_capacity.to_string(),
     );
     ev.push(&[("reason", "idle")], s.hosts.evicted_idle.to_string());
-    vec![cb, first, last, info, count, agg, ev]
+    vec![
+        cb, first, last, info, count, devices, agg, by_ev, addr, shared, ev,
+    ]
 }
 
 fn all_families(s: &Snapshot<'_>) -> Vec<Family> {

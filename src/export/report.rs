@@ -1,8 +1,11 @@
 //! The per-host report printed at the end of `read`: a fixed-width table,
 //! JSON or CSV. One row per host that contacted a Kaspersky endpoint, sorted
-//! by last seen (most recent first). Reads the merger's [`HostTable`].
+//! by last seen (most recent first), in three sections: devices ("hosts",
+//! on the evidence `--evidence` selects), resolvers (their lookups are their
+//! clients'), and other hosts (only evidence outside the selection). Reads
+//! the merger's [`HostTable`].
 
-use crate::hosts::{Host, HostTable};
+use crate::hosts::{Host, HostTable, Section};
 use crate::signatures::Category;
 use crate::timefmt::rfc3339;
 use serde::Serialize;
@@ -26,6 +29,8 @@ struct HostRow<'a> {
     callbacks: std::collections::BTreeMap<&'static str, u64>,
     total: u64,
     protocols: Vec<&'static str>,
+    evidence: std::collections::BTreeMap<&'static str, u64>,
+    role: &'static str,
     names: &'a [String],
     more_names: u64,
     managed: bool,
@@ -44,6 +49,12 @@ fn row(h: &Host) -> HostRow<'_> {
             .collect(),
         total: h.total(),
         protocols: h.protocols().into_iter().map(|p| p.as_str()).collect(),
+        evidence: h
+            .evidence()
+            .into_iter()
+            .map(|e| (e.as_str(), h.evidence_total(e)))
+            .collect(),
+        role: h.role.as_str(),
         names: &h.names,
         more_names: h.overflow_names,
         managed: h.managed,
@@ -68,121 +79,168 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// What each section's heading says in the table format.
+fn heading(sec: Section, hosts: &HostTable) -> String {
+    match sec {
+        Section::Devices => String::new(),
+        Section::Resolvers => {
+            "Resolvers: these hosts answer DNS for other hosts, so their Kaspersky lookups are \
+             their clients', forwarded. Put the sensor where it sees the clients."
+                .to_string()
+        }
+        Section::Other => format!(
+            "Other hosts: only evidence outside --evidence {} (address: they connected, naming \
+             nothing, to an address resolved from a Kaspersky name). Not counted as devices.",
+            hosts.selection.evidence
+        ),
+    }
+}
+
+const SECTIONS: [Section; 3] = [Section::Devices, Section::Resolvers, Section::Other];
+
+fn joined<T>(items: &[T], f: impl Fn(&T) -> &'static str, sep: &str) -> String {
+    items.iter().map(f).collect::<Vec<_>>().join(sep)
+}
+
 /// Render the report.
 pub fn render(hosts: &HostTable, format: Format) -> String {
     let sorted = hosts.sorted();
+    let sel = hosts.selection;
+    let section = |sec: Section| -> Vec<&Host> {
+        sorted
+            .iter()
+            .copied()
+            .filter(|h| h.section(&sel) == sec)
+            .collect()
+    };
     match format {
         Format::Json => {
-            let rows: Vec<HostRow> = sorted.iter().map(|h| row(h)).collect();
-            let mut s = serde_json::to_string_pretty(&serde_json::json!({ "hosts": rows }))
-                .unwrap_or_default();
+            let mut obj = serde_json::Map::new();
+            for sec in SECTIONS {
+                let rows: Vec<HostRow> = section(sec).into_iter().map(row).collect();
+                obj.insert(
+                    sec.as_str().to_string(),
+                    serde_json::to_value(rows).unwrap_or_default(),
+                );
+            }
+            let mut s = serde_json::to_string_pretty(&obj).unwrap_or_default();
             s.push('\n');
             s
         }
         Format::Csv => {
-            let mut s = String::from("host,mac,first_seen,last_seen,update,ksn,activation,management,portal,other,protocols,names,more_names,managed\n");
-            for h in sorted {
-                let cols: Vec<String> = [
-                    h.ip.to_string(),
-                    h.mac_string().unwrap_or_default(),
-                    rfc3339(h.first_seen),
-                    rfc3339(h.last_seen),
-                ]
-                .into_iter()
-                .chain(
-                    Category::ALL
-                        .iter()
-                        .map(|c| h.category_total(*c).to_string()),
-                )
-                .chain([
-                    h.protocols()
-                        .iter()
-                        .map(|p| p.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    h.names.join(" "),
-                    h.overflow_names.to_string(),
-                    h.managed.to_string(),
-                ])
-                .collect();
-                s.push_str(
-                    &cols
-                        .iter()
-                        .map(|c| csv_field(c))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                s.push('\n');
+            let mut s = String::from("host,mac,first_seen,last_seen,update,ksn,activation,management,portal,other,protocols,evidence,names,more_names,managed,role,section\n");
+            for sec in SECTIONS {
+                for h in section(sec) {
+                    let cols: Vec<String> = [
+                        h.ip.to_string(),
+                        h.mac_string().unwrap_or_default(),
+                        rfc3339(h.first_seen),
+                        rfc3339(h.last_seen),
+                    ]
+                    .into_iter()
+                    .chain(
+                        Category::ALL
+                            .iter()
+                            .map(|c| h.category_total(*c).to_string()),
+                    )
+                    .chain([
+                        joined(&h.protocols(), |p| p.as_str(), " "),
+                        joined(&h.evidence(), |e| e.as_str(), " "),
+                        h.names.join(" "),
+                        h.overflow_names.to_string(),
+                        h.managed.to_string(),
+                        h.role.as_str().to_string(),
+                        sec.as_str().to_string(),
+                    ])
+                    .collect();
+                    let line: Vec<String> = cols.iter().map(|c| csv_field(c)).collect();
+                    s.push_str(&line.join(","));
+                    s.push('\n');
+                }
             }
             s
         }
         Format::Table => {
-            if sorted.is_empty() {
-                return "no host contacted a Kaspersky endpoint\n".to_string();
-            }
-            let header = [
-                "HOST",
-                "MAC",
-                "FIRST SEEN",
-                "LAST SEEN",
-                "UPD",
-                "KSN",
-                "ACT",
-                "MGMT",
-                "PORTAL",
-                "OTHER",
-                "PROTOCOLS",
-                "NAMES",
-            ];
-            let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
-            for h in sorted {
-                let mut r = vec![
-                    h.ip.to_string(),
-                    h.mac_string().unwrap_or_else(|| "-".into()),
-                    rfc3339(h.first_seen),
-                    rfc3339(h.last_seen),
-                ];
-                r.extend(
-                    Category::ALL
-                        .iter()
-                        .map(|c| h.category_total(*c).to_string()),
-                );
-                r.push(
-                    h.protocols()
-                        .iter()
-                        .map(|p| p.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-                r.push(names_cell(h, TABLE_NAMES));
-                rows.push(r);
-            }
-            let ncol = header.len();
-            let widths: Vec<usize> = (0..ncol)
-                .map(|i| {
-                    rows.iter()
-                        .map(|r| r.get(i).map_or(0, |c| c.len()))
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
             let mut s = String::new();
-            for r in rows {
-                let line: Vec<String> = r
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        if i + 1 == ncol {
-                            c.clone()
-                        } else {
-                            format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0))
-                        }
-                    })
-                    .collect();
-                s.push_str(line.join("  ").trim_end());
-                s.push('\n');
+            for sec in SECTIONS {
+                let rows = section(sec);
+                if sec == Section::Devices && rows.is_empty() {
+                    s.push_str("no host contacted a Kaspersky endpoint\n");
+                }
+                if rows.is_empty() {
+                    continue;
+                }
+                if sec != Section::Devices {
+                    s.push('\n');
+                    s.push_str(&heading(sec, hosts));
+                    s.push('\n');
+                }
+                s.push_str(&table(&rows));
             }
             s
         }
     }
+}
+
+/// One fixed-width table of hosts.
+fn table(hosts: &[&Host]) -> String {
+    let header = [
+        "HOST",
+        "MAC",
+        "FIRST SEEN",
+        "LAST SEEN",
+        "UPD",
+        "KSN",
+        "ACT",
+        "MGMT",
+        "PORTAL",
+        "OTHER",
+        "PROTOCOLS",
+        "EVIDENCE",
+        "NAMES",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for h in hosts {
+        let mut r = vec![
+            h.ip.to_string(),
+            h.mac_string().unwrap_or_else(|| "-".into()),
+            rfc3339(h.first_seen),
+            rfc3339(h.last_seen),
+        ];
+        r.extend(
+            Category::ALL
+                .iter()
+                .map(|c| h.category_total(*c).to_string()),
+        );
+        r.push(joined(&h.protocols(), |p| p.as_str(), ","));
+        r.push(joined(&h.evidence(), |e| e.as_str(), ","));
+        r.push(names_cell(h, TABLE_NAMES));
+        rows.push(r);
+    }
+    let ncol = header.len();
+    let widths: Vec<usize> = (0..ncol)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.len()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut s = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i + 1 == ncol {
+                    c.clone()
+                } else {
+                    format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0))
+                }
+            })
+            .collect();
+        s.push_str(line.join("  ").trim_end());
+        s.push('\n');
+    }
+    s
 }

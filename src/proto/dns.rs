@@ -221,6 +221,72 @@ pub fn plausible(msg: &[u8]) -> bool {
     ok && w.error.is_none() && w.end + rrs * min_rr <= msg.len()
 }
 
+/// Skip a (possibly compressed) name at `off`; the offset after it. Bounded
+/// by [`MAX_LABELS`] labels; a pointer ends the name.
+fn skip_name(msg: &[u8], mut off: usize) -> Option<usize> {
+    for _ in 0..MAX_LABELS {
+        let len = *msg.get(off)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => return Some(off + 1),
+            0x00 => off += 1 + usize::from(len),
+            0xc0 => return Some(off + 2),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Walk the answer section without allocating, calling `f(address, ttl)` for
+/// each A and AAAA record (at most [`MAX_ANSWERS`]). Used for every response,
+/// whatever its question, to learn which addresses serve which kind of name.
+/// Returns the number of address records delivered.
+pub fn answer_addrs(msg: &[u8], mut f: impl FnMut(IpAddr, u32)) -> usize {
+    let Some(w) = questions(msg, |_| {}) else {
+        return 0;
+    };
+    if w.error.is_some() || w.capped > 0 {
+        return 0;
+    }
+    let mut off = w.end;
+    let mut n = 0usize;
+    for _ in 0..usize::from(w.header.ancount).min(MAX_ANSWERS) {
+        let Some(p) = skip_name(msg, off) else { break };
+        let (Some(rtype), Some(class), Some(t1), Some(t2), Some(rdlen)) = (
+            be16(msg, p),
+            be16(msg, p + 2),
+            be16(msg, p + 4),
+            be16(msg, p + 6),
+            be16(msg, p + 8),
+        ) else {
+            break;
+        };
+        let ttl = u32::from(t1) << 16 | u32::from(t2);
+        let start = p + 10;
+        let Some(rdata) = msg.get(start..start + usize::from(rdlen)) else {
+            break;
+        };
+        if class & 0x7fff == 1 {
+            match (rtype, rdata.len()) {
+                (1, 4) => {
+                    let mut a = [0u8; 4];
+                    a.copy_from_slice(rdata);
+                    f(IpAddr::from(a), ttl);
+                    n += 1;
+                }
+                (28, 16) => {
+                    let mut a = [0u8; 16];
+                    a.copy_from_slice(rdata);
+                    f(IpAddr::from(a), ttl);
+                    n += 1;
+                }
+                _ => {}
+            }
+        }
+        off = start + usize::from(rdlen);
+    }
+    n
+}
+
 /// A resolution learned from an answer section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resolution {

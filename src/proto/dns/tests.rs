@@ -121,6 +121,35 @@ fn answers_a_cname_chain() {
         ]
     );
     assert!(answers(b"junk").is_empty());
+    // The zero-copy walker agrees with hickory on the addresses.
+    let mut got = Vec::new();
+    assert_eq!(answer_addrs(&m, |a, t| got.push((a, t))), 1);
+    assert_eq!(got, vec![("203.0.113.7".parse().unwrap(), 256)]);
+    for n in 0..m.len() {
+        let mut cut = Vec::new();
+        answer_addrs(&m[..n], |a, t| cut.push((a, t)));
+        assert!(
+            cut.is_empty() || n == m.len(),
+            "address read from a cut record at {n}"
+        );
+    }
+}
+
+#[test]
+fn answer_addrs_reads_aaaa_and_skips_other_classes() {
+    let mut m = vec![0, 2, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 0];
+    m.extend_from_slice(&wire("www.shop-example.com"));
+    m.extend_from_slice(&[0, 28, 0, 1]);
+    let mut aaaa = vec![0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 30, 0, 16];
+    aaaa.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+    m.extend_from_slice(&aaaa);
+    // class CH: ignored
+    m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 3, 0, 0, 0, 30, 0, 4, 1, 2, 3, 4]);
+    // A with a wrong rdata length: ignored
+    m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 3, 1, 2, 3]);
+    let mut got = Vec::new();
+    answer_addrs(&m, |a, t| got.push((a, t)));
+    assert_eq!(got, vec![("2001:db8::9".parse().unwrap(), 30)]);
 }
 
 #[test]

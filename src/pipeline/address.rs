@@ -1,0 +1,291 @@
+//! Address evidence, decided per connection. The merger tells the
+//! [`AddressBook`] which addresses DNS answers map to Kaspersky names
+//! (attributions) and which to other names or which connections name other
+//! sites (shared marks), which connections open and what their clients
+//! named. A connection to an attributed, unshared address that names nothing
+//! itself is held until its client's first message (or its end, or
+//! [`CONN_HOLD_NS`] of packet time) and then released as an `address`
+//! callback; one that names a site, or whose address turns out shared, is
+//! dropped. It also remembers which hosts answer DNS for others (resolvers).
+//! Every table is a bounded [`GenMap`] or a capped queue: O(1) amortised per
+//! packet, drops counted.
+
+use super::{ConnKey, Named, Obs};
+use crate::matcher::Hit;
+use crate::stats::{Counters, Limit};
+use crate::table::GenMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+/// Addresses attributed to Kaspersky names (each answer adds a few).
+pub const MAX_RESOLUTIONS: usize = 65_536;
+/// Addresses known to serve other names (every DNS answer and every named
+/// connection adds one; 131,072 entries are ~5 MiB).
+pub const MAX_SHARED_ADDRESSES: usize = 131_072;
+/// Connections held while their client has not yet said what it names.
+pub const MAX_HELD_CONNECTIONS: usize = 4_096;
+/// Hosts remembered as DNS resolvers.
+pub const MAX_RESOLVERS: usize = 4_096;
+/// Longest wait (packet time) for a held connection's first client message.
+pub const CONN_HOLD_NS: u64 = 10_000_000_000;
+/// Shortest time an answer is trusted, whatever its TTL says (clients keep
+/// answers a little past short TTLs).
+pub const MIN_ATTRIBUTION_NS: u64 = 300_000_000_000;
+/// Longest time an answer is trusted: a day-long TTL should not keep a CDN
+/// address attributed to Kaspersky for longer than that. Shared marks from
+/// named connections last this long too.
+pub const MAX_ATTRIBUTION_NS: u64 = 86_400_000_000_000;
+
+/// An address learned from a DNS answer to a matching question.
+#[derive(Clone, Debug)]
+pub struct Attribution {
+    pub name: String,
+    pub hit: Hit,
+    pub expires: u64,
+}
+
+/// A connection released as an address callback: its opening packet, and
+/// the name and signature its address was resolved from.
+pub struct Release {
+    pub open: Obs,
+    pub name: String,
+    pub hit: Hit,
+}
+
+/// Counts that explain address evidence (exported as metrics).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddressStats {
+    /// Attributed addresses found to serve other names too.
+    pub shared: u64,
+    /// Connections to attributed addresses that gave no address callback
+    /// because the address is shared.
+    pub suppressed_shared: u64,
+    /// Held connections whose client named a site (Kaspersky or not).
+    pub settled_by_name: u64,
+    /// Connections released as address callbacks.
+    pub released: u64,
+}
+
+/// A connection held for its decision.
+struct Held {
+    open: Obs,
+}
+
+fn life(ttl: u32) -> u64 {
+    (u64::from(ttl) * 1_000_000_000).clamp(MIN_ATTRIBUTION_NS, MAX_ATTRIBUTION_NS)
+}
+
+/// See the module doc.
+pub struct AddressBook {
+    attrib: GenMap<IpAddr, Attribution>,
+    /// Address -> packet time until which it counts as shared.
+    shared: GenMap<IpAddr, u64>,
+    held: HashMap<ConnKey, Held, ahash::RandomState>,
+    /// Held connections in the order they opened: (open time, key).
+    queue: VecDeque<(u64, ConnKey)>,
+    resolvers: GenMap<IpAddr, ()>,
+    pub stats: AddressStats,
+}
+
+impl Default for AddressBook {
+    fn default() -> Self {
+        AddressBook {
+            attrib: GenMap::new(MAX_RESOLUTIONS),
+            shared: GenMap::new(MAX_SHARED_ADDRESSES),
+            held: HashMap::with_hasher(ahash::RandomState::new()),
+            queue: VecDeque::new(),
+            resolvers: GenMap::new(MAX_RESOLVERS),
+            stats: AddressStats::default(),
+        }
+    }
+}
+
+impl AddressBook {
+    /// Addresses currently attributed to matching names.
+    pub fn attributed(&self) -> usize {
+        self.attrib.len()
+    }
+
+    /// Connections held now.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// A DNS answer maps `addr` to a Kaspersky name.
+    pub fn learn(
+        &mut self,
+        addr: IpAddr,
+        name: &str,
+        hit: Hit,
+        ts: u64,
+        ttl: u32,
+        c: &mut Counters,
+    ) {
+        let a = Attribution {
+            name: name.to_string(),
+            hit,
+            expires: ts.saturating_add(life(ttl)),
+        };
+        let dropped = self.attrib.insert(addr, a, |a| a.expires >= ts);
+        for _ in 0..dropped {
+            c.limit(Limit::Resolutions);
+        }
+        if self.is_shared(&addr, ts) {
+            self.stats.shared += 1;
+        }
+    }
+
+    /// `addr` serves another name until `until` (a DNS answer to another
+    /// question, or a connection that named another site).
+    pub fn mark_shared(&mut self, addr: IpAddr, until: u64, ts: u64, c: &mut Counters) {
+        let was = self.is_shared(&addr, ts);
+        let (slot, dropped) = self.shared.get_mut(&addr, |u| *u >= ts);
+        let dropped = match slot {
+            Some(u) => {
+                *u = (*u).max(until);
+                dropped
+            }
+            None => dropped + self.shared.insert(addr, until, |u| *u >= ts),
+        };
+        for _ in 0..dropped {
+            c.limit(Limit::SharedAddresses);
+        }
+        if !was && self.attrib.get(&addr).is_some_and(|a| a.expires >= ts) {
+            self.stats.shared += 1;
+        }
+    }
+
+    /// A DNS answer maps `addr` to a non-Kaspersky name.
+    pub fn learn_other(&mut self, addr: IpAddr, ts: u64, ttl: u32, c: &mut Counters) {
+        self.mark_shared(addr, ts.saturating_add(life(ttl)), ts, c);
+    }
+
+    fn is_shared(&self, addr: &IpAddr, ts: u64) -> bool {
+        self.shared.get(addr).is_some_and(|u| *u >= ts)
+    }
+
+    /// The live attribution of `addr` at `ts`, if any (shared or not).
+    fn attribution(&self, addr: &IpAddr, ts: u64) -> Option<&Attribution> {
+        self.attrib.get(addr).filter(|a| a.expires >= ts)
+    }
+
+    /// A connection opened (`o.kind` is `Open`). Returns an address callback
+    /// when the opening packet already settles it as naming nothing.
+    pub fn open(&mut self, o: &Obs, settled: Option<Named>, c: &mut Counters) -> Option<Release> {
+        let a = self.attribution(&o.dst, o.ts)?;
+        if self.is_shared(&o.dst, o.ts) {
+            self.stats.suppressed_shared += 1;
+            return None;
+        }
+        match settled {
+            Some(Named::Nothing) => {
+                let (name, hit) = (a.name.clone(), a.hit);
+                self.stats.released += 1;
+                Some(Release {
+                    open: o.clone(),
+                    name,
+                    hit,
+                })
+            }
+            Some(_) => None,
+            None => {
+                self.hold(o, c);
+                None
+            }
+        }
+    }
+
+    fn hold(&mut self, o: &Obs, c: &mut Counters) {
+        // Bounded: the oldest held connection is dropped (not released: a
+        // callback on weak evidence is worse than none), counted.
+        while self.held.len() >= MAX_HELD_CONNECTIONS
+            || self.queue.len() >= 2 * MAX_HELD_CONNECTIONS
+        {
+            let Some((t, k)) = self.queue.pop_front() else {
+                break;
+            };
+            if self.held.get(&k).is_some_and(|h| h.open.ts == t) {
+                self.held.remove(&k);
+                c.limit(Limit::HeldConnections);
+            }
+        }
+        let key = o.conn_key();
+        self.queue.push_back((o.ts, key));
+        self.held.insert(key, Held { open: o.clone() });
+    }
+
+    /// What a connection's client named (`o` is oriented client first).
+    /// Returns an address callback when it named nothing.
+    pub fn decided(&mut self, o: &Obs, named: Named, c: &mut Counters) -> Option<Release> {
+        if named == Named::Other {
+            self.mark_shared(o.dst, o.ts.saturating_add(MAX_ATTRIBUTION_NS), o.ts, c);
+        }
+        let held = self.held.remove(&o.conn_key())?;
+        if named != Named::Nothing {
+            self.stats.settled_by_name += 1;
+            return None;
+        }
+        self.release(held, o.ts)
+    }
+
+    fn release(&mut self, held: Held, now: u64) -> Option<Release> {
+        let dst = held.open.dst;
+        if self.is_shared(&dst, now) {
+            self.stats.suppressed_shared += 1;
+            return None;
+        }
+        let a = self.attribution(&dst, held.open.ts)?;
+        let (name, hit) = (a.name.clone(), a.hit);
+        self.stats.released += 1;
+        Some(Release {
+            open: held.open,
+            name,
+            hit,
+        })
+    }
+
+    /// Release connections held longer than [`CONN_HOLD_NS`] at `now`
+    /// (their client never said anything), in the order they opened.
+    pub fn expire(&mut self, now: u64, out: &mut Vec<Release>) {
+        while let Some(&(t, k)) = self.queue.front() {
+            if now.saturating_sub(t) <= CONN_HOLD_NS {
+                break;
+            }
+            self.queue.pop_front();
+            if self.held.get(&k).is_some_and(|h| h.open.ts == t) {
+                if let Some(h) = self.held.remove(&k) {
+                    out.extend(self.release(h, now));
+                }
+            }
+        }
+    }
+
+    /// End of input: every connection still held is released (its client
+    /// said nothing before the capture ended).
+    pub fn drain(&mut self, now: u64, out: &mut Vec<Release>) {
+        while let Some((t, k)) = self.queue.pop_front() {
+            if self.held.get(&k).is_some_and(|h| h.open.ts == t) {
+                if let Some(h) = self.held.remove(&k) {
+                    out.extend(self.release(h, now));
+                }
+            }
+        }
+        self.held.clear();
+    }
+
+    /// `addr` answered a DNS query for another host. Returns true the first
+    /// time (within the table's memory).
+    pub fn mark_resolver(&mut self, addr: IpAddr, c: &mut Counters) -> bool {
+        if self.resolvers.contains_key(&addr) {
+            return false;
+        }
+        for _ in 0..self.resolvers.insert(addr, (), |_| true) {
+            c.limit(Limit::Resolvers);
+        }
+        true
+    }
+
+    pub fn is_resolver(&self, addr: &IpAddr) -> bool {
+        self.resolvers.contains_key(addr)
+    }
+}

@@ -1,0 +1,391 @@
+//! The ordered half of the pipeline: the [`Merger`] applies the workers'
+//! observations in packet order. It turns matches into callbacks (host
+//! table, events, aggregate counts), gives each its evidence and the host's
+//! role, pairs DNS queries with responses (one-way mirrors), and runs the
+//! [`AddressBook`] that decides address evidence per connection. Read by
+//! the exporters (report, metrics) through its host table and counters.
+
+use super::address::{AddressBook, Release};
+use super::{Obs, ObsKind};
+use crate::event::Event;
+use crate::evidence::{Evidence, Role};
+use crate::export::jsonlog::LineSink;
+use crate::export::metrics::{Backfill, CallbackCounts, IfaceStats, Snapshot};
+use crate::hosts::{HostTable, Record};
+use crate::matcher::{Hit, Matcher};
+use crate::proto::{dns, Protocol};
+use crate::signatures::Category;
+use crate::stats::{Counters, Limit};
+use crate::table::GenMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Matched DNS queries remembered until their response (a busy client sends a
+/// few per second; responses come within seconds).
+pub const MAX_PENDING_QUERIES: usize = 16_384;
+/// A query whose response has not come after this long is forgotten.
+pub const QUERY_WAIT_NS: u64 = 30_000_000_000;
+
+/// Matched names asked of a host (as a DNS server) remembered to spot it
+/// forwarding them: (server, name fingerprint) -> packet time.
+pub const MAX_ASKED: usize = 8_192;
+/// A host that asks for a name it was asked for within this long is
+/// forwarding its client's lookup.
+pub const FORWARD_WINDOW_NS: u64 = 10_000_000_000;
+
+/// (client, server, client port, DNS id) of a matched query.
+type QueryKey = (IpAddr, IpAddr, u16, u16);
+
+/// Applies observations, in packet order, to the host table and outputs.
+pub struct Merger {
+    matcher: Arc<Matcher>,
+    pub hosts: HostTable,
+    pub events: Option<LineSink>,
+    pub all_names: Option<LineSink>,
+    /// Input names (files or interfaces), indexed by `PktMeta::input`.
+    pub inputs: Vec<String>,
+    pub callbacks: u64,
+    /// Further matches on connections that already made their callback.
+    pub repeats: u64,
+    pub names_seen: u64,
+    /// Attributions, shared addresses, held connections, resolvers.
+    pub address: AddressBook,
+    /// Matched DNS queries awaiting their response -> packet time. A
+    /// response whose query was captured is not counted twice; one whose
+    /// query was not (one-way mirror) still counts.
+    queries: GenMap<QueryKey, u64>,
+    /// Matched names asked of DNS servers, to spot forwarders at once.
+    asked: GenMap<(IpAddr, u64), u64>,
+    name_hasher: ahash::RandomState,
+    /// Drops at limits owned by the merger.
+    pub counters: Counters,
+    /// Callbacks by category and protocol, all hosts (survives evictions).
+    pub by_category: CallbackCounts,
+    /// Callbacks by evidence, all hosts.
+    pub by_evidence: [u64; Evidence::ALL.len()],
+    /// Signatures loaded per category (for the metrics).
+    pub signature_counts: Vec<(Category, usize)>,
+    /// `read --backfill`: sampled at step boundaries of packet time.
+    pub backfill: Option<Backfill>,
+    /// Latest packet time of an observation.
+    pub last_ts: u64,
+    /// `--inventory`: marks hosts managed.
+    pub inventory: Option<Arc<crate::inventory::Inventory>>,
+    released: Vec<Release>,
+}
+
+impl Merger {
+    pub fn new(matcher: Arc<Matcher>, hosts: HostTable) -> Self {
+        Merger {
+            matcher,
+            hosts,
+            events: None,
+            all_names: None,
+            inputs: Vec::new(),
+            callbacks: 0,
+            repeats: 0,
+            names_seen: 0,
+            address: AddressBook::default(),
+            queries: GenMap::new(MAX_PENDING_QUERIES),
+            asked: GenMap::new(MAX_ASKED),
+            name_hasher: ahash::RandomState::new(),
+            counters: Counters::default(),
+            by_category: Default::default(),
+            by_evidence: [0; Evidence::ALL.len()],
+            signature_counts: Vec::new(),
+            backfill: None,
+            last_ts: 0,
+            inventory: None,
+            released: Vec::new(),
+        }
+    }
+
+    /// A metrics snapshot of the merger's state plus the drivers' counters.
+    pub fn snapshot<'a>(
+        &'a self,
+        counters: &'a Counters,
+        interfaces: &'a [IfaceStats],
+    ) -> Snapshot<'a> {
+        Snapshot {
+            hosts: &self.hosts,
+            callbacks: &self.by_category,
+            by_evidence: &self.by_evidence,
+            address: self.address.stats,
+            counters,
+            interfaces,
+            signatures: &self.signature_counts,
+            version: env!("CARGO_PKG_VERSION"),
+            event_write_errors: self.events.as_ref().map_or(0, |e| e.errors),
+        }
+    }
+
+    /// Addresses currently attributed to matching names.
+    pub fn attributed(&self) -> usize {
+        self.address.attributed()
+    }
+
+    /// Apply one observation (in packet order).
+    pub fn apply(&mut self, o: &Obs) {
+        if let Some(mut b) = self.backfill.take() {
+            let none = Counters::default();
+            b.advance(o.ts, &self.snapshot(&none, &[]));
+            self.backfill = Some(b);
+        }
+        self.last_ts = self.last_ts.max(o.ts);
+        self.tick(o.ts);
+        match &o.kind {
+            ObsKind::Name => self.name(o),
+            ObsKind::Open(settled) => {
+                let r = self.address.open(o, *settled, &mut self.counters);
+                self.release(r);
+            }
+            ObsKind::Decided(named) => {
+                let r = self.address.decided(o, *named, &mut self.counters);
+                self.release(r);
+            }
+            ObsKind::Resolved(answers) => {
+                self.responder(o);
+                self.response(o);
+                self.learn(o, answers);
+            }
+            ObsKind::Answers(list) => {
+                self.responder(o);
+                for (addr, ttl) in list.iter() {
+                    self.address
+                        .learn_other(addr, o.ts, ttl, &mut self.counters);
+                }
+            }
+        }
+    }
+
+    /// Packet time moved on to `now`: release held connections whose
+    /// client stayed silent too long. `live` calls this on a timer too.
+    pub fn tick(&mut self, now: u64) {
+        let mut out = std::mem::take(&mut self.released);
+        self.address.expire(now, &mut out);
+        self.release_all(&mut out);
+        self.released = out;
+    }
+
+    /// End of input: decide every connection still held.
+    pub fn finish(&mut self) {
+        let mut out = std::mem::take(&mut self.released);
+        self.address.drain(self.last_ts, &mut out);
+        self.release_all(&mut out);
+        self.released = out;
+    }
+
+    fn release_all(&mut self, out: &mut Vec<Release>) {
+        for r in out.drain(..) {
+            self.release(Some(r));
+        }
+    }
+
+    fn release(&mut self, r: Option<Release>) {
+        if let Some(r) = r {
+            let mut o = r.open;
+            o.protocol = Protocol::Ip;
+            o.evidence = Evidence::Address;
+            self.callback(&o, r.hit, &r.name);
+        }
+    }
+
+    fn name(&mut self, o: &Obs) {
+        self.names_seen += 1;
+        if let Some(s) = self.all_names.as_mut() {
+            let input = self
+                .inputs
+                .get(o.meta.input as usize)
+                .map(String::as_str)
+                .unwrap_or("");
+            let shown = o.shown.as_deref().unwrap_or(&o.name);
+            let detail = format!("{}/{}", o.l4.as_str(), o.dport);
+            s.line(&format!(
+                "{input}\t{}\t{}\t{}\t{}\t{detail}",
+                o.meta.frame,
+                o.src,
+                o.protocol.name_kind(),
+                shown
+            ));
+        }
+        let Some(hit) = o.hit else { return };
+        if o.repeat {
+            self.repeats += 1;
+            return;
+        }
+        if o.protocol == Protocol::Dns {
+            self.note_query(o);
+            self.forwarding(o);
+        }
+        self.callback(o, hit, &o.name);
+    }
+
+    /// A resolver is known by its answers, but its first forwarded query
+    /// may come before any answer: a host that asks for a name it was just
+    /// asked for (at port 53) is forwarding, and is a resolver from now on.
+    fn forwarding(&mut self, o: &Obs) {
+        let k = self.name_hasher.hash_one(&o.name);
+        let now = o.ts;
+        let asked = self
+            .asked
+            .get(&(o.src, k))
+            .is_some_and(|t| now.saturating_sub(*t) <= FORWARD_WINDOW_NS);
+        if asked && self.address.mark_resolver(o.src, &mut self.counters) {
+            self.hosts.set_resolver(&o.src);
+        }
+        if o.dport == 53 && o.src != o.dst {
+            let dropped = self.asked.insert((o.dst, k), now, |t| {
+                now.saturating_sub(*t) <= FORWARD_WINDOW_NS
+            });
+            for _ in 0..dropped {
+                self.counters.limit(Limit::Resolvers);
+            }
+        }
+    }
+
+    /// A DNS response from port 53 to another host: its sender is a resolver.
+    fn responder(&mut self, o: &Obs) {
+        if o.sport != 53 || o.src == o.dst || !unicast(&o.dst) {
+            return;
+        }
+        if self.address.mark_resolver(o.src, &mut self.counters) {
+            self.hosts.set_resolver(&o.src);
+        }
+    }
+
+    fn learn(&mut self, o: &Obs, answers: &[dns::Resolution]) {
+        let Some(hit) = o.hit else { return };
+        for r in answers {
+            if let dns::Resolution::Addr { addr, ttl, .. } = r {
+                self.address
+                    .learn(*addr, &o.name, hit, o.ts, *ttl, &mut self.counters);
+            }
+        }
+    }
+
+    /// A response to a matching question: the client's callback unless its
+    /// query was seen.
+    fn response(&mut self, o: &Obs) {
+        let Some(hit) = o.hit else { return };
+        if self
+            .queries
+            .remove(&(o.dst, o.src, o.dport, o.dns_id))
+            .is_some()
+        {
+            return;
+        }
+        if !unicast(&o.dst) {
+            return; // mDNS/LLMNR answers to a group are not a host's callback
+        }
+        let mut c = o.clone();
+        c.reverse(); // the response's source MAC is the resolver's or the router's
+        self.callback(&c, hit, &o.name);
+    }
+
+    /// Remember a matched query until its response.
+    fn note_query(&mut self, o: &Obs) {
+        let now = o.ts;
+        let dropped = self
+            .queries
+            .insert((o.src, o.dst, o.sport, o.dns_id), now, |t| {
+                now.saturating_sub(*t) < QUERY_WAIT_NS
+            });
+        for _ in 0..dropped {
+            self.counters.limit(Limit::DnsPendingQueries);
+        }
+    }
+
+    fn callback(&mut self, o: &Obs, hit: Hit, name: &str) {
+        self.callbacks += 1;
+        if let Some(n) = self
+            .by_category
+            .get_mut(hit.category as usize)
+            .and_then(|r| r.get_mut(o.protocol as usize))
+        {
+            *n += 1;
+        }
+        if let Some(n) = self.by_evidence.get_mut(o.evidence as usize) {
+            *n += 1;
+        }
+        let role = if self.address.is_resolver(&o.src) {
+            Role::Resolver
+        } else {
+            Role::Device
+        };
+        self.hosts.record(&Record {
+            ip: o.src,
+            mac: o.src_mac,
+            ts: o.ts,
+            category: hit.category,
+            protocol: o.protocol,
+            evidence: o.evidence,
+            role,
+            name,
+        });
+        if let Some(inv) = &self.inventory {
+            if let Some(h) = self.hosts.get_mut(&o.src) {
+                if let Some(name) = inv.lookup(h.ip, h.mac) {
+                    h.managed = true;
+                    h.inventory_name = (!name.is_empty()).then(|| name.to_string());
+                }
+            }
+        }
+        let Some(s) = self.events.as_mut() else {
+            return;
+        };
+        let input = self
+            .inputs
+            .get(o.meta.input as usize)
+            .map(String::as_str)
+            .unwrap_or("");
+        let e = Event {
+            ts: crate::timefmt::rfc3339_micros(o.ts),
+            src_ip: o.src.to_string(),
+            src_mac: o.src_mac.map(crate::hosts::fmt_mac),
+            dst_ip: o.dst.to_string(),
+            dst_port: o.dport,
+            transport: o.l4.as_str(),
+            protocol: o.protocol.as_str(),
+            name: name.to_string(),
+            category: hit.category.as_str(),
+            evidence: o.evidence.as_str(),
+            role: role.as_str(),
+            signature: self.matcher.pattern(hit.sig).to_string(),
+            file: input.to_string(),
+            frame: o.meta.frame,
+            alpn: o.alpn.clone(),
+            ech: o.ech,
+            tunnel: o.tunnel.labels(),
+            managed: self.hosts.get(&o.src).is_some_and(|h| h.managed),
+        };
+        s.event(&e);
+    }
+
+    /// Write the backfill file (final sample included); `Some(true)` when
+    /// it stopped at its size limit.
+    pub fn finish_backfill(&mut self) -> crate::error::Result<Option<bool>> {
+        let Some(b) = self.backfill.take() else {
+            return Ok(None);
+        };
+        let truncated = b.truncated;
+        let none = Counters::default();
+        b.finish(&self.snapshot(&none, &[]))?;
+        Ok(Some(truncated))
+    }
+
+    pub fn flush(&mut self) {
+        if let Some(s) = self.events.as_mut() {
+            s.flush();
+        }
+        if let Some(s) = self.all_names.as_mut() {
+            s.flush();
+        }
+    }
+}
+
+fn unicast(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}

@@ -1,0 +1,161 @@
+//! The pipeline that every driver shares: `read`, `live`, tests and benches
+//! push [`RawPacket`](crate::capture::RawPacket)s into a [`Worker`] (decode,
+//! flows, parsers; one per shard of the traffic), which turns what it finds
+//! into [`Obs`]ervations; the [`Merger`] applies them in packet order to the
+//! host table and the outputs, deciding address evidence
+//! ([`address::AddressBook`]) along the way.
+//!
+//! - `worker.rs`: [`Worker`] and its emitter (names, connection opens and
+//!   decisions, DNS answers).
+//! - `merger.rs`: [`Merger`]: callbacks, evidence, roles, events, pending
+//!   DNS queries.
+//! - `address.rs`: which addresses were resolved from Kaspersky names, which
+//!   are shared with other names, held connections, resolvers.
+//!
+//! Single-worker runs call both inline; multi-worker runs shard packets by
+//! [`shard_of`] and merge in sequence order, so output is identical whatever
+//! the worker count.
+
+pub mod address;
+mod merger;
+mod worker;
+
+pub use merger::{Merger, MAX_PENDING_QUERIES, QUERY_WAIT_NS};
+pub use worker::{Worker, WorkerConfig, MAX_QUIC_HELLOS};
+
+use crate::capture::RawPacket;
+use crate::decode::{self, TunnelPath};
+use crate::evidence::Evidence;
+use crate::matcher::Hit;
+use crate::proto::{dns, Protocol};
+use std::net::IpAddr;
+
+/// Where a packet came from: sequence number across the run, input index
+/// (file or interface) and 1-based frame number within it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PktMeta {
+    pub seq: u64,
+    pub input: u32,
+    pub frame: u64,
+}
+
+/// Transport of an observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum L4 {
+    Udp,
+    Tcp,
+}
+
+impl L4 {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            L4::Udp => "udp",
+            L4::Tcp => "tcp",
+        }
+    }
+}
+
+/// What a connection's client said about where it is going.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named {
+    /// No name: no payload, a hello without SNI, an IP-literal Host, an
+    /// unknown protocol. Only such a connection can be address evidence.
+    Nothing,
+    /// A Kaspersky name (that callback has evidence `name`), or the
+    /// connection already made a callback by content.
+    Kaspersky,
+    /// Another site's name: the destination address is shared.
+    Other,
+}
+
+/// Up to [`ANSWERS_PER_OBS`] addresses from one DNS response (no allocation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrList {
+    pub addrs: [Option<(IpAddr, u32)>; ANSWERS_PER_OBS],
+}
+
+/// Addresses carried by one [`ObsKind::Answers`]; a response with more
+/// makes several observations (bounded by `dns::MAX_ANSWERS`).
+pub const ANSWERS_PER_OBS: usize = 4;
+
+impl AddrList {
+    pub fn iter(&self) -> impl Iterator<Item = (IpAddr, u32)> + '_ {
+        self.addrs.iter().flatten().copied()
+    }
+}
+
+/// What an observation carries.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum ObsKind {
+    /// A name seen in a query, hello or request (matched, or any name with
+    /// `--all-names`), or update-protocol content.
+    #[default]
+    Name,
+    /// A client opened a connection (TCP SYN, first datagram of a UDP flow)
+    /// to `dst`; `Some` when this same packet already settles what it names.
+    Open(Option<Named>),
+    /// The connection's client settled what it names (its first message, or
+    /// the connection ended without one).
+    Decided(Named),
+    /// A DNS response to a matching question: addresses for attribution.
+    Resolved(Vec<dns::Resolution>),
+    /// A DNS response to other questions: addresses that serve other names.
+    Answers(AddrList),
+}
+
+/// Something the worker saw, for the merger. Owned, but built without
+/// allocation unless it carries a name (only for matches, or with
+/// `--all-names`).
+#[derive(Clone, Debug)]
+pub struct Obs {
+    pub meta: PktMeta,
+    pub ts: u64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub l4: L4,
+    pub src_mac: Option<[u8; 6]>,
+    pub tunnel: TunnelPath,
+    pub protocol: Protocol,
+    /// Normalised name used for matching.
+    pub name: String,
+    /// Name as shown in `--all-names` when it differs (HTTP Host keeps `:port`).
+    pub shown: Option<String>,
+    pub hit: Option<Hit>,
+    pub evidence: Evidence,
+    /// A further match on a connection that already made its callback:
+    /// logged with `--all-names`, not counted again.
+    pub repeat: bool,
+    pub alpn: Option<String>,
+    pub ech: Option<bool>,
+    /// DNS transaction id (queries and responses), to pair them.
+    pub dns_id: u16,
+    pub kind: ObsKind,
+}
+
+impl Obs {
+    /// Key of the connection this observation belongs to, client first.
+    pub fn conn_key(&self) -> ConnKey {
+        (self.src, self.dst, self.sport, self.dport, self.l4)
+    }
+}
+
+/// A connection: client, server, client port, server port, transport.
+pub type ConnKey = (IpAddr, IpAddr, u16, u16, L4);
+
+/// Symmetric shard key of a packet: the outermost address pair, order-free,
+/// so both directions, every IP fragment and every tunnelled packet of a flow
+/// reach the same worker (inner addresses are unknown for non-first
+/// fragments of a tunnel). Non-IP frames go to worker 0. `seed` is a
+/// per-run random hasher, so crafted addresses cannot pile onto one worker.
+pub fn shard_of(raw: &RawPacket<'_>, workers: usize, seed: &ahash::RandomState) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let Some((a, b)) = decode::outer_addrs(raw.linktype, raw.data) else {
+        return 0;
+    };
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    (seed.hash_one((lo, hi)) % workers as u64) as usize
+}

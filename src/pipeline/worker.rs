@@ -1,0 +1,641 @@
+//! The per-shard half of the pipeline: a [`Worker`] decodes packets,
+//! reassembles fragments, tracks flows (`flow.rs`), runs the parsers
+//! (`proto/`) and the matcher, and pushes [`Obs`]ervations for the merger:
+//! matched names, connection opens and the decision of what each
+//! connection's client named, and the addresses DNS responses hand out.
+//! Owns its flow table and fragment reassembler; shares only the matcher.
+
+use super::{AddrList, Named, Obs, ObsKind, PktMeta, ANSWERS_PER_OBS, L4};
+use crate::capture::RawPacket;
+use crate::decode::{self, Decoded, Packet, Transport};
+use crate::evidence::Evidence;
+use crate::flow::{self, App, ConnTrack, FlowKey, FlowTable, Scratch};
+use crate::matcher::{Hit, Matcher};
+use crate::proto::{dns, http, kupdate, name, quic, tls, Protocol};
+use crate::stats::{Counters, Layer, Limit};
+use std::sync::Arc;
+
+/// ClientHellos taken from one QUIC flow (the first and one after a Retry).
+pub const MAX_QUIC_HELLOS: u8 = 2;
+
+/// Worker settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WorkerConfig {
+    /// Keep every extracted name, matched or not (`--all-names`).
+    pub all_names: bool,
+}
+
+/// Decode + flow + parse, for one shard of the traffic.
+pub struct Worker {
+    matcher: Arc<Matcher>,
+    cfg: WorkerConfig,
+    flows: FlowTable,
+    frags: decode::frag::Reassembler,
+    scratch: Scratch,
+    pub counters: Counters,
+    app_counters: Counters,
+    /// Observations produced since the last [`Worker::take`].
+    pub out: Vec<Obs>,
+}
+
+/// Per-packet context for building observations.
+#[derive(Clone, Copy)]
+struct Ctx<'p> {
+    meta: PktMeta,
+    ts: u64,
+    pkt: &'p Packet<'p>,
+    sport: u16,
+    dport: u16,
+    l4: L4,
+}
+
+/// UDP ports whose payload is DNS by convention (DNS, mDNS, LLMNR).
+fn dns_port(p: u16) -> bool {
+    p == 53 || p == 5353 || p == 5355
+}
+
+/// NetBIOS name and datagram services: DNS-shaped, but their names are
+/// encoded NetBIOS names, not DNS names; never read as DNS.
+fn netbios_port(p: u16) -> bool {
+    p == 137 || p == 138
+}
+
+impl Worker {
+    pub fn new(matcher: Arc<Matcher>, cfg: WorkerConfig) -> Self {
+        Worker {
+            matcher,
+            cfg,
+            flows: FlowTable::default(),
+            frags: decode::frag::Reassembler::default(),
+            scratch: Scratch::default(),
+            counters: Counters::default(),
+            app_counters: Counters::default(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Counters of this worker (decode + application layers).
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters.clone();
+        c.merge(&self.app_counters);
+        c
+    }
+
+    /// Process one packet.
+    pub fn process(&mut self, meta: PktMeta, raw: &RawPacket<'_>) {
+        self.counters.packets += 1;
+        self.counters.bytes += u64::from(raw.wire_len.max(raw.data.len() as u32));
+        match decode::decode(raw.linktype, raw.data, &mut self.counters) {
+            Decoded::Packet(p) => self.packet(meta, raw.ts, &p),
+            Decoded::Fragment(f) => {
+                if let Some(r) = self.frags.push(&f, raw.ts, &mut self.counters) {
+                    let view = r.as_fragment();
+                    match decode::decode_ip_payload(&view, &r.data, &mut self.counters) {
+                        Decoded::Packet(p) => self.packet(meta, raw.ts, &p),
+                        Decoded::Fragment(_) => self.counters.decode_error(Layer::Fragment),
+                        Decoded::Skip => {}
+                    }
+                }
+            }
+            Decoded::Skip => {}
+        }
+    }
+
+    fn packet(&mut self, meta: PktMeta, ts: u64, p: &Packet<'_>) {
+        match p.transport {
+            Transport::Udp {
+                sport,
+                dport,
+                payload,
+            } => {
+                let ctx = Ctx {
+                    meta,
+                    ts,
+                    pkt: p,
+                    sport,
+                    dport,
+                    l4: L4::Udp,
+                };
+                if dns_port(sport) || dns_port(dport) {
+                    self.emitter().dns_message(&ctx, payload);
+                    return;
+                }
+                if netbios_port(sport) || netbios_port(dport) {
+                    return;
+                }
+                if !self.udp(&ctx, payload) && dns::plausible(payload) {
+                    self.emitter().dns_message(&ctx, payload);
+                }
+            }
+            Transport::Tcp(tcp, payload) => self.tcp(meta, ts, p, &tcp, payload),
+            Transport::Other(_) => {}
+        }
+    }
+
+    fn emitter(&mut self) -> Emitter<'_> {
+        Emitter {
+            matcher: &self.matcher,
+            cfg: self.cfg,
+            out: &mut self.out,
+            c: &mut self.app_counters,
+        }
+    }
+
+    fn tcp(
+        &mut self,
+        meta: PktMeta,
+        ts: u64,
+        p: &Packet<'_>,
+        tcp: &decode::TcpInfo,
+        payload: &[u8],
+    ) {
+        let (key, dir) = FlowKey::new(p.src, p.dst, tcp.sport, tcp.dport, 6);
+        let Worker {
+            flows,
+            scratch,
+            counters,
+            app_counters,
+            matcher,
+            cfg,
+            out,
+            ..
+        } = self;
+        let Some(l) = flows.get(key, dir, ts, true, counters) else {
+            return;
+        };
+        let ctx = Ctx {
+            meta,
+            ts,
+            pkt: p,
+            sport: tcp.sport,
+            dport: tcp.dport,
+            l4: L4::Tcp,
+        };
+        let flow = l.flow;
+        if tcp.flags & (decode::TCP_SYN | decode::TCP_ACK) == decode::TCP_SYN && l.created {
+            flow.conn = ConnTrack {
+                client: dir as u8,
+                pending: true,
+                ..ConnTrack::default()
+            };
+            out.push(Obs::at(&ctx, Protocol::Ip, ObsKind::Open(None)));
+        }
+        let from_client = usize::from(flow.conn.client) == dir;
+        let Some(d) = flow.dirs.get_mut(dir) else {
+            return;
+        };
+        let conn = &mut flow.conn;
+        let mut named: Option<Named> = None;
+        let mut emit = |app: App<'_>| {
+            let mut e = Emitter {
+                matcher,
+                cfg: *cfg,
+                out,
+                c: app_counters,
+            };
+            let n = match app {
+                App::Dns(msg) => {
+                    e.dns_message(&ctx, msg);
+                    Named::Nothing
+                }
+                App::Tls(h) => e.hello(&ctx, Protocol::Tls, &h, conn),
+                App::Http(r) => e.http(&ctx, &r, conn),
+                App::UpdateMagic(rule) => {
+                    e.update_magic(&ctx, rule, conn);
+                    Named::Kaspersky
+                }
+            };
+            // The first thing the connection says decides it.
+            if named.is_none() {
+                named = Some(n);
+            }
+        };
+        flow::tcp_segment(d, tcp, payload, scratch, counters, &mut emit);
+        if tcp.flags & decode::TCP_FIN != 0 {
+            d.fin = true;
+        }
+        let client_done = from_client && !payload.is_empty() && d.is_done();
+        let ended = tcp.flags & decode::TCP_RST != 0 || flow.closed();
+        if flow.conn.pending {
+            let decided = match named {
+                Some(_) if flow.conn.called => Some(Named::Kaspersky),
+                Some(n) if from_client => Some(n),
+                _ if client_done || ended => Some(Named::Nothing),
+                _ => None,
+            };
+            if decided.is_some() {
+                flow.conn.pending = false;
+            }
+            // A non-Kaspersky name was already reported (and settles the merger's hold).
+            if let Some(n) = decided.filter(|n| *n != Named::Other || !flow.conn.named_other) {
+                let mut o = Obs::at(&ctx, Protocol::Ip, ObsKind::Decided(n));
+                o.client_first(from_client);
+                out.push(o);
+            }
+        }
+        // A reset or a FIN from both sides ends the connection: forget it now.
+        if ended {
+            flows.remove(&key);
+        }
+    }
+
+    /// A UDP datagram off the DNS ports: connection tracking for address
+    /// evidence and QUIC Initials. Returns true when the datagram was QUIC.
+    fn udp(&mut self, ctx: &Ctx<'_>, payload: &[u8]) -> bool {
+        let p = ctx.pkt;
+        let initial = quic::peek_initial(payload);
+        let (key, dir) = FlowKey::new(p.src, p.dst, ctx.sport, ctx.dport, 17);
+        let Worker {
+            flows,
+            counters,
+            app_counters,
+            matcher,
+            cfg,
+            out,
+            ..
+        } = self;
+        let Some(l) = flows.get(key, dir, ctx.ts, false, counters) else {
+            return false;
+        };
+        let flow = l.flow;
+        if l.created {
+            // A datagram that is not a QUIC Initial names nothing; an
+            // Initial is settled by its ClientHello.
+            let pending = initial.is_some();
+            flow.conn = ConnTrack {
+                client: dir as u8,
+                pending,
+                ..ConnTrack::default()
+            };
+            let settled = (!pending).then_some(Named::Nothing);
+            out.push(Obs::at(ctx, Protocol::Ip, ObsKind::Open(settled)));
+        }
+        let Some(h) = initial else {
+            return flow.quic.is_some();
+        };
+        let q = flow.quic.get_or_insert_with(Box::default);
+        if q.done {
+            // After a Retry the client starts over with a new DCID and repeats its hello.
+            let new_conn = usize::from(q.dir) == dir && q.dcid() != h.dcid;
+            if !new_conn || q.hellos >= MAX_QUIC_HELLOS {
+                return true;
+            }
+            q.done = false;
+        }
+        if q.state.is_none() {
+            match quic::QuicClientState::new(h.version, h.dcid) {
+                Some(s) => {
+                    q.state = Some(Box::new(s));
+                    q.dir = dir as u8;
+                    q.set_dcid(h.dcid);
+                }
+                None => {
+                    settle(out, ctx, &mut flow.conn, Named::Nothing);
+                    return false;
+                }
+            }
+        }
+        if usize::from(q.dir) != dir {
+            return true;
+        }
+        let Some(st) = q.state.as_mut() else {
+            return false;
+        };
+        match st.push_datagram(payload) {
+            quic::QuicProgress::Limit(_) => app_counters.limit(Limit::QuicCrypto),
+            quic::QuicProgress::NotQuic => {
+                settle(out, ctx, &mut flow.conn, Named::Nothing);
+                return false;
+            }
+            _ => {}
+        }
+        if let Some(hello) = st.client_hello() {
+            let mut e = Emitter {
+                matcher,
+                cfg: *cfg,
+                out,
+                c: app_counters,
+            };
+            let n = match tls::scan_handshake(hello) {
+                tls::TlsScan::Hello(h) => e.hello(ctx, Protocol::Quic, &h, &mut flow.conn),
+                _ => {
+                    e.c.decode_error(Layer::Quic);
+                    Named::Nothing
+                }
+            };
+            settle(out, ctx, &mut flow.conn, n);
+            q.done = true;
+            q.hellos += 1;
+            q.state = None;
+        }
+        true
+    }
+
+    /// Take the observations produced so far.
+    pub fn take(&mut self) -> Vec<Obs> {
+        std::mem::take(&mut self.out)
+    }
+}
+
+/// Settle a pending connection (once) from its client's packet.
+fn settle(out: &mut Vec<Obs>, ctx: &Ctx<'_>, conn: &mut ConnTrack, n: Named) {
+    if conn.pending {
+        conn.pending = false;
+        let n = if conn.called { Named::Kaspersky } else { n };
+        out.push(Obs::at(ctx, Protocol::Ip, ObsKind::Decided(n)));
+    }
+}
+
+impl Obs {
+    /// An observation of this packet; optional fields empty (no allocation).
+    fn at(ctx: &Ctx<'_>, protocol: Protocol, kind: ObsKind) -> Self {
+        Obs {
+            meta: ctx.meta,
+            ts: ctx.ts,
+            src: ctx.pkt.src,
+            dst: ctx.pkt.dst,
+            sport: ctx.sport,
+            dport: ctx.dport,
+            l4: ctx.l4,
+            src_mac: ctx.pkt.src_mac,
+            tunnel: ctx.pkt.tunnel,
+            protocol,
+            name: String::new(),
+            shown: None,
+            hit: None,
+            evidence: Evidence::Name,
+            repeat: false,
+            alpn: None,
+            ech: None,
+            dns_id: 0,
+            kind,
+        }
+    }
+
+    /// Orient a connection observation client first (the packet may be the
+    /// server's: a reset, a FIN).
+    fn client_first(&mut self, from_client: bool) {
+        if !from_client {
+            self.reverse();
+        }
+    }
+
+    /// Swap the two ends (a response's or a server's packet, told from the
+    /// client's side). The MAC is the other end's, so it is dropped.
+    pub(super) fn reverse(&mut self) {
+        std::mem::swap(&mut self.src, &mut self.dst);
+        std::mem::swap(&mut self.sport, &mut self.dport);
+        self.src_mac = None;
+    }
+}
+
+/// Builds observations from parsed application data.
+struct Emitter<'a> {
+    matcher: &'a Matcher,
+    cfg: WorkerConfig,
+    out: &'a mut Vec<Obs>,
+    c: &'a mut Counters,
+}
+
+impl Emitter<'_> {
+    /// A name the client sent; returns what it says about the connection.
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        ctx: &Ctx<'_>,
+        protocol: Protocol,
+        norm: &[u8],
+        shown: Option<&[u8]>,
+        alpn: Option<&[u8]>,
+        ech: Option<bool>,
+        conn: Option<&mut ConnTrack>,
+    ) -> Named {
+        let hit = if norm.is_empty() {
+            None
+        } else {
+            self.matcher.lookup(norm)
+        };
+        let named = match hit {
+            Some(_) => Named::Kaspersky,
+            None if norm.is_empty() || is_ip_literal(norm) => Named::Nothing,
+            None => Named::Other,
+        };
+        let mut repeat = false;
+        if let Some(conn) = conn {
+            match named {
+                Named::Kaspersky => {
+                    repeat = conn.called;
+                    conn.called = true;
+                }
+                Named::Other if !conn.named_other => {
+                    // The destination serves another site: shared.
+                    conn.named_other = true;
+                    let mut o = Obs::at(ctx, Protocol::Ip, ObsKind::Decided(Named::Other));
+                    o.protocol = protocol;
+                    self.out.push(o);
+                }
+                _ => {}
+            }
+        }
+        if hit.is_none() && !self.cfg.all_names {
+            return named;
+        }
+        let mut o = Obs::at(ctx, protocol, ObsKind::Name);
+        o.name = name::to_string(norm);
+        o.hit = hit;
+        o.repeat = repeat;
+        o.shown = shown.map(name::to_string);
+        o.alpn = alpn.map(|a| String::from_utf8_lossy(a).into_owned());
+        o.ech = ech;
+        self.out.push(o);
+        named
+    }
+
+    fn dns_message(&mut self, ctx: &Ctx<'_>, msg: &[u8]) {
+        let Some(h) = dns::header(msg) else {
+            self.c.decode_error(Layer::Dns);
+            return;
+        };
+        if h.opcode() != 0 {
+            return;
+        }
+        if h.is_response() {
+            self.dns_response(ctx, msg, h.id);
+            return;
+        }
+        let before = self.out.len();
+        let walk = dns::questions(msg, |q| {
+            if q.name.is_empty() {
+                self.push(ctx, Protocol::Dns, b"", Some(b"<root>"), None, None, None);
+            } else {
+                self.push(ctx, Protocol::Dns, q.name, None, None, None, None);
+            }
+        });
+        for o in self.out.iter_mut().skip(before) {
+            o.dns_id = h.id;
+        }
+        match walk {
+            Some(w) => {
+                match w.error {
+                    Some(dns::NameError::TooLong) => self.c.limit(Limit::DnsNameLen),
+                    Some(_) => self.c.decode_error(Layer::Dns),
+                    None => {}
+                }
+                if w.capped > 0 {
+                    self.c.limit(Limit::DnsQuestions);
+                }
+            }
+            None => self.c.decode_error(Layer::Dns),
+        }
+    }
+
+    /// A response: to a matching question, addresses for attribution (and
+    /// the client's callback on a one-way mirror); to any other question,
+    /// the addresses it maps to other names. Either also tells the merger
+    /// who answers DNS (resolvers).
+    fn dns_response(&mut self, ctx: &Ctx<'_>, msg: &[u8], id: u16) {
+        let mut first: Option<(Hit, String)> = None;
+        let mut questions = 0usize;
+        dns::questions(msg, |q| {
+            questions += 1;
+            if first.is_none() {
+                if let Some(hit) = self.matcher.lookup(q.name) {
+                    first = Some((hit, name::to_string(q.name)));
+                }
+            }
+        });
+        if let Some((hit, qname)) = first {
+            let mut o = Obs::at(ctx, Protocol::Dns, ObsKind::Resolved(dns::answers(msg)));
+            o.name = qname;
+            o.hit = Some(hit);
+            o.dns_id = id;
+            self.out.push(o);
+            return;
+        }
+        if questions == 0 {
+            return;
+        }
+        // mDNS and LLMNR answers are hosts naming themselves, not resolvers.
+        if ctx.sport == 5353 || ctx.sport == 5355 {
+            return;
+        }
+        let mut list = AddrList::default();
+        let mut n = 0usize;
+        let mut sent = false;
+        dns::answer_addrs(msg, |addr, ttl| {
+            if let Some(slot) = list.addrs.get_mut(n) {
+                *slot = Some((addr, ttl));
+                n += 1;
+            }
+            if n == ANSWERS_PER_OBS {
+                self.out.push(answers_obs(ctx, list, id));
+                list = AddrList::default();
+                n = 0;
+                sent = true;
+            }
+        });
+        if n > 0 || (!sent && ctx.sport == 53) {
+            self.out.push(answers_obs(ctx, list, id));
+        }
+    }
+
+    fn hello(
+        &mut self,
+        ctx: &Ctx<'_>,
+        protocol: Protocol,
+        h: &tls::ClientHello<'_>,
+        conn: &mut ConnTrack,
+    ) -> Named {
+        let Some(sni) = h.sni else {
+            return if conn.called {
+                Named::Kaspersky
+            } else {
+                Named::Nothing
+            };
+        };
+        let mut buf = [0u8; name::MAX_NAME_LEN];
+        let Some(n) = name::normalise(sni, &mut buf) else {
+            return Named::Nothing;
+        };
+        let norm = buf.get(..n).unwrap_or(&[]);
+        self.push(ctx, protocol, norm, None, h.alpn, Some(h.ech), Some(conn))
+    }
+
+    fn http(&mut self, ctx: &Ctx<'_>, r: &http::HttpRequest<'_>, conn: &mut ConnTrack) -> Named {
+        let hostport = r.host.or(r.authority).unwrap_or_default();
+        let mut shown = [0u8; name::MAX_NAME_LEN];
+        let shown_n = hostport.len().min(shown.len());
+        for (d, s) in shown.iter_mut().zip(hostport) {
+            *d = s.to_ascii_lowercase();
+        }
+        let shown = shown.get(..shown_n).unwrap_or(&[]);
+        let mut buf = [0u8; name::MAX_NAME_LEN];
+        let n = http::host_for_match(hostport)
+            .and_then(|h| name::normalise(h, &mut buf))
+            .unwrap_or(0);
+        let norm = buf.get(..n).unwrap_or(&[]);
+        let hit = if norm.is_empty() {
+            None
+        } else {
+            self.matcher.lookup(norm)
+        };
+        if hit.is_none() && r.method != b"CONNECT" {
+            // No Kaspersky name: the update protocol may still show in the path.
+            if let Some(rule) = kupdate::match_path(r.target) {
+                let label = if norm.is_empty() {
+                    ctx.pkt.dst.to_string()
+                } else {
+                    name::to_string(norm)
+                };
+                let mut o = Obs::at(ctx, Protocol::Http, ObsKind::Name);
+                o.name = label;
+                o.hit = Some(Matcher::path_hit(rule));
+                o.evidence = Evidence::Content;
+                o.repeat = conn.called;
+                conn.called = true;
+                self.out.push(o);
+                return Named::Kaspersky;
+            }
+        }
+        if norm.is_empty() {
+            return if conn.called {
+                Named::Kaspersky
+            } else {
+                Named::Nothing
+            };
+        }
+        self.push(
+            ctx,
+            Protocol::Http,
+            norm,
+            (shown != norm).then_some(shown),
+            None,
+            None,
+            Some(conn),
+        )
+    }
+
+    /// A response body with update magic: the callback is the client's, the
+    /// packet's destination; the name is the server's address.
+    fn update_magic(&mut self, ctx: &Ctx<'_>, rule: usize, conn: &mut ConnTrack) {
+        let mut o = Obs::at(ctx, Protocol::Http, ObsKind::Name);
+        o.name = ctx.pkt.src.to_string();
+        o.hit = Some(Matcher::path_hit(rule));
+        o.evidence = Evidence::Content;
+        o.repeat = conn.called;
+        conn.called = true;
+        o.reverse();
+        self.out.push(o);
+    }
+}
+
+fn answers_obs(ctx: &Ctx<'_>, list: AddrList, id: u16) -> Obs {
+    let mut o = Obs::at(ctx, Protocol::Dns, ObsKind::Answers(list));
+    o.dns_id = id;
+    o
+}
+
+/// A normalised host that is an IPv4 or IPv6 literal: it names no site.
+fn is_ip_literal(norm: &[u8]) -> bool {
+    std::str::from_utf8(norm).is_ok_and(|s| s.parse::<std::net::IpAddr>().is_ok())
+}

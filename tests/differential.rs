@@ -1,10 +1,12 @@
-//! Differential test against tshark: for every capture in
-//! ../shared/captures-public, every name tshark lists in `truth/*.tsv`
-//! (DNS query, TLS SNI, QUIC SNI, HTTP Host) must be extracted by
-//! `kaswatch read --all-names`, with the same frame and source address.
-//! Recall is reported per file; below 100% fails unless the file is listed,
-//! with a reason, in tests/differential-exceptions.txt. No capture may make
-//! kaswatch fail or panic.
+//! Differential test against tshark: for every capture of the public corpus
+//! (tests/corpus, always present, plus the captures that
+//! ../shared/captures-public adds when it is beside the checkout), every name
+//! tshark lists in `truth/*.tsv` (DNS query, TLS SNI, QUIC SNI, HTTP Host)
+//! must be extracted by `kaswatch read --all-names`, with the same frame and
+//! source address. Recall is reported per file; below 100% fails unless the
+//! file is listed, with a reason, in tests/differential-exceptions.txt. No
+//! capture may make kaswatch fail or panic. Every truth row of tests/corpus
+//! must have been compared: the test cannot pass having checked nothing.
 
 mod common;
 use common::*;
@@ -44,54 +46,20 @@ fn exceptions() -> HashMap<String, String> {
         .collect()
 }
 
-fn captures(corpus: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![corpus.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if p.file_name().unwrap() != "truth" {
-                    stack.push(p);
-                }
-            } else if ["pcap", "pcapng", "cap"]
-                .iter()
-                .any(|x| p.extension().is_some_and(|e| e == *x))
-            {
-                out.push(
-                    p.strip_prefix(corpus)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn check(workers: &str) {
-    let Some(corpus) = corpus() else {
-        eprintln!("SKIP: ../shared/captures-public not found beside the checkout");
-        return;
-    };
+fn check(test: &str, workers: &str) {
     let exc = exceptions();
-    let files = captures(&corpus);
-    assert!(
-        files.len() >= 100,
-        "corpus looks incomplete: {} files",
-        files.len()
-    );
+    let files = public_captures(test);
     let mut failures = Vec::new();
     let mut report = String::new();
     let (mut want_all, mut got_all) = (0usize, 0usize);
-    for f in &files {
+    let (mut checked_files, mut checked_repo_rows) = (0usize, 0usize);
+    for c in &files {
+        let f = &c.rel;
         let out = tmp(&format!("names-{workers}.tsv"));
         let o = std::process::Command::new(bin())
             .args(["read", "-q", "--workers", workers, "--all-names"])
             .arg(&out)
-            .arg(corpus.join(f))
+            .arg(c.path())
             .output()
             .unwrap();
         let err = stderr(&o);
@@ -110,7 +78,11 @@ fn check(workers: &str) {
             );
             *got.entry(row).or_default() += 1;
         }
-        let want = truth_rows(&corpus.join("truth").join(format!("{f}.tsv")));
+        let want = truth_rows(&c.truth());
+        checked_files += 1;
+        if c.in_repo() {
+            checked_repo_rows += want.len();
+        }
         let mut missing = Vec::new();
         for r in &want {
             match got.get_mut(r) {
@@ -160,10 +132,17 @@ fn check(workers: &str) {
             }
         }
     }
-    eprintln!("recall per file (workers={workers}):\n{report}total {got_all}/{want_all}");
+    eprintln!(
+        "recall per file (workers={workers}):\n{report}total {got_all}/{want_all} names in {checked_files} captures"
+    );
+    let known: Vec<String> = files
+        .iter()
+        .map(|c| c.rel.clone())
+        .chain(not_included().into_iter().map(|(p, _)| p))
+        .collect();
     for p in exc.keys() {
         assert!(
-            files.contains(p),
+            known.contains(p),
             "exception for a file not in the corpus: {p}"
         );
     }
@@ -172,14 +151,57 @@ fn check(workers: &str) {
         "differential failures:\n{}",
         failures.join("\n")
     );
+    // Checked everything tests/corpus holds (and so more than nothing).
+    assert_eq!(checked_files, files.len());
+    let repo_rows = repo_truth_rows();
+    assert!(repo_rows > 0, "tests/corpus has no truth rows");
+    assert_eq!(
+        checked_repo_rows, repo_rows,
+        "truth rows of tests/corpus compared"
+    );
 }
 
 #[test]
 fn every_tshark_name_is_extracted() {
-    check("1");
+    check("every_tshark_name_is_extracted", "1");
 }
 
 #[test]
 fn every_tshark_name_is_extracted_with_two_workers() {
-    check("2");
+    check("every_tshark_name_is_extracted_with_two_workers", "2");
+}
+
+/// tests/corpus holds only captures whose sources carry an open-source
+/// licence, each named in its NOTICE.md, and none of the captures left out.
+#[test]
+fn corpus_files_are_attributed() {
+    let repo = repo_corpus();
+    let notice = std::fs::read_to_string(repo.join("NOTICE.md")).unwrap();
+    let files = capture_files(&repo);
+    assert!(!files.is_empty());
+    let licensed = [
+        "zeek",
+        "suricata-verify",
+        "nDPI",
+        "mercury",
+        "arkime",
+        "dnscap",
+        "go-dnscollector",
+        "pktvisor",
+        "tcpdump",
+    ];
+    for f in &files {
+        let (source, path) = f.split_once('/').unwrap();
+        assert!(
+            licensed.contains(&source),
+            "tests/corpus/{f}: source {source} is not one of the open-source ones"
+        );
+        assert!(
+            notice.contains(&format!("`{path}`")),
+            "tests/corpus/NOTICE.md does not name {f}"
+        );
+    }
+    for (p, _) in not_included() {
+        assert!(!files.contains(&p), "{p} must not be in tests/corpus");
+    }
 }

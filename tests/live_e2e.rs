@@ -99,8 +99,9 @@ impl Drop for Netns {
 
 fn usable(test: &str) -> bool {
     if !is_root() {
-        eprintln!(
-            "SKIP {test}: needs root (network namespaces, raw capture); run `sudo cargo test`"
+        skip(
+            test,
+            "needs root (network namespaces, raw capture); run `sudo cargo test`",
         );
         return false;
     }
@@ -117,6 +118,17 @@ impl Sensor {
         Sensor::start_with(ns, port, dir, &[])
     }
     fn start_with(ns: &Netns, port: u16, dir: &std::path::Path, extra: &[&str]) -> Sensor {
+        Sensor::start_sigs(ns, port, dir, &signatures(), extra)
+    }
+    /// With the signatures at `sigs` (a process that drops privileges gets
+    /// world-readable copies, see [`world_readable_copies`]).
+    fn start_sigs(
+        ns: &Netns,
+        port: u16,
+        dir: &std::path::Path,
+        sigs: &std::path::Path,
+        extra: &[&str],
+    ) -> Sensor {
         let stderr = dir.join("kaswatch.err");
         let child = Command::new("ip")
             .args([
@@ -131,7 +143,7 @@ impl Sensor {
                 &format!("127.0.0.1:{port}"),
             ])
             .arg("-s")
-            .arg(signatures())
+            .arg(sigs)
             .arg("--events")
             .arg(dir.join("events.jsonl"))
             .args(extra)
@@ -281,7 +293,7 @@ fn live_interface_down_is_retried() {
 #[test]
 fn live_setup_errors_are_one_line() {
     if !is_root() {
-        eprintln!("SKIP live_setup_errors_are_one_line: needs root");
+        skip("live_setup_errors_are_one_line", "needs root");
         return;
     }
     let run = |args: &[&str]| {
@@ -326,26 +338,26 @@ fn live_setup_errors_are_one_line() {
     assert_eq!(code, Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
-    // Without CAP_NET_RAW (as nobody, via setpriv when available).
+    // Without CAP_NET_RAW (as nobody, via setpriv when available). nobody may
+    // not traverse the checkout (a clone in root's 0700 home): it runs
+    // world-readable copies of the binary and the signatures.
     if have(
         "setpriv",
         "live_setup_errors_are_one_line (no-permission case)",
     ) {
+        let (dir, copies) = world_readable_copies(&[std::path::Path::new(bin()), &signatures()]);
         let o = Command::new("setpriv")
             .args([
                 "--reuid=65534",
                 "--regid=65534",
                 "--clear-groups",
                 "--inh-caps=-all",
-                bin(),
-                "live",
-                "-i",
-                "lo",
-                "--listen",
-                "127.0.0.1:0",
             ])
+            .arg(&copies[0])
+            .args(["live", "-i", "lo", "--listen", "127.0.0.1:0"])
             .arg("-s")
-            .arg(signatures())
+            .arg(&copies[1])
+            .current_dir(dir.path())
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -376,7 +388,9 @@ fn live_drops_privileges_to_user() {
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::new();
     let port = 9464;
-    let mut sensor = Sensor::start_with(&ns, port, dir.path(), &["--user", "nobody"]);
+    // Signatures nobody can read wherever the checkout lives.
+    let (_sigs_dir, sigs) = world_readable_copies(&[&signatures()]);
+    let mut sensor = Sensor::start_sigs(&ns, port, dir.path(), &sigs[0], &["--user", "nobody"]);
     let pid = sensor.guard.0.as_ref().unwrap().id();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid = status

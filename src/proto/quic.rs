@@ -1596,9 +1596,9 @@ mod tests {
         }
     }
 
-    // ---- Real captures (read-only corpus; skipped when absent) ----
+    // ---- Real captures (the public corpus kept in the repository) ----
 
-    const CAPTURES: &str = "/work/shared/captures-public";
+    const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
 
     /// Packets of a pcap or pcapng file as (link type, frame bytes).
     fn read_capture(data: &[u8]) -> Vec<(u32, Vec<u8>)> {
@@ -1783,13 +1783,14 @@ mod tests {
     fn real_captures_quic_sni() {
         let root = std::path::Path::new(CAPTURES);
         let truth_root = root.join("truth");
-        if !truth_root.is_dir() {
-            eprintln!("captures not present; skipped");
-            return;
-        }
         let mut files = Vec::new();
         truth_files(&truth_root, &mut files);
         files.sort();
+        assert!(
+            !files.is_empty(),
+            "no truth files in {}",
+            truth_root.display()
+        );
         let mut failures = Vec::new();
         let mut checked = 0;
         for tsv in files {
@@ -1818,6 +1819,7 @@ mod tests {
             }
         }
         eprintln!("checked {checked} quic-sni rows; missing: {failures:#?}");
+        assert!(checked > 0, "no quic-sni rows in {}", truth_root.display());
         assert!(failures.is_empty(), "missing SNI: {failures:#?}");
     }
 }

@@ -1,8 +1,10 @@
-//! Helpers shared by the integration tests: run the real binary, locate the
-//! public capture corpus beside the checkout, a tiny pcap writer, an
-//! Ethernet-only copy of a capture (libpcap, hence tcpreplay, cannot read
-//! pcapng files that mix link types), a Prometheus server runner and tool
-//! checks that skip with a message.
+//! Helpers shared by the integration tests: run the real binary, the public
+//! capture corpus (tests/corpus, plus what ../shared/captures-public beside
+//! the checkout adds), a tiny pcap writer, an Ethernet-only copy of a
+//! capture (libpcap, hence tcpreplay, cannot read pcapng files that mix link
+//! types), a Prometheus server runner, world-readable copies for processes
+//! that drop privileges, and the one way a test skips ([`skip`]: visibly,
+//! and never under CI).
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -18,10 +20,190 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/captures-public` beside the checkout (present in CI).
+/// `../shared/captures-public` beside the checkout (present in CI): the
+/// whole public corpus, including the captures whose licences do not allow
+/// redistribution (tests/corpus/not-included.txt).
 pub fn corpus() -> Option<PathBuf> {
     let p = root().join("../shared/captures-public");
     p.join("MANIFEST.md").is_file().then_some(p)
+}
+
+/// The redistributable part of the public corpus, kept in the repository
+/// (tests/corpus/NOTICE.md lists sources and licences).
+pub fn repo_corpus() -> PathBuf {
+    root().join("tests/corpus")
+}
+
+/// Is CI=true (or 1) set? Then no test may skip.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// The one way a test skips: prints `SKIPPED <test>: <reason>` on stderr;
+/// under CI (CI=true, as `.ci/run` sets it) it fails instead, because there
+/// every test must run. The caller returns right after.
+pub fn skip(test: &str, reason: &str) {
+    eprintln!("SKIPPED {test}: {reason}");
+    assert!(
+        !under_ci(),
+        "{test} would be skipped ({reason}); under CI every test must run"
+    );
+}
+
+/// One capture of the public corpus: read from `base`, at `rel`
+/// (`<source>/<path in the source repository>`), truth in
+/// `base/truth/<rel>.tsv`.
+pub struct PublicCapture {
+    pub base: PathBuf,
+    pub rel: String,
+}
+
+impl PublicCapture {
+    pub fn path(&self) -> PathBuf {
+        self.base.join(&self.rel)
+    }
+    pub fn truth(&self) -> PathBuf {
+        self.base.join("truth").join(format!("{}.tsv", self.rel))
+    }
+    pub fn in_repo(&self) -> bool {
+        self.base == repo_corpus()
+    }
+}
+
+/// Relative paths (sorted, `/`-separated) of the captures below `dir`,
+/// outside its `truth/`.
+pub fn capture_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p != dir.join("truth") {
+                    stack.push(p);
+                }
+            } else if ["pcap", "pcapng", "cap"]
+                .iter()
+                .any(|x| p.extension().is_some_and(|e| e == *x))
+            {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Files below `dir` with extension `ext` (recursive, unsorted).
+fn files_with_ext(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_with_ext(&p, ext, out);
+        } else if p.extension().is_some_and(|x| x == ext) {
+            out.push(p);
+        }
+    }
+}
+
+/// Truth rows of tests/corpus (all of its truth files), to check that a
+/// test compared every one of them.
+pub fn repo_truth_rows() -> usize {
+    let mut tsv = Vec::new();
+    files_with_ext(&repo_corpus().join("truth"), "tsv", &mut tsv);
+    tsv.iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.is_empty())
+                .count()
+        })
+        .sum()
+}
+
+/// Captures of the public corpus left out of tests/corpus (their licences do
+/// not allow redistribution): path -> why, from tests/corpus/not-included.txt.
+pub fn not_included() -> Vec<(String, String)> {
+    std::fs::read_to_string(repo_corpus().join("not-included.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (p, why) = l.split_once('\t').expect("not-included line: path<TAB>why");
+            (p.to_string(), why.to_string())
+        })
+        .collect()
+}
+
+/// Every capture of tests/corpus, then each capture of
+/// ../shared/captures-public that tests/corpus lacks (when ../shared is
+/// beside the checkout). Says on stderr what `test` adds from ../shared or,
+/// without it, which captures it cannot check. Asserts that tests/corpus is
+/// there and complete: at least one capture, one truth file per capture and
+/// no truth file without its capture.
+pub fn public_captures(test: &str) -> Vec<PublicCapture> {
+    let repo = repo_corpus();
+    let in_repo = capture_files(&repo);
+    assert!(
+        !in_repo.is_empty(),
+        "{test}: no captures in {}",
+        repo.display()
+    );
+    let mut tsv = Vec::new();
+    files_with_ext(&repo.join("truth"), "tsv", &mut tsv);
+    for f in &in_repo {
+        assert!(
+            repo.join("truth").join(format!("{f}.tsv")).is_file(),
+            "{test}: tests/corpus/{f} has no truth file"
+        );
+    }
+    assert_eq!(
+        tsv.len(),
+        in_repo.len(),
+        "{test}: tests/corpus/truth has truth files without their capture"
+    );
+    let mut out: Vec<PublicCapture> = in_repo
+        .iter()
+        .map(|rel| PublicCapture {
+            base: repo.clone(),
+            rel: rel.clone(),
+        })
+        .collect();
+    match corpus() {
+        Some(shared) => {
+            let extra: Vec<String> = capture_files(&shared)
+                .into_iter()
+                .filter(|f| !in_repo.contains(f))
+                .collect();
+            eprintln!(
+                "{test}: {} captures of tests/corpus and {} more from {}",
+                in_repo.len(),
+                extra.len(),
+                shared.display()
+            );
+            out.extend(extra.into_iter().map(|rel| PublicCapture {
+                base: shared.clone(),
+                rel,
+            }));
+        }
+        None => {
+            let left = not_included();
+            let list: Vec<String> = left
+                .iter()
+                .map(|(p, why)| format!("  {p}  ({why})"))
+                .collect();
+            eprintln!(
+                "{test}: checks the {} captures of tests/corpus; ../shared/captures-public is not \
+                 beside the checkout, so these {} captures (not redistributable, hence not in the \
+                 repository) are SKIPPED:\n{}",
+                in_repo.len(),
+                left.len(),
+                list.join("\n")
+            );
+        }
+    }
+    out
 }
 
 pub fn run(args: &[&str]) -> Output {
@@ -96,9 +278,53 @@ pub fn have(tool: &str, test: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("SKIP {test}: {tool} not installed (apt-get install prometheus / tcpreplay; `make test` installs them)");
+        skip(
+            test,
+            &format!("{tool} not installed (`make test` installs the test tools: tools/deps.sh)"),
+        );
     }
     ok
+}
+
+/// Copies of `srcs` (files or directories) in a fresh temporary directory
+/// that every user may read (directories 0755, files 0644, executables
+/// 0755), for a process that drops privileges: the checkout may live where
+/// such a process cannot go (a clone in root's 0700 home, say). Returns the
+/// directory (removed on drop) and the copies' paths, in order.
+pub fn world_readable_copies(srcs: &[&Path]) -> (tempfile::TempDir, Vec<PathBuf>) {
+    use std::os::unix::fs::PermissionsExt;
+    fn copy(src: &Path, dst: &Path) {
+        let meta = std::fs::metadata(src).unwrap();
+        if meta.is_dir() {
+            std::fs::create_dir(dst).unwrap();
+            std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+            for e in std::fs::read_dir(src).unwrap().flatten() {
+                copy(&e.path(), &dst.join(e.file_name()));
+            }
+        } else {
+            std::fs::copy(src, dst).unwrap();
+            let mode = if meta.permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
+            std::fs::set_permissions(dst, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("kaswatch-readable-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = srcs
+        .iter()
+        .map(|src| {
+            let dst = dir.path().join(src.file_name().unwrap());
+            copy(src, &dst);
+            dst
+        })
+        .collect();
+    (dir, out)
 }
 
 pub fn is_root() -> bool {

@@ -29,7 +29,7 @@ tshark is the oracle; the rules are issue 13's precision semantics:
 * shared address: some DNS response answered it for a non-Kaspersky name, or
   some connection to it named a non-Kaspersky name (from that frame on).
 * resolver: a host that sends DNS responses (source port 53) to another host.
-  Its own events get role "resolver", other hosts' role "host".
+  Its own events get role "resolver", other hosts' role "device".
 * report: resolvers with events -> section resolvers; other hosts with name or
   content evidence -> hosts (devices under the default --evidence
   name,content); hosts with only address evidence -> other. Hosts without any
@@ -239,7 +239,7 @@ def derive(pcap):
                        c["dport"], before[-1][1]))
 
     events.sort(key=lambda e: (e[0], e[2]))
-    rows = [e + ("resolver" if e[1] in resolvers else "host",) for e in events]
+    rows = [e + ("resolver" if e[1] in resolvers else "device",) for e in events]
     members = {}
     for e in rows:
         src, evidence, role = e[1], e[2], e[8]

@@ -1,7 +1,8 @@
 //! Flow state: a bounded table of TCP/UDP flows with idle expiry in packet
 //! time, and per-direction TCP stream reassembly of just the prefix that can
 //! carry a name (DNS-over-TCP messages, a TLS ClientHello, HTTP request
-//! headers). In-order data is parsed in place from the packet (zero-copy);
+//! headers, through SOCKS4/5 and HTTP CONNECT proxy handshakes) or the
+//! update protocol's magic (the first bytes of HTTP response bodies). In-order data is parsed in place from the packet (zero-copy);
 //! only a message split across segments is buffered, up to
 //! [`MAX_STREAM_BYTES`]. Once a direction is classified as carrying nothing
 //! more of interest it is `Done`, and its later segments cost one hash lookup.
@@ -115,7 +116,7 @@ enum State {
 
 /// ClientHellos parsed per direction (the first, and one after a HelloRetryRequest).
 pub const MAX_TLS_HELLOS: u8 = 2;
-/// SOCKS handshakes unwrapped per direction (a proxy chain of two).
+/// Proxy handshakes (SOCKS4/5, HTTP CONNECT) unwrapped per direction (a proxy chain of two).
 pub const MAX_SOCKS_LAYERS: u8 = 2;
 /// Longest SOCKS4 user id / SOCKS4a host name we wait for.
 pub const MAX_SOCKS4_FIELD: usize = 256;
@@ -691,7 +692,17 @@ fn run(
                         Some(r.content_length.unwrap_or(0))
                     };
                     let hl = r.header_len;
+                    let connect = r.method == b"CONNECT";
                     emit(App::Http(r));
+                    if connect && d.socks < MAX_SOCKS_LAYERS {
+                        // A proxy tunnel: what follows is the tunnelled
+                        // protocol's start (a ClientHello, usually).
+                        d.socks += 1;
+                        d.requests += 1;
+                        off += hl;
+                        d.state = State::New;
+                        continue;
+                    }
                     match next_message(d, bytes.len(), off + hl, body, c) {
                         Ok(o) => off = o,
                         Err(o) => return o,

@@ -327,3 +327,43 @@ fn full_table_of_live_flows_frees_the_least_recent_eighth() {
         "oldest flow was evicted"
     );
 }
+
+#[test]
+fn tls_hello_inside_an_http_connect_tunnel() {
+    let connect = b"CONNECT dnl-01.geo.kaspersky.com:443 HTTP/1.1\r\nHost: dnl-01.geo.kaspersky.com:443\r\n\r\n";
+    let h = hello("dnl-01.geo.kaspersky.com", 300);
+    // The hello in the same segment as the CONNECT, and in later segments.
+    let one = [&connect[..], &h[..]].concat();
+    let (names, _) = feed(3128, &[(0, &one)]);
+    assert_eq!(
+        names,
+        vec![
+            "http:dnl-01.geo.kaspersky.com:443",
+            "tls:dnl-01.geo.kaspersky.com"
+        ]
+    );
+    let n = connect.len() as u32;
+    let (names, _) = feed(
+        3128,
+        &[(0, &connect[..]), (n, &h[..100]), (n + 100, &h[100..])],
+    );
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn http_pipelined_in_one_segment_and_head_over_many_segments() {
+    let r1 = b"GET /a HTTP/1.1\r\nHost: www.example.org\r\n\r\n";
+    let r2 = b"GET /b HTTP/1.1\r\nHost: ds.kaspersky.com\r\n\r\n";
+    let both = [&r1[..], &r2[..]].concat();
+    let (names, _) = feed(80, &[(0, &both)]);
+    assert_eq!(names, vec!["http:www.example.org", "http:ds.kaspersky.com"]);
+    // A head spread over one segment per 7 bytes.
+    let long = b"GET /updaters/updater.xml.dif HTTP/1.1\r\nUser-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64)\r\nAccept: */*\r\nHost: dnl-01.geo.kaspersky.com\r\nConnection: keep-alive\r\n\r\n";
+    let segs: Vec<(u32, &[u8])> = long
+        .chunks(7)
+        .enumerate()
+        .map(|(i, c)| ((i * 7) as u32, c))
+        .collect();
+    let (names, _) = feed(80, &segs);
+    assert_eq!(names, vec!["http:dnl-01.geo.kaspersky.com"]);
+}

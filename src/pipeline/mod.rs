@@ -159,3 +159,7 @@ pub fn shard_of(raw: &RawPacket<'_>, workers: usize, seed: &ahash::RandomState) 
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     (seed.hash_one((lo, hi)) % workers as u64) as usize
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+mod tests;

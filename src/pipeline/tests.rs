@@ -1,0 +1,237 @@
+//! Unit tests of the pipeline: the worker on hand-built frames, and the
+//! address book's decisions.
+
+use super::address::{AddressBook, CONN_HOLD_NS};
+use super::*;
+use crate::capture::RawPacket;
+use crate::matcher::Matcher;
+use crate::signatures::SignatureSet;
+use crate::stats::Counters;
+use std::net::Ipv4Addr;
+
+fn matcher() -> Arc<Matcher> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("signatures");
+    Arc::new(Matcher::new(&SignatureSet::load_paths(&[dir]).unwrap()))
+}
+
+use std::sync::Arc;
+
+/// Ethernet + IPv4 + UDP (checksums zero: not checked on the way in).
+fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+    let len = (20 + 8 + payload.len()) as u16;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (len >> 8) as u8,
+        len as u8,
+        0,
+        1,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    let ulen = (8 + payload.len()) as u16;
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&ulen.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+fn run_frames(frames: &[Vec<u8>], all_names: bool) -> Vec<Obs> {
+    let mut w = Worker::new(matcher(), WorkerConfig { all_names });
+    let mut out = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let raw = RawPacket {
+            ts: 1_000_000_000 * (i as u64 + 1),
+            linktype: 1,
+            interface: 0,
+            data: f,
+            wire_len: f.len() as u32,
+        };
+        let meta = PktMeta {
+            seq: i as u64,
+            input: 0,
+            frame: i as u64 + 1,
+        };
+        w.process(meta, &raw);
+        out.extend(w.take());
+    }
+    out
+}
+
+#[test]
+fn netbios_name_queries_are_not_dns() {
+    // NBNS query for the encoded name of "WORKGROUP": DNS-shaped, port 137.
+    let mut q = vec![0x12, 0x34, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 0, 32];
+    q.extend_from_slice(b"FHEPFCELEHFCEPFFFACACACACACACABN");
+    q.extend_from_slice(&[0, 0, 0x20, 0, 1]);
+    let f = udp4([10, 0, 0, 5], [10, 0, 0, 255], 137, 137, &q);
+    let obs = run_frames(std::slice::from_ref(&f), true);
+    assert!(obs.iter().all(|o| o.kind != ObsKind::Name), "{obs:?}");
+    // The same message on an odd port is read as DNS (heuristic), so the
+    // port rule is what keeps it out.
+    let f = udp4([10, 0, 0, 5], [10, 0, 0, 9], 40000, 5000, &q);
+    let obs = run_frames(&[f], true);
+    assert!(obs.iter().any(|o| o.kind == ObsKind::Name), "{obs:?}");
+}
+
+#[test]
+fn dns_responses_carry_answers_and_queries_their_names() {
+    let mut r = vec![0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    for l in ["www", "shop-example", "com"] {
+        r.push(l.len() as u8);
+        r.extend_from_slice(l.as_bytes());
+    }
+    r.extend_from_slice(&[0, 0, 1, 0, 1]);
+    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 203, 0, 113, 80]);
+    let f = udp4([10, 0, 0, 1], [10, 0, 0, 5], 53, 40000, &r);
+    let obs = run_frames(&[f], false);
+    assert_eq!(obs.len(), 1, "{obs:?}");
+    let ObsKind::Answers(list) = &obs[0].kind else {
+        panic!("{obs:?}")
+    };
+    assert_eq!(
+        list.iter().collect::<Vec<_>>(),
+        vec![(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 80)), 60)]
+    );
+}
+
+fn conn_obs(src: u8, dst: u8, sport: u16, ts: u64, kind: ObsKind) -> Obs {
+    Obs {
+        meta: PktMeta::default(),
+        ts,
+        src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, src)),
+        dst: IpAddr::V4(Ipv4Addr::new(198, 51, 100, dst)),
+        sport,
+        dport: 443,
+        l4: L4::Tcp,
+        src_mac: None,
+        tunnel: Default::default(),
+        protocol: Protocol::Ip,
+        name: String::new(),
+        shown: None,
+        hit: None,
+        evidence: Evidence::Name,
+        repeat: false,
+        alpn: None,
+        ech: None,
+        dns_id: 0,
+        kind,
+    }
+}
+
+fn x(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(198, 51, 100, n))
+}
+
+fn hit() -> crate::matcher::Hit {
+    matcher().lookup(b"dnl-01.geo.kaspersky.com").unwrap()
+}
+
+const S: u64 = 1_000_000_000;
+
+#[test]
+fn held_connection_named_by_another_site_is_no_callback() {
+    let mut b = AddressBook::default();
+    let mut c = Counters::default();
+    b.learn(x(7), "dnl-01.geo.kaspersky.com", hit(), S, 60, &mut c);
+    let open = conn_obs(5, 7, 1000, 2 * S, ObsKind::Open(None));
+    assert!(b.open(&open, None, &mut c).is_none());
+    assert_eq!(b.held(), 1);
+    // Its hello names www.shop-example.com: no callback, and X is shared now.
+    let d = conn_obs(5, 7, 1000, 3 * S, ObsKind::Decided(Named::Other));
+    assert!(b.decided(&d, Named::Other, &mut c).is_none());
+    // So another host's unnamed connection to X gives no address evidence either.
+    let open = conn_obs(6, 7, 1001, 4 * S, ObsKind::Open(Some(Named::Nothing)));
+    assert!(b.open(&open, Some(Named::Nothing), &mut c).is_none());
+    assert_eq!((b.stats.shared, b.stats.suppressed_shared), (1, 1));
+}
+
+#[test]
+fn shared_mark_stops_held_connections_too() {
+    let mut b = AddressBook::default();
+    let mut c = Counters::default();
+    b.learn(x(7), "dnl-01.geo.kaspersky.com", hit(), S, 60, &mut c);
+    let open = conn_obs(5, 7, 1000, 2 * S, ObsKind::Open(None));
+    assert!(b.open(&open, None, &mut c).is_none());
+    // While it is held, a DNS answer maps another name to X.
+    b.learn_other(x(7), 3 * S, 60, &mut c);
+    let d = conn_obs(5, 7, 1000, 4 * S, ObsKind::Decided(Named::Nothing));
+    assert!(b.decided(&d, Named::Nothing, &mut c).is_none());
+    assert_eq!(b.stats.suppressed_shared, 1);
+}
+
+#[test]
+fn silent_connection_is_released_after_the_hold_and_at_the_end() {
+    let mut b = AddressBook::default();
+    let mut c = Counters::default();
+    b.learn(x(9), "activation-v2.kaspersky.com", hit(), S, 60, &mut c);
+    let open = conn_obs(5, 9, 1000, 2 * S, ObsKind::Open(None));
+    b.open(&open, None, &mut c);
+    let mut out = Vec::new();
+    b.expire(2 * S + CONN_HOLD_NS, &mut out);
+    assert!(out.is_empty(), "released too early");
+    b.expire(3 * S + CONN_HOLD_NS, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].name, "activation-v2.kaspersky.com");
+    assert_eq!(
+        out[0].open.ts,
+        2 * S,
+        "the callback is the connection's opening"
+    );
+    // Another one, drained when the input ends.
+    let open = conn_obs(6, 9, 1001, 20 * S, ObsKind::Open(None));
+    b.open(&open, None, &mut c);
+    let mut out = Vec::new();
+    b.drain(21 * S, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(b.held(), 0);
+}
+
+#[test]
+fn unattributed_or_expired_addresses_hold_nothing() {
+    let mut b = AddressBook::default();
+    let mut c = Counters::default();
+    let open = conn_obs(5, 7, 1000, 2 * S, ObsKind::Open(None));
+    assert!(b.open(&open, None, &mut c).is_none());
+    assert_eq!(b.held(), 0);
+    b.learn(x(7), "dnl-01.geo.kaspersky.com", hit(), S, 60, &mut c);
+    // 60 s TTL is clamped to 5 min; a connection two days later is not evidence.
+    let late = conn_obs(
+        5,
+        7,
+        1001,
+        2 * 86_400 * S,
+        ObsKind::Open(Some(Named::Nothing)),
+    );
+    assert!(b.open(&late, Some(Named::Nothing), &mut c).is_none());
+}
+
+#[test]
+fn held_connections_are_bounded() {
+    let mut b = AddressBook::default();
+    let mut c = Counters::default();
+    b.learn(x(7), "dnl-01.geo.kaspersky.com", hit(), S, 86_400, &mut c);
+    for i in 0..(address::MAX_HELD_CONNECTIONS as u32 + 100) {
+        let open = conn_obs(
+            5,
+            7,
+            (i % 60_000) as u16,
+            2 * S + u64::from(i),
+            ObsKind::Open(None),
+        );
+        let mut o = open;
+        o.src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+        b.open(&o, None, &mut c);
+    }
+    assert!(b.held() <= address::MAX_HELD_CONNECTIONS);
+    assert_eq!(c.get_limit(crate::stats::Limit::HeldConnections), 100);
+}

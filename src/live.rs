@@ -340,8 +340,15 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         }
     });
     stop.store(true, Ordering::Relaxed);
+    // A capture thread that panicked is reported (as `read` does), not ignored.
+    let mut failed = 0usize;
     for h in handles {
-        let _ = h.join();
+        if h.join().is_err() {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        log(&format!("error: {failed} capture thread(s) stopped abnormally"));
     }
     let merger = merger_handle
         .join()
@@ -358,5 +365,5 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
             e.errors
         ));
     }
-    Ok(0)
+    Ok(if failed > 0 { 1 } else { 0 })
 }

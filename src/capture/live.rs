@@ -1,5 +1,7 @@
 //! Live capture with libpcap (the `pcap` crate): opens an interface
-//! promiscuous, in immediate mode and non-blocking, with a configurable
+//! promiscuous, non-blocking and *not* in immediate mode (libpcap 1.10 then
+//! keeps a TPACKET_V3 ring; immediate mode forces TPACKET_V2 with 64 KiB
+//! slots, ~500 packets in 32 MiB), with a configurable
 //! snaplen, kernel buffer and BPF filter, and turns libpcap's failures into
 //! one clear line (unknown interface, missing CAP_NET_RAW). `live.rs` runs
 //! one capture thread per interface over [`LiveCapture`] and feeds the same

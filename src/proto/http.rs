@@ -1,4 +1,4 @@
-//! HTTP/1.x request-head scanner: pulls method, target, Host, absolute-form or CONNECT authority, User-Agent and body framing out of a client's request. The flow layer calls [`scan_request`] with the client's reassembled TCP stream bytes from the start of the connection (possibly only a prefix), and again at the next request for pipelined requests.
+//! HTTP/1.x head scanner. Requests ([`scan_request`]): pulls method, target, Host, absolute-form or CONNECT authority, User-Agent and body framing out of a client's request. The flow layer calls [`scan_request`] with the client's reassembled TCP stream bytes from the start of the connection (possibly only a prefix), and again at the next request for pipelined requests. Responses ([`scan_response`]): status line and body framing, so the flow layer can look at the first bytes of each body for the update protocol's magic.
 //!
 //! Detection is by content only: the stream must start with a known method
 //! token and a space ([`looks_like_http`]), so other protocols are rejected

@@ -1,4 +1,4 @@
-//! QUIC Initial decryption, called by the flow layer with the UDP payloads of one client->server flow: it decrypts the client Initial packets and returns the reassembled TLS ClientHello bytes, which the caller passes to the `tls` module.
+//! QUIC Initial decryption, called by the pipeline worker (`pipeline/worker.rs`, which keeps the state in the UDP flow) with the UDP payloads of one client->server flow: it decrypts the client Initial packets and returns the reassembled TLS ClientHello bytes, which the caller passes to the `tls` module.
 //!
 //! Initial packet protection is removed as in RFC 9001 §5 and RFC 9369 §3, then
 //! CRYPTO frames are collected by offset across packets.
@@ -6,7 +6,7 @@
 //! Pure and panic-free: no I/O, no clock, no crate-internal dependencies.
 //! Every buffer and loop is bounded by a `MAX_*` constant below.
 //!
-//! Typical use by the flow layer:
+//! Typical use by the pipeline worker:
 //!
 //! 1. [`peek_initial`] on the first client datagram of a UDP flow (cheap, no
 //!    crypto). If it returns a header, create one [`QuicClientState`] with

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 BUILD_DEPS := libpcap-dev pkg-config
-TEST_DEPS := $(BUILD_DEPS) tshark tcpreplay prometheus tcpdump iproute2 curl
+TEST_DEPS := $(BUILD_DEPS) tshark tcpreplay prometheus tcpdump iproute2 curl systemd docker-compose util-linux
 BENCH_DEPS := $(BUILD_DEPS) tshark hyperfine time python3-cryptography gcc valgrind
 
 .PHONY: demo test build lint bench deps-build deps-test clean
@@ -19,6 +19,7 @@ deps-build:
 
 deps-test:
 	@tools/deps.sh $(TEST_DEPS)
+	@tools/pydeps.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -98,7 +98,7 @@ pub struct LiveArgs {
     #[arg(long = "buffer-size", value_name = "MiB", default_value_t = 32)]
     pub buffer_size: u32,
     /// Address of the HTTP server (/metrics, /healthz)
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9464")]
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10470")]
     pub listen: std::net::SocketAddr,
     /// After opening the captures and the listener, switch to this user (and its group)
     #[arg(long, value_name = "NAME")]

@@ -529,13 +529,14 @@ fn deploy_files_use_the_default_port() {
 
 // ---------------------------------------------------------------- Grafana
 
-/// Panels whose queries need labels or metrics being added (issue 13 /
-/// signature reload): they must run without error; while they find nothing
-/// (or series without the label) they are reported, not failed.
+/// Panels whose queries find no data in the backfilled captures: the
+/// resolver panels (no capture in the backfill window has a resolver with
+/// Kaspersky lookups; the precision capture is months later) and signature
+/// reload (issue 14, not built yet). They must run without error; while
+/// they find nothing they are reported, not failed.
 const PENDING: &[(&str, &str)] = &[
     ("Resolvers", "role"),
     ("Resolvers (forwarded lookups)", "role"),
-    ("Device callbacks by evidence", "evidence"),
     (
         "Signature reload failures (range)",
         "kaswatch_signature_reload_failures_total",

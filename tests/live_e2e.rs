@@ -201,7 +201,7 @@ fn live_capture_scraped_by_prometheus() {
     let demo = dir.path().join("demo-ethernet.pcap");
     let (n, skipped) = ethernet_only(&capture("demo.pcapng"), &demo);
     assert_eq!((n, skipped), (70, 4));
-    let port = 9464;
+    let port = 10470;
     let mut sensor = Sensor::start(&ns, port, dir.path());
     let prom = Prometheus::start(
         None,
@@ -256,7 +256,7 @@ fn live_interface_down_is_retried() {
     }
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::new();
-    let port = 9464;
+    let port = 10470;
     let mut sensor = Sensor::start(&ns, port, dir.path());
     assert!(sh(&[
         "ip",
@@ -387,7 +387,7 @@ fn live_drops_privileges_to_user() {
     }
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::new();
-    let port = 9464;
+    let port = 10470;
     // Signatures nobody can read wherever the checkout lives.
     let (_sigs_dir, sigs) = world_readable_copies(&[&signatures()]);
     let mut sensor = Sensor::start_sigs(&ns, port, dir.path(), &sigs[0], &["--user", "nobody"]);

@@ -1,57 +1,68 @@
 #!/usr/bin/env bash
-# Instructions per packet of `kaswatch read --workers 1`, under callgrind.
-# Deterministic: same binary + same capture => the same count, whatever the
-# machine load (unlike wall time). See BENCHMARKS.md.
+# Instructions per packet of `kaswatch read --workers 1` (and of the libpcap
+# floor, bench/floor.c), under callgrind. Deterministic: same binary + same
+# capture => the same count, whatever the machine load (unlike wall time).
+# See BENCHMARKS.md.
 #
-#   bench/callgrind.sh                  # 100k-packet slice of the bench capture
+#   bench/callgrind.sh                  # 100k-packet slice of target/bench/span.pcap
+#   CAPTURE=target/bench/churn.pcap bench/callgrind.sh
 #   PACKETS=200000 bench/callgrind.sh
 #   KASWATCH=/path/to/kaswatch bench/callgrind.sh   # skip cargo build
 #
-# Input: the first PACKETS packets of target/bench/span.pcap (bench/run.sh)
-# cut with editcap, or, without it, `gen_span.py --packets PACKETS --seed 1`.
-# Fixed start-up cost (signature loading, thread setup) is removed by also
-# running a BASE-packet head of the same capture:
+# Input: the first PACKETS packets of CAPTURE (default target/bench/span.pcap,
+# made by bench/run.sh) cut with editcap, or, without it, `gen_span.py --mix
+# MIX --packets PACKETS --seed 1` (MIX from the capture's name). Results in
+# target/bench/callgrind/<capture name>/. Fixed start-up cost (signature
+# loading, thread setup) is removed by also running a BASE-packet head:
 #   marginal Ir/packet = (Ir(PACKETS) - Ir(BASE)) / (PACKETS - BASE)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PACKETS="${PACKETS:-100000}"
 BASE="${BASE:-1000}"
-OUT=target/bench/callgrind
+CAPTURE="${CAPTURE:-target/bench/span.pcap}"
+NAME=$(basename "$CAPTURE" .pcap)
+OUT=target/bench/callgrind/$NAME
 mkdir -p "$OUT"
 command -v valgrind >/dev/null || { echo "missing valgrind (Debian package 'valgrind')" >&2; exit 1; }
+command -v editcap >/dev/null || { echo "missing editcap (wireshark-common)" >&2; exit 1; }
 
 if [ -z "${KASWATCH:-}" ]; then
     cargo build --release --bin kaswatch >&2
     KASWATCH=target/release/kaswatch
 fi
+[ -x target/floor ] && [ target/floor -nt bench/floor.c ] || gcc -O2 -o target/floor bench/floor.c -lpcap
 
 IN=$OUT/slice-$PACKETS.pcap
 HEAD=$OUT/slice-$BASE.pcap
-if [ -f target/bench/span.pcap ] && command -v editcap >/dev/null; then
-    SRC="first $PACKETS packets of target/bench/span.pcap"
-    [ -f "$IN" ] && [ "$IN" -nt target/bench/span.pcap ] || editcap -F pcap -r target/bench/span.pcap "$IN" "1-$PACKETS"
-    [ -f "$HEAD" ] && [ "$HEAD" -nt target/bench/span.pcap ] || editcap -F pcap -r target/bench/span.pcap "$HEAD" "1-$BASE"
+if [ -f "$CAPTURE" ]; then
+    SRC="first $PACKETS packets of $CAPTURE"
+    [ -f "$IN" ] && [ "$IN" -nt "$CAPTURE" ] || editcap -F pcap -r "$CAPTURE" "$IN" "1-$PACKETS"
+    [ -f "$HEAD" ] && [ "$HEAD" -nt "$CAPTURE" ] || editcap -F pcap -r "$CAPTURE" "$HEAD" "1-$BASE"
 else
-    SRC="gen_span.py --packets $PACKETS --seed 1"
-    [ -f "$IN" ] || /usr/bin/python3 bench/gen_span.py --packets "$PACKETS" --seed 1 \
+    case $NAME in heavy|churn) MIX=$NAME;; *) MIX=span;; esac
+    SRC="gen_span.py --mix $MIX --packets $PACKETS --seed 1"
+    [ -f "$IN" ] || /usr/bin/python3 bench/gen_span.py --mix "$MIX" --packets "$PACKETS" --seed 1 \
         --out "$IN" --truth "$OUT/slice.truth.tsv" >&2
-    command -v editcap >/dev/null || { echo "missing editcap (wireshark-common)" >&2; exit 1; }
     [ -f "$HEAD" ] || editcap -F pcap -r "$IN" "$HEAD" "1-$BASE"
 fi
 
-ir_of() {  # ir_of CAPTURE NAME -> total Ir
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/$2.callgrind" \
-        "$KASWATCH" read "$1" --workers 1 --format json >/dev/null 2>"$OUT/$2.log"
-    awk '/^summary:/{print $2}' "$OUT/$2.callgrind"
+ir_of() {  # ir_of NAME COMMAND... -> total Ir
+    local name=$1; shift
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.callgrind" "$@" >/dev/null 2>"$OUT/$name.log"
+    awk '/^summary:/{print $2}' "$OUT/$name.callgrind"
 }
-IR=$(ir_of "$IN" run)
-IR0=$(ir_of "$HEAD" base)
-awk -v ir="$IR" -v ir0="$IR0" -v n="$PACKETS" -v b="$BASE" -v src="$SRC" 'BEGIN {
+IR=$(ir_of run "$KASWATCH" read "$IN" --workers 1 --format json)
+IR0=$(ir_of base "$KASWATCH" read "$HEAD" --workers 1 --format json)
+FIR=$(ir_of floor target/floor "$IN")
+FIR0=$(ir_of floor-base target/floor "$HEAD")
+awk -v ir="$IR" -v ir0="$IR0" -v fir="$FIR" -v fir0="$FIR0" -v n="$PACKETS" -v b="$BASE" -v src="$SRC" 'BEGIN {
     printf "input: %s\n", src
     printf "Ir total (%d packets): %d\n", n, ir
     printf "Ir total (%d packets): %d\n", b, ir0
     printf "instructions/packet (total / packets):     %.1f\n", ir / n
     printf "instructions/packet (marginal, no start-up): %.1f\n", (ir - ir0) / (n - b)
+    printf "floor instructions/packet (total / packets):     %.1f\n", fir / n
+    printf "floor instructions/packet (marginal, no start-up): %.1f\n", (fir - fir0) / (n - b)
 }' | tee "$OUT/summary.txt"
 echo "profile: callgrind_annotate $OUT/run.callgrind | head -40" >&2

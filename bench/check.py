@@ -10,6 +10,9 @@ BENCH_PROTOCOLS or "dns tls quic http") are compared, as sets of (src_ip, name).
 
 Exit status 1 when recall < 100 % or when any event names a non-Kaspersky name
 (a lookalike decoy or an ordinary name) - regardless of protocol.
+Content events (signature path:... or magic:..., or evidence "content": the
+update protocol, named by the server's address) are exempt from the name check;
+their source hosts must be exactly the truth's `content` lines' sources.
 Kaspersky-name events that are not in the truth (e.g. CNAME targets taken from
 DNS answers) lower precision but do not fail the check.
 """
@@ -36,23 +39,32 @@ def norm_name(s):
     return s.strip().rstrip(".").lower()
 
 
+def is_content(ev):
+    sig = str(ev.get("signature", ""))
+    return ev.get("evidence") == "content" or sig.startswith("path:") or sig.startswith("magic:")
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     protos = sys.argv[3:] or os.environ.get("BENCH_PROTOCOLS", "dns tls quic http").split()
     protos = [p.lower() for p in protos]
-    truth, truth_all = set(), set()
+    truth, truth_all, truth_content = set(), set(), set()
     with open(sys.argv[1]) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
             if len(parts) != 4 or line.startswith("#"):
                 continue
             _, src, proto, name = parts
+            if proto == "content":
+                truth_content.add(norm_ip(src))
+                continue
             key = (norm_ip(src), norm_name(name))
             truth_all.add(key)
             if proto in protos:
                 truth.add(key)
     events, bad, extra_k, n_lines, n_events = set(), {}, set(), 0, 0
+    content = set()
     with open(sys.argv[2]) as f:
         for line in f:
             n_lines += 1
@@ -63,6 +75,9 @@ def main():
             if not isinstance(ev, dict) or "name" not in ev or "src_ip" not in ev:
                 continue
             n_events += 1
+            if is_content(ev):
+                content.add(norm_ip(str(ev["src_ip"])))
+                continue
             name = norm_name(str(ev["name"]))
             key = (norm_ip(str(ev["src_ip"])), name)
             if not is_kaspersky(name):
@@ -91,7 +106,16 @@ def main():
         print("    MISSED %s  %s" % k)
     for k, p in sorted(bad.items())[:20]:
         print("    WRONG  %s  %s  (%s) - not a Kaspersky name" % (k[0], k[1], p))
-    ok = recall >= 1.0 and not bad
+    c_missing, c_extra = truth_content - content, content - truth_content
+    print("  content (update path/magic) hosts: truth %d  reported %d  missing %d  extra %d"
+          % (len(truth_content), len(content), len(c_missing), len(c_extra)))
+    for h in sorted(c_missing)[:10]:
+        print("    MISSED content %s" % h)
+    for h in sorted(c_extra)[:10]:
+        print("    EXTRA  content %s" % h)
+    ok = recall >= 1.0 and not bad and not c_missing and not c_extra
+    if c_missing or c_extra:
+        print("  FAIL: content hosts differ from the truth")
     if bad:
         print("  FAIL: %d non-Kaspersky (decoy/ordinary) names reported" % len(bad))
     if recall < 1.0:

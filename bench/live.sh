@@ -10,8 +10,9 @@
 #   bench/live.sh
 #   PACKETS=100000 RATES="200000 400000" bench/live.sh
 #   KW_ARGS="--snaplen 2048" bench/live.sh      # extra `kaswatch live` options
+#   MIX=churn bench/live.sh                     # another gen_span.py mix (span heavy churn)
 #
-# Env: PACKETS (300000) HOSTS (20000) SEED (1) RATES ("100000 200000 300000 400000 500000 700000")
+# Env: MIX (span) PACKETS (300000) HOSTS (20000) SEED (1) RATES ("100000 200000 300000 400000 500000 700000")
 #      TOPSPEED (1: also one --topspeed run, first) REPS (1) BUFFER_MIB (32) MTU (9000)
 #      PORT (9464) KASWATCH (path; default: cargo build --release) KW_ARGS ("") NO_TCPDUMP (unset)
 # Output: Markdown table on stdout (also target/bench/live/report.md), logs in target/bench/live/.
@@ -31,8 +32,10 @@ MTU="${MTU:-9000}"
 PORT="${PORT:-9464}"
 KW_ARGS="${KW_ARGS:-}"
 OUT=target/bench/live
-PCAP=target/bench/live.pcap
-TRUTH=target/bench/live.truth.tsv
+MIX="${MIX:-span}"
+if [ "$MIX" = span ]; then LIVE=live; else LIVE=live-$MIX; fi
+PCAP=target/bench/$LIVE.pcap
+TRUTH=target/bench/$LIVE.truth.tsv
 mkdir -p "$OUT"
 
 [ "$(id -u)" = 0 ] || { echo "bench/live.sh needs root (network namespaces, raw capture)" >&2; exit 1; }
@@ -49,14 +52,14 @@ fi
 KASWATCH="$(cd "$(dirname "$KASWATCH")" && pwd)/$(basename "$KASWATCH")"
 
 # ---------------------------------------------------------------- capture (cached by args + generator hash)
-KEY="packets=$PACKETS hosts=$HOSTS seed=$SEED gen=$(sha256sum bench/gen_span.py | cut -c1-16)"
-if [ -f "$PCAP" ] && [ -f "$TRUTH" ] && [ "$(cat target/bench/live.key 2>/dev/null)" = "$KEY" ]; then
+KEY="mix=$MIX packets=$PACKETS hosts=$HOSTS seed=$SEED gen=$(sha256sum bench/gen_span.py | cut -c1-16)"
+if [ -f "$PCAP" ] && [ -f "$TRUTH" ] && [ "$(cat target/bench/$LIVE.key 2>/dev/null)" = "$KEY" ]; then
     echo "capture: reusing $PCAP ($KEY)" >&2
 else
     echo "capture: generating $PCAP ($KEY)" >&2
-    rm -f target/bench/live.key
-    $PY bench/gen_span.py --packets "$PACKETS" --hosts "$HOSTS" --seed "$SEED" --out "$PCAP" --truth "$TRUTH" >&2
-    echo "$KEY" > target/bench/live.key
+    rm -f target/bench/$LIVE.key
+    $PY bench/gen_span.py --mix "$MIX" --packets "$PACKETS" --hosts "$HOSTS" --seed "$SEED" --out "$PCAP" --truth "$TRUTH" >&2
+    echo "$KEY" > target/bench/$LIVE.key
 fi
 # Largest frame on the wire (classic pcap, either byte order): the veth MTU must carry it.
 MAXFRAME=$($PY - "$PCAP" <<'EOF'
@@ -211,5 +214,5 @@ done
         if (( drop == 0 && rx == sent && ach > best )); then best=$ach; fi
     done
     echo
-    echo "Highest achieved rate with zero kaswatch drops: **$(fmt "$best") pps** ($PACKETS packets of the span mix, buffer $BUFFER_MIB MiB${KW_ARGS:+, kaswatch $KW_ARGS})."
+    echo "Highest achieved rate with zero kaswatch drops: **$(fmt "$best") pps** ($PACKETS packets of the $MIX mix, buffer $BUFFER_MIB MiB${KW_ARGS:+, kaswatch $KW_ARGS})."
 } | tee "$OUT/report.md"

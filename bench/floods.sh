@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Table floods (issue 16): each flood must take at most LIMIT (2) times the
+# time of an ordinary capture with the same number of packets. See bench/README.md.
+#
+#   bench/floods.sh
+#   FLOODS="dns-answers syn" bench/floods.sh
+#   KASWATCH=/path/to/kaswatch RUNS=5 bench/floods.sh
+#
+# Env: FLOODS ("dns-answers dns-queries spoof syn frag syn-kaddr") SEED (1) RUNS (3)
+#      LIMIT (2.0) PROBE_MAX (10: a flood whose single probe run takes longer than this
+#      many seconds is not repeated; its probe time is the figure) TIMEOUT (300 s per run)
+#      KASWATCH (path; default: cargo build --release) KW_ARGS ("--workers 1")
+# Exit 1 when any flood exceeds LIMIT x ordinary (or times out).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY=/usr/bin/python3
+FLOODS="${FLOODS:-dns-answers dns-queries spoof syn frag syn-kaddr}"
+SEED="${SEED:-1}"
+RUNS="${RUNS:-3}"
+LIMIT="${LIMIT:-2.0}"
+PROBE_MAX="${PROBE_MAX:-10}"
+TIMEOUT="${TIMEOUT:-300}"
+KW_ARGS="${KW_ARGS:---workers 1}"
+OUT=target/bench/floods
+mkdir -p "$OUT"
+command -v hyperfine >/dev/null || { echo "missing hyperfine (Debian package 'hyperfine')" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "missing /usr/bin/time (Debian package 'time')" >&2; exit 1; }
+if [ -z "${KASWATCH:-}" ]; then
+    cargo build --release --bin kaswatch >&2
+    KASWATCH=target/release/kaswatch
+fi
+
+packets_of() { case $1 in spoof) echo 200000;; *) echo 300000;; esac; }
+GENHASH=$(cat bench/gen_flood.py bench/gen_span.py | sha256sum | cut -c1-16)
+capture() {  # capture KIND PACKETS -> path (cached by kind, packets, seed, generator hash)
+    local f=$OUT/$1-$2.pcap key="$1 $2 $SEED $GENHASH"
+    if ! [ -f "$f" ] || [ "$(cat "$f.key" 2>/dev/null)" != "$key" ]; then
+        $PY bench/gen_flood.py "$1" --packets "$2" --seed "$SEED" --out "$f" >&2
+        echo "$key" > "$f.key"
+    fi
+    echo "$f"
+}
+cmd() { echo "timeout $TIMEOUT $KASWATCH read $1 $KW_ARGS --format json -q >/dev/null"; }
+
+# wall time (s) and peak RSS (KiB) of one run: "SECONDS KIB RC"
+probe() {
+    local rc=0
+    /usr/bin/time -f "%e %M" -o "$OUT/probe.txt" sh -c "$(cmd "$1")" || rc=$?
+    echo "$(cat "$OUT/probe.txt" | tail -1) $rc"
+}
+
+ROWS=$OUT/rows.md
+echo "| flood | packets | MB | ordinary (s) | flood (s) | ratio | peak RSS (MiB) | within ${LIMIT}x |" > "$ROWS"
+echo "|---|---:|---:|---:|---:|---:|---:|---|" >> "$ROWS"
+fail=0
+declare -A ORD
+for k in $FLOODS; do
+    n=$(packets_of "$k")
+    F=$(capture "$k" "$n")
+    O=$(capture ordinary "$n")
+    mb=$(awk -v s="$(stat -c %s "$F")" 'BEGIN{printf "%.1f", s/1e6}')
+    echo "== $k: $n packets ($mb MB)"
+    read -r pt prss prc < <(probe "$F")
+    if [ "$prc" != 0 ]; then
+        if [ "$prc" = 124 ]; then ft=">$TIMEOUT"; else ft="exit $prc"; fi
+        echo "   flood run failed or timed out ($ft)"
+        ot=$(hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$OUT/hf-$k.json" -n ordinary "$(cmd "$O")" >/dev/null &&
+            $PY -c 'import json,statistics,sys; print("%.3f" % statistics.median(json.load(open(sys.argv[1]))["results"][0]["times"]))' "$OUT/hf-$k.json")
+        echo "| $k | $n | $mb | $ot | $ft | - | $(awk -v k="$prss" 'BEGIN{printf "%.1f", k/1024}') | **NO** |" >> "$ROWS"
+        fail=1
+        continue
+    fi
+    if awk -v t="$pt" -v m="$PROBE_MAX" 'BEGIN{exit !(t > m)}'; then
+        # too slow to repeat: ordinary timed with hyperfine, flood = the probe run
+        hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$OUT/hf-$k.json" -n ordinary "$(cmd "$O")" >/dev/null
+        read -r ot ft < <($PY - "$OUT/hf-$k.json" "$pt" <<'EOF'
+import json, statistics, sys
+r = json.load(open(sys.argv[1]))["results"][0]["times"]
+print("%.3f %.3f" % (statistics.median(r), float(sys.argv[2])))
+EOF
+)
+        note=" (1 run)"
+    else
+        # paired: ordinary and flood in one hyperfine invocation, RUNS each, medians
+        hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$OUT/hf-$k.json" \
+            -n ordinary "$(cmd "$O")" -n "$k" "$(cmd "$F")" >/dev/null
+        read -r ot ft < <($PY - "$OUT/hf-$k.json" <<'EOF'
+import json, statistics, sys
+r = {x["command"]: statistics.median(x["times"]) for x in json.load(open(sys.argv[1]))["results"]}
+print("%.3f %.3f" % (r["ordinary"], [v for c, v in r.items() if c != "ordinary"][0]))
+EOF
+)
+        note=""
+    fi
+    ratio=$(awk -v f="$ft" -v o="$ot" 'BEGIN{printf "%.2f", f/o}')
+    ok=yes
+    if awk -v r="$ratio" -v l="$LIMIT" 'BEGIN{exit !(r > l)}'; then ok="**NO**"; fail=1; fi
+    echo "   ordinary ${ot}s  flood ${ft}s${note}  ratio ${ratio}  peak RSS $((prss / 1024)) MiB  $ok"
+    echo "| $k | $n | $mb | $ot | $ft$note | $ratio | $(awk -v k="$prss" 'BEGIN{printf "%.1f", k/1024}') | $ok |" >> "$ROWS"
+done
+mv "$ROWS" "$OUT/report.md"
+echo
+echo "Floods vs ordinary traffic of the same packet count ($KASWATCH read $KW_ARGS; medians of $RUNS runs):"
+cat "$OUT/report.md"
+if [ $fail = 1 ]; then echo "FAIL: some flood takes more than ${LIMIT}x the ordinary time" >&2; exit 1; fi

@@ -348,7 +348,9 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         }
     }
     if failed > 0 {
-        log(&format!("error: {failed} capture thread(s) stopped abnormally"));
+        log(&format!(
+            "error: {failed} capture thread(s) stopped abnormally"
+        ));
     }
     let merger = merger_handle
         .join()

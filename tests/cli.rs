@@ -421,22 +421,6 @@ fn update_protocol_recognised_by_path_without_a_name() {
     );
 }
 
-/// Selected event fields as text rows (strings unquoted, numbers as written).
-fn columns(ev: &[serde_json::Value], keys: &[&str]) -> Vec<Vec<String>> {
-    ev.iter()
-        .map(|e| {
-            keys.iter()
-                .map(|k| {
-                    e[*k]
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| e[*k].to_string())
-                })
-                .collect()
-        })
-        .collect()
-}
-
 #[test]
 fn public_corpus_raises_no_kaspersky_callbacks() {
     // No public capture contains Kaspersky traffic: any callback is a false alarm.

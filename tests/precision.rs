@@ -38,20 +38,11 @@ fn event_rows(extra: &[&str]) -> Vec<Vec<String>> {
         "name",
         "role",
     ];
-    stdout(&o)
+    let ev: Vec<serde_json::Value> = stdout(&o)
         .lines()
-        .map(|l| {
-            let e: serde_json::Value = serde_json::from_str(l).unwrap();
-            keys.iter()
-                .map(|k| {
-                    e[*k]
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| e[*k].to_string())
-                })
-                .collect()
-        })
-        .collect()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    columns(&ev, &keys)
 }
 
 /// (section, host) rows of the JSON report.

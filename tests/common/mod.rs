@@ -595,3 +595,19 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Selected event fields as text rows (strings unquoted, numbers as written).
+pub fn columns(ev: &[serde_json::Value], keys: &[&str]) -> Vec<Vec<String>> {
+    ev.iter()
+        .map(|e| {
+            keys.iter()
+                .map(|k| {
+                    e[*k]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| e[*k].to_string())
+                })
+                .collect()
+        })
+        .collect()
+}

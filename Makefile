@@ -1,7 +1,7 @@
 # kaswatch: the two commands are `make demo` and `make test` (see README.md).
 SHELL := /bin/bash
 CARGO ?= cargo
-BUILD_DEPS := libpcap-dev pkg-config
+BUILD_DEPS := libpcap-dev pkg-config ieee-data
 TEST_DEPS := $(BUILD_DEPS) tshark tcpreplay prometheus tcpdump iproute2 curl systemd docker-compose util-linux
 BENCH_DEPS := $(BUILD_DEPS) tshark hyperfine time python3-cryptography gcc valgrind
 

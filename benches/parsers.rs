@@ -309,6 +309,7 @@ fn rec(
     kaswatch::hosts::Record {
         ip,
         mac,
+        bound: None,
         ts,
         category,
         protocol,

@@ -43,12 +43,22 @@ pub struct Common {
     /// Evidence that makes a host a device: comma-separated name, content, address (default: name,content; address-only hosts are listed apart)
     #[arg(long, value_name = "LIST")]
     pub evidence: Option<String>,
+    /// One host per device: `mac` groups the addresses bound to one MAC on the local segment (DHCP lease, DHCPv6 DUID, EUI-64); `ip`: one host per address
+    #[arg(long, value_enum, default_value_t = GroupBy::Mac)]
+    pub group_by: GroupBy,
     /// Count resolvers (hosts that answer DNS for others; their Kaspersky lookups are their clients') as devices
     #[arg(long)]
     pub count_resolvers: bool,
     /// Worker threads (default: half the cores, at least 1); output is identical for any N
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+}
+
+/// How hosts are keyed (`--group-by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    Ip,
+    Mac,
 }
 
 #[derive(Args, Debug)]

@@ -17,16 +17,25 @@ pub enum Evidence {
     /// Only that the destination address was resolved from a Kaspersky name
     /// (the connection itself named nothing, the address serves nothing else).
     Address,
+    /// A completed connection on a Kaspersky management port (KSC server,
+    /// Network Agent): the port alone, other software may use it too.
+    Port,
 }
 
 impl Evidence {
-    pub const ALL: [Evidence; 3] = [Evidence::Name, Evidence::Content, Evidence::Address];
+    pub const ALL: [Evidence; 4] = [
+        Evidence::Name,
+        Evidence::Content,
+        Evidence::Address,
+        Evidence::Port,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Evidence::Name => "name",
             Evidence::Content => "content",
             Evidence::Address => "address",
+            Evidence::Port => "port",
         }
     }
 
@@ -43,7 +52,7 @@ impl EvidenceSet {
     /// The default: what the host itself said. Address evidence alone does
     /// not make a device (CDN addresses are shared; see the README).
     pub const DEFAULT: EvidenceSet = EvidenceSet(0b011);
-    pub const ALL: EvidenceSet = EvidenceSet(0b111);
+    pub const ALL: EvidenceSet = EvidenceSet(0b1111);
 
     pub fn contains(self, e: Evidence) -> bool {
         self.0 & e.bit() != 0
@@ -56,11 +65,11 @@ impl EvidenceSet {
             let e = Evidence::ALL
                 .into_iter()
                 .find(|e| e.as_str() == w)
-                .ok_or_else(|| format!("unknown evidence `{w}` (name, content, address)"))?;
+                .ok_or_else(|| format!("unknown evidence `{w}` (name, content, address, port)"))?;
             set |= e.bit();
         }
         if set == 0 {
-            return Err("empty evidence list (name, content, address)".into());
+            return Err("empty evidence list (name, content, address, port)".into());
         }
         Ok(EvidenceSet(set))
     }

@@ -202,6 +202,12 @@ pub struct ConnTrack {
     pub called: bool,
     /// The connection named a non-Kaspersky site (reported once).
     pub named_other: bool,
+    /// Opened under our eyes (SYN or first datagram seen): `client` is known.
+    pub opened: bool,
+    /// The server answered (SYN-ACK, or a datagram back).
+    pub answered: bool,
+    /// Port signatures were checked on the completed connection.
+    pub port_checked: bool,
 }
 
 /// Per-flow state.

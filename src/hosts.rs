@@ -1,6 +1,9 @@
 //! Per-host state for hosts that contacted a Kaspersky endpoint: first/last
 //! seen (packet time), callbacks by category, protocol and evidence, role
-//! (device or resolver), MAC, distinct names (capped). Bounded by `--max-hosts` (least recently seen evicted) and
+//! (device or resolver), MAC, distinct names (capped), every address of
+//! the device and what it calls itself. Keyed by [`DeviceKey`]: a device's
+//! addresses are one host when they are bound to one MAC on the local
+//! segment (`--group-by mac`), else each address is a host. Bounded by `--max-hosts` (least recently seen evicted) and
 //! `--host-idle` (packet time). Owned by the pipeline's merger; read by the
 //! exporters (report, metrics). The same code serves `read` and `live`.
 
@@ -20,13 +23,17 @@ pub const DEFAULT_MAX_HOSTS: usize = 10_000;
 /// Distinct (category, protocol, evidence) counters per host: bounded by
 /// the product of the three enums (6 x 5 x 3), kept as a short list because a
 /// host rarely has more than a few.
-pub const MAX_COUNTERS_PER_HOST: usize = Category::ALL.len() * Protocol::ALL.len() * 3;
+pub const MAX_COUNTERS_PER_HOST: usize =
+    Category::ALL.len() * Protocol::ALL.len() * Evidence::ALL.len();
 
 /// One callback, as the host table records it.
 #[derive(Clone, Copy, Debug)]
 pub struct Record<'a> {
     pub ip: IpAddr,
     pub mac: Option<[u8; 6]>,
+    /// The MAC `ip` is bound to on the local segment, if known: with
+    /// `--group-by mac` the callback goes to that MAC's host.
+    pub bound: Option<[u8; 6]>,
     pub ts: u64,
     pub category: Category,
     pub protocol: Protocol,
@@ -35,11 +42,23 @@ pub struct Record<'a> {
     pub name: &'a str,
 }
 
-/// One host.
+/// One host (a device: one address, or every address bound to one MAC).
 #[derive(Clone, Debug)]
 pub struct Host {
+    pub key: DeviceKey,
+    /// The address of the latest callback.
     pub ip: IpAddr,
+    /// Every address the device called back from (capped).
+    pub addresses: Vec<IpAddr>,
     pub mac: Option<[u8; 6]>,
+    /// What the device says it is called (DHCP option 12, mDNS, NetBIOS).
+    pub hostname: Option<String>,
+    /// DHCP client FQDN (option 81, DHCPv6 option 39).
+    pub fqdn: Option<String>,
+    /// DHCP vendor class (option 60).
+    pub vendor_class: Option<String>,
+    /// On-site Kaspersky Security Center servers it talked to (management ports).
+    pub ksc_servers: Vec<IpAddr>,
     pub first_seen: u64,
     pub last_seen: u64,
     /// Callbacks by (category, protocol, evidence); each triple once.
@@ -85,6 +104,11 @@ impl Host {
             Section::Other
         }
     }
+    /// The MAC's vendor from the IEEE registry (see `oui.rs`).
+    pub fn vendor(&self) -> Option<String> {
+        let v = crate::oui::vendor(self.mac?);
+        (!v.is_empty()).then_some(v)
+    }
     pub fn mac_string(&self) -> Option<String> {
         self.mac.map(fmt_mac)
     }
@@ -125,18 +149,46 @@ pub enum Eviction {
     Idle,
 }
 
+/// How a device is keyed: by the MAC it is bound to on the local segment
+/// (a DHCP lease, a DHCPv6 DUID, an EUI-64 address; `--group-by mac`), or
+/// by its address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeviceKey {
+    Mac([u8; 6]),
+    Ip(IpAddr),
+}
+
+impl DeviceKey {
+    /// The `host` label of metrics and the `device` field of reports.
+    pub fn label(&self) -> String {
+        match self {
+            DeviceKey::Mac(m) => fmt_mac(*m),
+            DeviceKey::Ip(a) => a.to_string(),
+        }
+    }
+}
+
+/// Addresses remembered per device (DHCP renewals, SLAAC, privacy addresses).
+pub const MAX_ADDRESSES_PER_HOST: usize = 16;
+
 /// The bounded host table.
 pub struct HostTable {
-    map: HashMap<IpAddr, Host, ahash::RandomState>,
-    /// (last_seen, ip): the front is the least recently seen host.
-    order: BTreeSet<(u64, IpAddr)>,
+    map: HashMap<DeviceKey, Host, ahash::RandomState>,
+    /// (last_seen, key): the front is the least recently seen host.
+    order: BTreeSet<(u64, DeviceKey)>,
+    /// Every address of every host in the table -> its host.
+    by_ip: HashMap<IpAddr, DeviceKey, ahash::RandomState>,
     max_hosts: usize,
     idle_ns: Option<u64>,
     /// Which hosts are devices (`--evidence`, `--count-resolvers`).
     pub selection: Selection,
+    /// `--group-by mac` (the default): addresses bound to one MAC are one host.
+    pub group_by_mac: bool,
     pub evicted_capacity: u64,
     pub evicted_idle: u64,
     pub names_capped: u64,
+    /// Addresses not remembered at [`MAX_ADDRESSES_PER_HOST`].
+    pub addresses_capped: u64,
     /// Random hasher for the overflow-name fingerprints (names are attacker-chosen).
     name_hasher: ahash::RandomState,
 }
@@ -146,12 +198,15 @@ impl HostTable {
         HostTable {
             map: HashMap::with_hasher(ahash::RandomState::new()),
             order: BTreeSet::new(),
+            by_ip: HashMap::with_hasher(ahash::RandomState::new()),
             max_hosts: max_hosts.max(1),
             idle_ns,
             selection: Selection::default(),
+            group_by_mac: true,
             evicted_capacity: 0,
             evicted_idle: 0,
             names_capped: 0,
+            addresses_capped: 0,
             name_hasher: ahash::RandomState::new(),
         }
     }
@@ -162,37 +217,130 @@ impl HostTable {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+    /// The host an address belongs to.
     pub fn get(&self, ip: &IpAddr) -> Option<&Host> {
-        self.map.get(ip)
+        self.by_ip.get(ip).and_then(|k| self.map.get(k))
     }
     pub fn get_mut(&mut self, ip: &IpAddr) -> Option<&mut Host> {
-        self.map.get_mut(ip)
+        let k = *self.by_ip.get(ip)?;
+        self.map.get_mut(&k)
     }
     pub fn iter(&self) -> impl Iterator<Item = &Host> {
         self.map.values()
     }
+    pub fn get_key_mut(&mut self, k: &DeviceKey) -> Option<&mut Host> {
+        self.map.get_mut(k)
+    }
+
+    fn key_for(&self, ip: IpAddr, bound: Option<[u8; 6]>) -> DeviceKey {
+        match bound {
+            Some(m) if self.group_by_mac => DeviceKey::Mac(m),
+            _ => DeviceKey::Ip(ip),
+        }
+    }
+
+    fn remove(&mut self, k: &DeviceKey) -> Option<Host> {
+        let h = self.map.remove(k)?;
+        self.order.remove(&(h.last_seen, *k));
+        for a in &h.addresses {
+            if self.by_ip.get(a) == Some(k) {
+                self.by_ip.remove(a);
+            }
+        }
+        Some(h)
+    }
+
+    /// An address turned out to be bound to `mac` on the local segment:
+    /// its host (keyed by address so far) joins the MAC's host.
+    pub fn bind(&mut self, ip: IpAddr, mac: [u8; 6]) {
+        let from = DeviceKey::Ip(ip);
+        if !self.group_by_mac || self.by_ip.get(&ip) != Some(&from) {
+            return;
+        }
+        let Some(h) = self.remove(&from) else { return };
+        self.absorb(DeviceKey::Mac(mac), h);
+    }
+
+    /// Put `h` under `key`, merging with a host already there.
+    fn absorb(&mut self, key: DeviceKey, mut h: Host) {
+        if let Some(mut into) = self.remove(&key) {
+            {
+                into.first_seen = into.first_seen.min(h.first_seen);
+                if h.last_seen >= into.last_seen {
+                    into.last_seen = h.last_seen;
+                    into.ip = h.ip;
+                }
+                for (c, p, e, n) in h.counts.drain(..) {
+                    match into
+                        .counts
+                        .iter_mut()
+                        .find(|x| (x.0, x.1, x.2) == (c, p, e))
+                    {
+                        Some(x) => x.3 += n,
+                        None => into.counts.push((c, p, e, n)),
+                    }
+                }
+                for n in h.names.drain(..) {
+                    if !into.names.contains(&n) && into.names.len() < MAX_NAMES_PER_HOST {
+                        into.names.push(n);
+                    }
+                }
+                into.overflow_names += h.overflow_names;
+                for a in h.addresses.drain(..) {
+                    push_address(&mut into.addresses, a, &mut self.addresses_capped);
+                }
+                if h.role == Role::Resolver {
+                    into.role = Role::Resolver;
+                }
+                into.managed |= h.managed;
+                if into.inventory_name.is_none() {
+                    into.inventory_name = h.inventory_name.take();
+                }
+                into.mac = into.mac.or(h.mac);
+                h = into;
+            }
+        }
+        h.key = key;
+        if let DeviceKey::Mac(m) = key {
+            h.mac = Some(m);
+        }
+        for a in &h.addresses {
+            self.by_ip.insert(*a, key);
+        }
+        self.order.insert((h.last_seen, key));
+        self.map.insert(key, h);
+    }
 
     /// Record one callback. Returns the hosts evicted to make room.
-    pub fn record(&mut self, r: &Record<'_>) -> Vec<(IpAddr, Eviction)> {
+    pub fn record(&mut self, r: &Record<'_>) -> Vec<(DeviceKey, Eviction)> {
         let Record {
             ip, mac, ts, name, ..
         } = *r;
         let mut evicted = self.expire(ts);
-        if !self.map.contains_key(&ip) {
+        let key = self.key_for(ip, r.bound);
+        if matches!(key, DeviceKey::Mac(_)) {
+            self.bind(ip, r.bound.unwrap_or_default());
+        }
+        if !self.map.contains_key(&key) {
             while self.map.len() >= self.max_hosts {
-                let Some(&(t, victim)) = self.order.iter().next() else {
+                let Some(&(_, victim)) = self.order.iter().next() else {
                     break;
                 };
-                self.order.remove(&(t, victim));
-                self.map.remove(&victim);
+                self.remove(&victim);
                 self.evicted_capacity += 1;
                 evicted.push((victim, Eviction::Capacity));
             }
             self.map.insert(
-                ip,
+                key,
                 Host {
+                    key,
                     ip,
+                    addresses: Vec::new(),
                     mac,
+                    hostname: None,
+                    fqdn: None,
+                    vendor_class: None,
+                    ksc_servers: Vec::new(),
                     first_seen: ts,
                     last_seen: ts,
                     counts: Vec::new(),
@@ -204,28 +352,38 @@ impl HostTable {
                     inventory_name: None,
                 },
             );
-            self.order.insert((ts, ip));
+            self.order.insert((ts, key));
         }
-        let Some(h) = self.map.get_mut(&ip) else {
+        if self.by_ip.get(&ip) != Some(&key) {
+            // A lease moved this address to another device: it is this one's now.
+            if let Some(old) = self.by_ip.insert(ip, key) {
+                if let Some(h) = self.map.get_mut(&old) {
+                    h.addresses.retain(|a| *a != ip);
+                }
+            }
+        }
+        let Some(h) = self.map.get_mut(&key) else {
             return evicted;
         };
-        if mac.is_some() {
+        push_address(&mut h.addresses, ip, &mut self.addresses_capped);
+        if mac.is_some() && !matches!(key, DeviceKey::Mac(_)) {
             h.mac = mac;
         }
-        if ts > h.last_seen {
-            self.order.remove(&(h.last_seen, ip));
+        if ts >= h.last_seen {
+            self.order.remove(&(h.last_seen, key));
             h.last_seen = ts;
-            self.order.insert((ts, ip));
+            h.ip = ip;
+            self.order.insert((ts, key));
         }
         h.first_seen = h.first_seen.min(ts);
         if r.role == Role::Resolver {
             h.role = Role::Resolver;
         }
-        let key = (r.category, r.protocol, r.evidence);
+        let ck = (r.category, r.protocol, r.evidence);
         let full = h.counts.len() >= MAX_COUNTERS_PER_HOST;
-        match h.counts.iter_mut().find(|x| (x.0, x.1, x.2) == key) {
+        match h.counts.iter_mut().find(|x| (x.0, x.1, x.2) == ck) {
             Some(x) => x.3 += 1,
-            None if !full => h.counts.push((key.0, key.1, key.2, 1)),
+            None if !full => h.counts.push((ck.0, ck.1, ck.2, 1)),
             None => {}
         }
         if !h.names.iter().any(|n| n == name) {
@@ -248,33 +406,43 @@ impl HostTable {
     }
 
     /// Drop hosts whose last callback is older than the idle limit at `now`.
-    pub fn expire(&mut self, now: u64) -> Vec<(IpAddr, Eviction)> {
+    pub fn expire(&mut self, now: u64) -> Vec<(DeviceKey, Eviction)> {
         let mut out = Vec::new();
         let Some(idle) = self.idle_ns else { return out };
-        while let Some(&(t, ip)) = self.order.iter().next() {
+        while let Some(&(t, k)) = self.order.iter().next() {
             if now.saturating_sub(t) <= idle {
                 break;
             }
-            self.order.remove(&(t, ip));
-            self.map.remove(&ip);
+            self.remove(&k);
             self.evicted_idle += 1;
-            out.push((ip, Eviction::Idle));
+            out.push((k, Eviction::Idle));
         }
         out
     }
 
     /// Mark a host as a resolver (it answered DNS for others).
     pub fn set_resolver(&mut self, ip: &IpAddr) {
-        if let Some(h) = self.map.get_mut(ip) {
+        if let Some(h) = self.get_mut(ip) {
             h.role = Role::Resolver;
         }
     }
 
-    /// Hosts sorted by last seen, most recent first (ties by address).
+    /// Hosts sorted by last seen, most recent first (ties by key).
     pub fn sorted(&self) -> Vec<&Host> {
         let mut v: Vec<&Host> = self.map.values().collect();
-        v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.ip.cmp(&b.ip)));
+        v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.key.cmp(&b.key)));
         v
+    }
+}
+
+fn push_address(v: &mut Vec<IpAddr>, a: IpAddr, capped: &mut u64) {
+    if v.contains(&a) {
+        return;
+    }
+    if v.len() < MAX_ADDRESSES_PER_HOST {
+        v.push(a);
+    } else {
+        *capped += 1;
     }
 }
 
@@ -298,6 +466,7 @@ mod tests {
         Record {
             ip,
             mac,
+            bound: None,
             ts,
             category,
             protocol,
@@ -344,10 +513,10 @@ mod tests {
         t.record(&rec(ip(2), None, 20, Category::Update, Protocol::Dns, "x"));
         t.record(&rec(ip(1), None, 30, Category::Update, Protocol::Dns, "x"));
         let ev = t.record(&rec(ip(3), None, 40, Category::Update, Protocol::Dns, "x"));
-        assert_eq!(ev, vec![(ip(2), Eviction::Capacity)]);
+        assert_eq!(ev, vec![(DeviceKey::Ip(ip(2)), Eviction::Capacity)]);
         assert_eq!(t.evicted_capacity, 1);
         let ev = t.expire(135);
-        assert_eq!(ev, vec![(ip(1), Eviction::Idle)]);
+        assert_eq!(ev, vec![(DeviceKey::Ip(ip(1)), Eviction::Idle)]);
         assert_eq!(t.len(), 1);
     }
 

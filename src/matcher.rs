@@ -5,7 +5,7 @@
 //! Precedence: an exact entry beats any suffix; among suffixes the longest
 //! (most specific) wins.
 
-use crate::signatures::{Category, MatchKind, SignatureSet};
+use crate::signatures::{Category, MatchKind, PortSide, SignatureSet};
 use std::collections::HashMap;
 
 /// Most labels a DNS name can have (255-byte wire form, 2 bytes per label).
@@ -27,6 +27,8 @@ pub struct Matcher {
     suffix: HashMap<Box<[u8]>, Hit, ahash::RandomState>,
     patterns: Vec<String>,
     max_len: usize,
+    /// (tcp, port) -> hit and which end is the Kaspersky host.
+    ports: HashMap<(bool, u16), (Hit, PortSide), ahash::RandomState>,
 }
 
 impl Matcher {
@@ -49,11 +51,21 @@ impl Matcher {
             };
             patterns.push(s.pattern.clone());
         }
+        let mut ports = HashMap::with_hasher(ahash::RandomState::new());
+        for p in &set.ports {
+            let hit = Hit {
+                sig: patterns.len() as u32,
+                category: p.category,
+            };
+            patterns.push(p.pattern());
+            ports.entry((p.tcp, p.port)).or_insert((hit, p.side));
+        }
         Matcher {
             exact,
             suffix,
             patterns,
             max_len,
+            ports,
         }
     }
 
@@ -78,6 +90,15 @@ impl Matcher {
             sig: PATH_SIG_BASE + rule as u32,
             category: Category::Update,
         }
+    }
+
+    /// A port signature for a completed connection to `port`.
+    #[inline]
+    pub fn port(&self, tcp: bool, port: u16) -> Option<(Hit, PortSide)> {
+        if self.ports.is_empty() {
+            return None;
+        }
+        self.ports.get(&(tcp, port)).copied()
     }
 
     pub fn len(&self) -> usize {

@@ -66,6 +66,8 @@ pub struct Settings {
     pub workers: usize,
     /// Which hosts are devices (`--evidence`, `--count-resolvers`).
     pub selection: Selection,
+    /// `--group-by mac`.
+    pub group_by_mac: bool,
 }
 
 impl Settings {
@@ -73,6 +75,7 @@ impl Settings {
     pub fn host_table(&self) -> HostTable {
         let mut t = HostTable::new(self.max_hosts, self.host_idle);
         t.selection = self.selection;
+        t.group_by_mac = self.group_by_mac;
         t
     }
 }
@@ -114,6 +117,7 @@ pub fn settings(c: &Common) -> Result<Settings> {
             evidence,
             count_resolvers: c.count_resolvers,
         },
+        group_by_mac: c.group_by == crate::cli::GroupBy::Mac,
     })
 }
 

@@ -70,6 +70,36 @@ pub struct Signature {
     pub line: usize,
 }
 
+/// Which end of a connection on a signature port runs Kaspersky software.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PortSide {
+    /// The port is a Kaspersky server's (KSC Administration Server,
+    /// distribution point): the host that connects to it is the device.
+    Server,
+    /// The port is the Network Agent's own listener: the host that answers
+    /// on it is the device.
+    Agent,
+}
+
+/// One validated port signature (`[[port]]`).
+#[derive(Clone, Debug)]
+pub struct PortSignature {
+    pub port: u16,
+    pub tcp: bool,
+    pub side: PortSide,
+    pub category: Category,
+    pub source: String,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl PortSignature {
+    /// `tcp/13000`, as events and `check-signatures` show it.
+    pub fn pattern(&self) -> String {
+        format!("{}/{}", if self.tcp { "tcp" } else { "udp" }, self.port)
+    }
+}
+
 /// Metadata of one loaded file.
 #[derive(Clone, Debug)]
 pub struct FileMeta {
@@ -82,6 +112,8 @@ pub struct FileMeta {
 #[derive(Clone, Debug, Default)]
 pub struct SignatureSet {
     pub signatures: Vec<Signature>,
+    /// Port signatures (KSC / Network Agent), callbacks only on completed connections.
+    pub ports: Vec<PortSignature>,
     pub files: Vec<FileMeta>,
     /// (pattern, kind) -> index in `signatures`, for duplicate detection.
     seen: std::collections::HashMap<(String, MatchKind), usize>,
@@ -93,6 +125,22 @@ struct RawFile {
     meta: Spanned<RawMeta>,
     #[serde(default)]
     signature: Vec<Spanned<RawSig>>,
+    #[serde(default)]
+    port: Vec<Spanned<RawPort>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    port: Spanned<i64>,
+    transport: Spanned<String>,
+    #[serde(default)]
+    side: Option<Spanned<String>>,
+    category: Spanned<String>,
+    source: Spanned<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    comment: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -227,8 +275,71 @@ impl SignatureSet {
         if meta.version.trim().is_empty() {
             return Err(err(raw.meta.span().start, "meta.version is empty".into()));
         }
-        if raw.signature.is_empty() {
-            return Err(err(text.len(), "no [[signature]] entries".into()));
+        if raw.signature.is_empty() && raw.port.is_empty() {
+            return Err(err(
+                text.len(),
+                "no [[signature]] or [[port]] entries".into(),
+            ));
+        }
+        for s in &raw.port {
+            let r = s.get_ref();
+            let port = u16::try_from(*r.port.get_ref())
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| err(r.port.span().start, "port must be 1..=65535".into()))?;
+            let tcp = match r.transport.get_ref().as_str() {
+                "tcp" => true,
+                "udp" => false,
+                other => {
+                    return Err(err(
+                        r.transport.span().start,
+                        format!("transport must be \"tcp\" or \"udp\", not {other:?}"),
+                    ))
+                }
+            };
+            let side = match r.side.as_ref().map(|s| s.get_ref().as_str()) {
+                None | Some("server") => PortSide::Server,
+                Some("agent") => PortSide::Agent,
+                Some(other) => {
+                    let at = r.side.as_ref().map_or(0, |s| s.span().start);
+                    return Err(err(
+                        at,
+                        format!("side must be \"server\" or \"agent\", not {other:?}"),
+                    ));
+                }
+            };
+            let category = Category::parse(r.category.get_ref()).ok_or_else(|| {
+                err(
+                    r.category.span().start,
+                    format!("unknown category {:?}", r.category.get_ref()),
+                )
+            })?;
+            if r.source.get_ref().trim().is_empty() {
+                return Err(err(
+                    r.source.span().start,
+                    "source is empty: cite where the port comes from".into(),
+                ));
+            }
+            if let Some(prev) = self.ports.iter().find(|p| p.port == port && p.tcp == tcp) {
+                return Err(err(
+                    r.port.span().start,
+                    format!(
+                        "duplicate of {} line {} ({})",
+                        prev.file.display(),
+                        prev.line,
+                        prev.pattern()
+                    ),
+                ));
+            }
+            self.ports.push(PortSignature {
+                port,
+                tcp,
+                side,
+                category,
+                source: r.source.get_ref().clone(),
+                file: path.to_path_buf(),
+                line: lines.of(s.span().start),
+            });
         }
         for s in &raw.signature {
             let r = s.get_ref();

@@ -64,6 +64,8 @@ counter_enum! {
         SharedAddresses => "max_shared_addresses",
         HeldConnections => "max_held_connections",
         Resolvers => "max_resolvers",
+        Identities => "max_identities",
+        AddressesPerHost => "max_addresses_per_host",
         DnsNameLen => "max_dns_name_len",
         Events => "events_write_errors",
     }

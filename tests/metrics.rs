@@ -87,8 +87,8 @@ fn demo_exposition_names_types_labels() {
         "kaswatch_host_callbacks_total{host=\"192.168.10.21\",category=\"ksn\",protocol=\"dns\",evidence=\"name\",role=\"device\",managed=\"false\"} 2",
         "kaswatch_host_callbacks_total{host=\"2001:db8:10::23\",category=\"update\",protocol=\"dns\",evidence=\"name\",role=\"device\",managed=\"false\"} 1",
         "kaswatch_host_first_seen_timestamp_seconds{host=\"192.168.10.21\",managed=\"false\"} 1772442000.011",
-        "kaswatch_host_info{host=\"192.168.10.22\",mac=\"00:1b:21:aa:00:22\",vendor=\"\",hostname=\"\",role=\"device\",section=\"hosts\",managed=\"false\",inventory_name=\"\"} 1",
-        "kaswatch_host_info{host=\"10.8.0.6\",mac=\"\",vendor=\"\",hostname=\"\",role=\"device\",section=\"hosts\",managed=\"false\",inventory_name=\"\"} 1",
+        "kaswatch_host_info{host=\"192.168.10.22\",mac=\"00:1b:21:aa:00:22\",vendor=\"Intel Corporate\",hostname=\"\",address=\"192.168.10.22\",role=\"device\",section=\"hosts\",managed=\"false\",inventory_name=\"\"} 1",
+        "kaswatch_host_info{host=\"10.8.0.6\",mac=\"\",vendor=\"\",hostname=\"\",address=\"10.8.0.6\",role=\"device\",section=\"hosts\",managed=\"false\",inventory_name=\"\"} 1",
         "kaswatch_hosts{managed=\"false\"} 5",
         "kaswatch_callbacks_total{category=\"update\",protocol=\"dns\"} 6",
         "kaswatch_callbacks_total{category=\"ksn\",protocol=\"dns\"} 3",
@@ -213,9 +213,9 @@ fn inventory_marks_hosts_managed() {
         "kaswatch_hosts{managed=\"false\"} 3",
         "kaswatch_hosts{managed=\"true\"} 2",
         "kaswatch_host_callbacks_total{host=\"192.168.10.21\",category=\"ksn\",protocol=\"dns\",evidence=\"name\",role=\"device\",managed=\"true\"} 2",
-        "kaswatch_host_info{host=\"192.168.10.21\",mac=\"00:1b:21:aa:00:21\",vendor=\"\",hostname=\"\",role=\"device\",section=\"hosts\",managed=\"true\",inventory_name=\"Reception PC\"} 1",
-        "kaswatch_host_info{host=\"2001:db8:10::23\",mac=\"00:1b:21:aa:00:23\",vendor=\"\",hostname=\"\",role=\"device\",section=\"hosts\",managed=\"true\",inventory_name=\"\"} 1",
-        "kaswatch_host_info{host=\"192.168.10.22\",mac=\"00:1b:21:aa:00:22\",vendor=\"\",hostname=\"\",role=\"device\",section=\"hosts\",managed=\"false\",inventory_name=\"\"} 1",
+        "kaswatch_host_info{host=\"192.168.10.21\",mac=\"00:1b:21:aa:00:21\",vendor=\"Intel Corporate\",hostname=\"\",address=\"192.168.10.21\",role=\"device\",section=\"hosts\",managed=\"true\",inventory_name=\"Reception PC\"} 1",
+        "kaswatch_host_info{host=\"2001:db8:10::23\",mac=\"00:1b:21:aa:00:23\",vendor=\"Intel Corporate\",hostname=\"\",address=\"2001:db8:10::23\",role=\"device\",section=\"hosts\",managed=\"true\",inventory_name=\"\"} 1",
+        "kaswatch_host_info{host=\"192.168.10.22\",mac=\"00:1b:21:aa:00:22\",vendor=\"Intel Corporate\",hostname=\"\",address=\"192.168.10.22\",role=\"device\",section=\"hosts\",managed=\"false\",inventory_name=\"\"} 1",
     ] {
         assert!(text.lines().any(|l| l == line), "missing line: {line}");
     }

@@ -203,7 +203,7 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
         "Host details; labels are empty when unknown.",
     );
     for h in &hosts {
-        let ip = h.ip.to_string();
+        let ip = h.key.label();
         let m = managed(h);
         let role = h.role.as_str();
         let mut counts = h.counts.clone();
@@ -224,13 +224,16 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
         first.push(&[("host", &ip), ("managed", m)], fmt_seconds(h.first_seen));
         last.push(&[("host", &ip), ("managed", m)], fmt_seconds(h.last_seen));
         let mac = h.mac_string().unwrap_or_default();
+        let vendor = h.vendor().unwrap_or_default();
+        let addr = h.ip.to_string();
         let inv = h.inventory_name.clone().unwrap_or_default();
         info.push(
             &[
                 ("host", &ip),
                 ("mac", &mac),
-                ("vendor", ""),
-                ("hostname", ""),
+                ("vendor", &vendor),
+                ("hostname", h.hostname.as_deref().unwrap_or("")),
+                ("address", &addr),
                 ("role", role),
                 ("section", h.section(&s.hosts.selection).as_str()),
                 ("managed", m),
@@ -380,6 +383,7 @@ fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
         match l {
             Limit::Hosts => n += s.hosts.evicted_capacity,
             Limit::NamesPerHost => n += s.hosts.names_capped,
+            Limit::AddressesPerHost => n += s.hosts.addresses_capped,
             Limit::Events => n += s.event_write_errors,
             _ => {}
         }

@@ -22,8 +22,18 @@ pub enum Format {
 
 #[derive(Serialize)]
 struct HostRow<'a> {
+    /// Address of the latest callback.
     host: String,
+    /// The device's key: its MAC when its addresses are grouped, else `host`.
+    device: String,
+    addresses: Vec<String>,
     mac: Option<String>,
+    vendor: Option<String>,
+    hostname: Option<&'a str>,
+    fqdn: Option<&'a str>,
+    vendor_class: Option<&'a str>,
+    /// On-site Kaspersky Security Center servers it talks to.
+    ksc_servers: Vec<String>,
     first_seen: String,
     last_seen: String,
     callbacks: std::collections::BTreeMap<&'static str, u64>,
@@ -39,7 +49,14 @@ struct HostRow<'a> {
 fn row(h: &Host) -> HostRow<'_> {
     HostRow {
         host: h.ip.to_string(),
+        device: h.key.label(),
+        addresses: h.addresses.iter().map(|a| a.to_string()).collect(),
         mac: h.mac_string(),
+        vendor: h.vendor(),
+        hostname: h.hostname.as_deref(),
+        fqdn: h.fqdn.as_deref(),
+        vendor_class: h.vendor_class.as_deref(),
+        ksc_servers: h.ksc_servers.iter().map(|a| a.to_string()).collect(),
         first_seen: rfc3339(h.first_seen),
         last_seen: rfc3339(h.last_seen),
         callbacks: Category::ALL
@@ -98,6 +115,13 @@ fn heading(sec: Section, hosts: &HostTable) -> String {
 
 const SECTIONS: [Section; 3] = [Section::Devices, Section::Resolvers, Section::Other];
 
+fn joined_addrs(a: &[std::net::IpAddr], sep: &str) -> String {
+    a.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 fn joined<T>(items: &[T], f: impl Fn(&T) -> &'static str, sep: &str) -> String {
     items.iter().map(f).collect::<Vec<_>>().join(sep)
 }
@@ -128,7 +152,7 @@ pub fn render(hosts: &HostTable, format: Format) -> String {
             s
         }
         Format::Csv => {
-            let mut s = String::from("host,mac,first_seen,last_seen,update,ksn,activation,management,portal,other,protocols,evidence,names,more_names,managed,role,section\n");
+            let mut s = String::from("host,mac,first_seen,last_seen,update,ksn,activation,management,portal,other,protocols,evidence,names,more_names,managed,role,section,device,addresses,hostname,fqdn,vendor,vendor_class,ksc_servers\n");
             for sec in SECTIONS {
                 for h in section(sec) {
                     let cols: Vec<String> = [
@@ -151,6 +175,13 @@ pub fn render(hosts: &HostTable, format: Format) -> String {
                         h.managed.to_string(),
                         h.role.as_str().to_string(),
                         sec.as_str().to_string(),
+                        h.key.label(),
+                        joined_addrs(&h.addresses, " "),
+                        h.hostname.clone().unwrap_or_default(),
+                        h.fqdn.clone().unwrap_or_default(),
+                        h.vendor().unwrap_or_default(),
+                        h.vendor_class.clone().unwrap_or_default(),
+                        joined_addrs(&h.ksc_servers, " "),
                     ])
                     .collect();
                     let line: Vec<String> = cols.iter().map(|c| csv_field(c)).collect();
@@ -187,6 +218,8 @@ fn table(hosts: &[&Host]) -> String {
     let header = [
         "HOST",
         "MAC",
+        "HOSTNAME",
+        "VENDOR",
         "FIRST SEEN",
         "LAST SEEN",
         "UPD",
@@ -201,9 +234,15 @@ fn table(hosts: &[&Host]) -> String {
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for h in hosts {
+        let host = match h.addresses.len() {
+            0 | 1 => h.ip.to_string(),
+            n => format!("{} +{}", h.ip, n - 1),
+        };
         let mut r = vec![
-            h.ip.to_string(),
+            host,
             h.mac_string().unwrap_or_else(|| "-".into()),
+            h.hostname.clone().unwrap_or_else(|| "-".into()),
+            h.vendor().unwrap_or_else(|| "-".into()),
             rfc3339(h.first_seen),
             rfc3339(h.last_seen),
         ];

@@ -11,7 +11,8 @@ use crate::event::Event;
 use crate::evidence::{Evidence, Role};
 use crate::export::jsonlog::LineSink;
 use crate::export::metrics::{Backfill, CallbackCounts, IfaceStats, Snapshot};
-use crate::hosts::{HostTable, Record};
+use crate::hosts::{DeviceKey, HostTable, Record};
+use crate::identity::IdentityBook;
 use crate::matcher::{Hit, Matcher};
 use crate::proto::{dns, Protocol};
 use crate::signatures::Category;
@@ -50,6 +51,8 @@ pub struct Merger {
     pub names_seen: u64,
     /// Attributions, shared addresses, held connections, resolvers.
     pub address: AddressBook,
+    /// Who devices say they are (DHCP, mDNS, NetBIOS), MAC bindings.
+    pub identity: IdentityBook,
     /// Matched DNS queries awaiting their response -> packet time. A
     /// response whose query was captured is not counted twice; one whose
     /// query was not (one-way mirror) still counts.
@@ -86,6 +89,7 @@ impl Merger {
             repeats: 0,
             names_seen: 0,
             address: AddressBook::default(),
+            identity: IdentityBook::default(),
             queries: GenMap::new(MAX_PENDING_QUERIES),
             asked: GenMap::new(MAX_ASKED),
             name_hasher: ahash::RandomState::new(),
@@ -148,6 +152,7 @@ impl Merger {
                 self.response(o);
                 self.learn(o, answers);
             }
+            ObsKind::Identity(id) => self.identity_seen(id),
             ObsKind::Answers(list) => {
                 self.responder(o);
                 for (addr, ttl) in list.iter() {
@@ -243,6 +248,43 @@ impl Merger {
         }
     }
 
+    /// A device said who it is: remember it, group its addresses, label it.
+    fn identity_seen(&mut self, id: &crate::identity::Ident) {
+        if let Some((ip, mac)) = self.identity.learn(id, &mut self.counters) {
+            self.hosts.bind(ip, mac);
+        }
+        if let Some(a) = id.addr {
+            self.refresh_names(&a);
+        }
+        if let Some(m) = id.mac {
+            if let Some(h) = self.hosts.get_key_mut(&DeviceKey::Mac(m)) {
+                let ip = h.ip;
+                self.refresh_names(&ip);
+            }
+        }
+    }
+
+    /// Copy what is known of the device at `ip` into its host entry.
+    fn refresh_names(&mut self, ip: &IpAddr) {
+        let Some(h) = self.hosts.get_mut(ip) else {
+            return;
+        };
+        let mac = match h.key {
+            DeviceKey::Mac(m) => Some(m),
+            DeviceKey::Ip(_) => None,
+        };
+        let n = self.identity.names(ip, mac);
+        if n.hostname.is_some() {
+            h.hostname = n.hostname;
+        }
+        if n.fqdn.is_some() {
+            h.fqdn = n.fqdn;
+        }
+        if n.vendor_class.is_some() {
+            h.vendor_class = n.vendor_class;
+        }
+    }
+
     /// A DNS response from port 53 to another host: its sender is a resolver.
     fn responder(&mut self, o: &Obs) {
         if o.sport != 53 || o.src == o.dst || !unicast(&o.dst) {
@@ -315,6 +357,7 @@ impl Merger {
         self.hosts.record(&Record {
             ip: o.src,
             mac: o.src_mac,
+            bound: self.identity.mac_of(&o.src),
             ts: o.ts,
             category: hit.category,
             protocol: o.protocol,
@@ -322,6 +365,15 @@ impl Merger {
             role,
             name,
         });
+        self.refresh_names(&o.src);
+        if o.evidence == Evidence::Port && on_site(&o.dst) {
+            // Talking to an on-site KSC server: managed by KSC (still Kaspersky).
+            if let Some(h) = self.hosts.get_mut(&o.src) {
+                if !h.ksc_servers.contains(&o.dst) && h.ksc_servers.len() < MAX_KSC_SERVERS {
+                    h.ksc_servers.push(o.dst);
+                }
+            }
+        }
         if let Some(inv) = &self.inventory {
             if let Some(h) = self.hosts.get_mut(&o.src) {
                 if let Some(name) = inv.lookup(h.ip, h.mac) {
@@ -379,6 +431,20 @@ impl Merger {
         }
         if let Some(s) = self.all_names.as_mut() {
             s.flush();
+        }
+    }
+}
+
+/// KSC servers remembered per host.
+pub const MAX_KSC_SERVERS: usize = 4;
+
+/// A private, unique-local or link-local address: on the site's own network.
+fn on_site(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => a.is_private() || a.is_link_local(),
+        IpAddr::V6(a) => {
+            let s = a.segments()[0];
+            (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
         }
     }
 }

@@ -101,6 +101,8 @@ pub enum ObsKind {
     Resolved(Vec<dns::Resolution>),
     /// A DNS response to other questions: addresses that serve other names.
     Answers(AddrList),
+    /// What a device said about itself (DHCP, DHCPv6, mDNS, LLMNR, NetBIOS).
+    Identity(Box<crate::identity::Ident>),
 }
 
 /// Something the worker saw, for the merger. Owned, but built without

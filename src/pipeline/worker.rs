@@ -10,9 +10,11 @@ use crate::capture::RawPacket;
 use crate::decode::{self, Decoded, Packet, Transport};
 use crate::evidence::Evidence;
 use crate::flow::{self, App, ConnTrack, FlowKey, FlowTable, Scratch};
+use crate::identity::Ident;
 use crate::matcher::{Hit, Matcher};
-use crate::proto::{dns, http, kupdate, name, quic, tls, Protocol};
+use crate::proto::{dns, http, ident, kupdate, name, quic, tls, Protocol};
 use crate::stats::{Counters, Layer, Limit};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// ClientHellos taken from one QUIC flow (the first and one after a Retry).
@@ -118,9 +120,23 @@ impl Worker {
                 };
                 if dns_port(sport) || dns_port(dport) {
                     self.emitter().dns_message(&ctx, payload);
+                    if sport == 5353 || sport == 5355 {
+                        self.emitter().self_announcement(&ctx, payload);
+                    }
                     return;
                 }
                 if netbios_port(sport) || netbios_port(dport) {
+                    if sport == 137 {
+                        self.emitter().netbios(&ctx, payload);
+                    }
+                    return;
+                }
+                if matches!((sport, dport), (67 | 68, 67 | 68)) {
+                    self.emitter().dhcp4(&ctx, payload);
+                    return;
+                }
+                if dport == 547 {
+                    self.emitter().dhcp6(&ctx, payload);
                     return;
                 }
                 if !self.udp(&ctx, payload) && dns::plausible(payload) {
@@ -176,11 +192,25 @@ impl Worker {
             flow.conn = ConnTrack {
                 client: dir as u8,
                 pending: true,
+                opened: true,
                 ..ConnTrack::default()
             };
             out.push(Obs::at(&ctx, Protocol::Ip, ObsKind::Open(None)));
         }
         let from_client = usize::from(flow.conn.client) == dir;
+        if flow.conn.opened && !flow.conn.port_checked {
+            let syn_ack = decode::TCP_SYN | decode::TCP_ACK;
+            if !from_client && tcp.flags & syn_ack == syn_ack {
+                flow.conn.answered = true;
+            } else if from_client
+                && flow.conn.answered
+                && tcp.flags & (decode::TCP_ACK | decode::TCP_RST) == decode::TCP_ACK
+            {
+                // The handshake completed: a connection on a Kaspersky port.
+                flow.conn.port_checked = true;
+                port_signature(matcher, out, &ctx, true, from_client, &mut flow.conn);
+            }
+        }
         let Some(d) = flow.dirs.get_mut(dir) else {
             return;
         };
@@ -269,6 +299,14 @@ impl Worker {
             };
             let settled = (!pending).then_some(Named::Nothing);
             out.push(Obs::at(ctx, Protocol::Ip, ObsKind::Open(settled)));
+            flow.conn.opened = true;
+        } else if flow.conn.opened
+            && !flow.conn.port_checked
+            && usize::from(flow.conn.client) != dir
+        {
+            // UDP went both ways: a completed exchange on a Kaspersky port.
+            flow.conn.port_checked = true;
+            port_signature(matcher, out, ctx, false, false, &mut flow.conn);
         }
         let Some(h) = initial else {
             return flow.quic.is_some();
@@ -335,6 +373,43 @@ impl Worker {
     pub fn take(&mut self) -> Vec<Obs> {
         std::mem::take(&mut self.out)
     }
+}
+
+/// A completed connection on a port signature: a callback (evidence
+/// `port`) of the end that runs Kaspersky software: the client of a KSC
+/// server port, the responder on a Network Agent port. `from_client`: the
+/// packet is the client's.
+fn port_signature(
+    matcher: &Matcher,
+    out: &mut Vec<Obs>,
+    ctx: &Ctx<'_>,
+    tcp: bool,
+    from_client: bool,
+    conn: &mut ConnTrack,
+) {
+    let server_port = if from_client { ctx.dport } else { ctx.sport };
+    let Some((hit, side)) = matcher.port(tcp, server_port) else {
+        return;
+    };
+    let listener = if from_client {
+        ctx.pkt.dst
+    } else {
+        ctx.pkt.src
+    };
+    let mut o = Obs::at(ctx, Protocol::Ip, ObsKind::Name);
+    // Orient client first, then flip to the Kaspersky end for an agent port.
+    if !from_client {
+        o.reverse();
+    }
+    if side == crate::signatures::PortSide::Agent {
+        o.reverse();
+    }
+    o.name = format!("{listener}:{server_port}");
+    o.hit = Some(hit);
+    o.evidence = Evidence::Port;
+    o.repeat = conn.called;
+    conn.called = true;
+    out.push(o);
 }
 
 /// Settle a pending connection (once) from its client's packet.
@@ -626,6 +701,123 @@ impl Emitter<'_> {
         conn.called = true;
         o.reverse();
         self.out.push(o);
+    }
+}
+
+impl Emitter<'_> {
+    fn ident(&mut self, ctx: &Ctx<'_>, id: Ident) {
+        self.out
+            .push(Obs::at(ctx, Protocol::Dns, ObsKind::Identity(Box::new(id))));
+    }
+
+    /// DHCPv4: a client's request (its MAC, name, vendor class) or a
+    /// server's ACK (the lease: MAC <-> address, bound on the local segment).
+    fn dhcp4(&mut self, ctx: &Ctx<'_>, payload: &[u8]) {
+        let Some(d) = ident::dhcp4(payload) else {
+            return;
+        };
+        let text = |v: Option<&[u8]>| v.and_then(ident::printable);
+        let unspecified = |a: Ipv4Addr| (!a.is_unspecified()).then_some(IpAddr::V4(a));
+        let (addr, binding) = match (d.op, d.msg_type) {
+            (2, 5) => (unspecified(d.yiaddr).or(unspecified(d.ciaddr)), true),
+            (1, _) => (unspecified(d.ciaddr), false),
+            _ => return,
+        };
+        self.ident(
+            ctx,
+            Ident {
+                mac: Some(d.chaddr),
+                addr,
+                binding: binding && addr.is_some(),
+                hostname: text(d.hostname),
+                fqdn: d.fqdn.and_then(|f| f.text()),
+                vendor_class: text(d.vendor_class),
+                source: "dhcp",
+            },
+        );
+    }
+
+    /// DHCPv6 from a client: the MAC in its DUID is bound to the address it
+    /// sends from (link-local, on this segment); option 39 names it.
+    fn dhcp6(&mut self, ctx: &Ctx<'_>, payload: &[u8]) {
+        let Some(d) = ident::dhcp6(payload) else {
+            return;
+        };
+        let fqdn = d.fqdn.and_then(|w| ident::Fqdn::Wire(w).text());
+        if d.mac.is_none() && fqdn.is_none() {
+            return;
+        }
+        self.ident(
+            ctx,
+            Ident {
+                mac: d.mac,
+                addr: Some(ctx.pkt.src),
+                binding: d.mac.is_some(),
+                hostname: fqdn
+                    .as_deref()
+                    .and_then(|f| f.split('.').next())
+                    .map(str::to_string),
+                fqdn,
+                vendor_class: None,
+                source: "dhcpv6",
+            },
+        );
+    }
+
+    /// A NetBIOS registration or answer for a unique name.
+    fn netbios(&mut self, ctx: &Ctx<'_>, payload: &[u8]) {
+        let Some(n) = ident::netbios(payload) else {
+            return;
+        };
+        // Workstation (0x00) and server (0x20) names name the machine.
+        if n.suffix != 0 && n.suffix != 0x20 {
+            return;
+        }
+        self.ident(
+            ctx,
+            Ident {
+                mac: None,
+                addr: Some(IpAddr::V4(n.addr)),
+                binding: false,
+                hostname: Some(n.name),
+                fqdn: None,
+                vendor_class: None,
+                source: "netbios",
+            },
+        );
+    }
+
+    /// An mDNS or LLMNR response that gives the responder's own address a
+    /// name: `<name>.local` (mDNS) or `<name>` (LLMNR).
+    fn self_announcement(&mut self, ctx: &Ctx<'_>, payload: &[u8]) {
+        let Some(h) = dns::header(payload) else {
+            return;
+        };
+        if !h.is_response() {
+            return;
+        }
+        let me = ctx.pkt.src;
+        let mut found: Option<String> = None;
+        dns::answer_owned_addrs(payload, |owner, addr, _| {
+            if found.is_none() && addr == me && !owner.is_empty() {
+                let o = owner.strip_suffix(b".local").unwrap_or(owner);
+                found = ident::printable(o);
+            }
+        });
+        let Some(name) = found else { return };
+        let source = if ctx.sport == 5353 { "mdns" } else { "llmnr" };
+        self.ident(
+            ctx,
+            Ident {
+                mac: None,
+                addr: Some(me),
+                binding: false,
+                hostname: Some(name),
+                fqdn: None,
+                vendor_class: None,
+                source,
+            },
+        );
     }
 }
 

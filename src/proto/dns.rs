@@ -241,16 +241,37 @@ fn skip_name(msg: &[u8], mut off: usize) -> Option<usize> {
 /// whatever its question, to learn which addresses serve which kind of name.
 /// Returns the number of address records delivered.
 pub fn answer_addrs(msg: &[u8], mut f: impl FnMut(IpAddr, u32)) -> usize {
+    walk_answers(msg, false, |_, a, t| f(a, t))
+}
+
+/// Like [`answer_addrs`], with each record's owner name (lowercased text):
+/// mDNS and LLMNR responders announce their own names this way.
+pub fn answer_owned_addrs(msg: &[u8], f: impl FnMut(&[u8], IpAddr, u32)) -> usize {
+    walk_answers(msg, true, f)
+}
+
+fn walk_answers(msg: &[u8], owners: bool, mut f: impl FnMut(&[u8], IpAddr, u32)) -> usize {
     let Some(w) = questions(msg, |_| {}) else {
         return 0;
     };
     if w.error.is_some() || w.capped > 0 {
         return 0;
     }
+    let mut buf = [0u8; MAX_NAME_LEN];
     let mut off = w.end;
     let mut n = 0usize;
     for _ in 0..usize::from(w.header.ancount).min(MAX_ANSWERS) {
-        let Some(p) = skip_name(msg, off) else { break };
+        let (owner_len, p) = if owners {
+            match read_name(msg, off, &mut buf) {
+                Ok(x) => x,
+                Err(_) => break,
+            }
+        } else {
+            match skip_name(msg, off) {
+                Some(p) => (0, p),
+                None => break,
+            }
+        };
         let (Some(rtype), Some(class), Some(t1), Some(t2), Some(rdlen)) = (
             be16(msg, p),
             be16(msg, p + 2),
@@ -265,21 +286,16 @@ pub fn answer_addrs(msg: &[u8], mut f: impl FnMut(IpAddr, u32)) -> usize {
         let Some(rdata) = msg.get(start..start + usize::from(rdlen)) else {
             break;
         };
+        let owner = buf.get(..owner_len).unwrap_or(&[]);
         if class & 0x7fff == 1 {
-            match (rtype, rdata.len()) {
-                (1, 4) => {
-                    let mut a = [0u8; 4];
-                    a.copy_from_slice(rdata);
-                    f(IpAddr::from(a), ttl);
-                    n += 1;
-                }
-                (28, 16) => {
-                    let mut a = [0u8; 16];
-                    a.copy_from_slice(rdata);
-                    f(IpAddr::from(a), ttl);
-                    n += 1;
-                }
-                _ => {}
+            let addr = match (rtype, rdata.len()) {
+                (1, 4) => <[u8; 4]>::try_from(rdata).ok().map(IpAddr::from),
+                (28, 16) => <[u8; 16]>::try_from(rdata).ok().map(IpAddr::from),
+                _ => None,
+            };
+            if let Some(a) = addr {
+                f(owner, a, ttl);
+                n += 1;
             }
         }
         off = start + usize::from(rdlen);

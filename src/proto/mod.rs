@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod ident;
 pub mod kupdate;
 pub mod name;
 pub mod quic;

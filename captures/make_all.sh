@@ -11,6 +11,7 @@ PY=${PYTHON:-/usr/bin/python3}
 "$PY" make_tunnels.py
 "$PY" make_quic.py      # also needs python3-cryptography
 "$PY" make_attribution.py   # also writes update-paths.pcap
+"$PY" make_identity.py      # identity.pcap and ksc.pcap
 
 # real-clients.pcap comes from real openssl/curl clients in network namespaces.
 # It is NOT deterministic, so it is only regenerated on request (--real), and

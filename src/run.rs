@@ -547,32 +547,100 @@ pub fn cmd_check(a: &CheckArgs) -> Result<i32> {
         println!("{:<11} {n}", c.as_str());
     }
     println!("{:<11} {}", "total", set.signatures.len());
+    println!("{:<11} {}", "ports", set.ports.len());
     if !a.test.is_empty() {
         let m = Matcher::new(&set);
-        for name in &a.test {
-            match m.lookup_str(name) {
-                Some(h) => {
-                    let s = set.signatures.get(h.sig as usize);
-                    let (kind, file, line) = s.map_or(("?", String::new(), 0), |s| {
-                        (
-                            if s.kind == crate::signatures::MatchKind::Exact {
-                                "exact"
-                            } else {
-                                "suffix"
-                            },
-                            s.file.display().to_string(),
-                            s.line,
-                        )
-                    });
-                    println!(
-                        "{name}: {} ({kind} {} at {file}:{line})",
-                        h.category.as_str(),
-                        m.pattern(h.sig)
-                    );
-                }
-                None => println!("{name}: no match"),
-            }
+        for t in &a.test {
+            println!("{t}: {}", explain(&set, &m, t));
         }
     }
     Ok(0)
+}
+
+/// What `check-signatures --test` says of one probe: a name, a URL
+/// (`http://host/path`: the host as a name, the path against the update
+/// layout), a port (`tcp/13000`), or response-body bytes (`hex:4b4c5a46`).
+fn explain(set: &SignatureSet, m: &Matcher, probe: &str) -> String {
+    if let Some(hex) = probe.strip_prefix("hex:") {
+        let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
+            .map(|i| {
+                hex.get(2 * i..2 * i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
+            .collect();
+        return match bytes
+            .as_deref()
+            .and_then(crate::proto::kupdate::match_magic)
+        {
+            Some(r) => format!(
+                "update (content rule {}: a response body opening with these bytes)",
+                crate::proto::kupdate::RULES.get(r).copied().unwrap_or("")
+            ),
+            None => "no match (not update magic KLD2/KLZF)".into(),
+        };
+    }
+    if let Some((proto, port)) = probe.split_once('/') {
+        if let (Some(tcp), Ok(port)) = (
+            match proto {
+                "tcp" => Some(true),
+                "udp" => Some(false),
+                _ => None,
+            },
+            port.parse::<u16>(),
+        ) {
+            return match m.port(tcp, port) {
+                Some((h, side)) => {
+                    let p = set.ports.iter().find(|p| p.port == port && p.tcp == tcp);
+                    format!(
+                        "{} (port {}, {:?} side, at {}:{}; only completed connections count)",
+                        h.category.as_str(),
+                        m.pattern(h.sig),
+                        side,
+                        p.map_or(String::new(), |p| p.file.display().to_string()),
+                        p.map_or(0, |p| p.line)
+                    )
+                }
+                None => "no match".into(),
+            };
+        }
+    }
+    if let Some(rest) = probe.split_once("://").map(|(_, r)| r) {
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let host = crate::proto::http::host_for_match(host.as_bytes())
+            .map(|h| String::from_utf8_lossy(h).into_owned())
+            .unwrap_or_default();
+        let by_name = explain_name(set, m, &host);
+        let by_path = match crate::proto::kupdate::match_path(path.as_bytes()) {
+            Some(r) => format!(
+                "update (content rule {})",
+                crate::proto::kupdate::RULES.get(r).copied().unwrap_or("")
+            ),
+            None => "no match".into(),
+        };
+        return format!("host {host}: {by_name}; path {path}: {by_path}");
+    }
+    explain_name(set, m, probe)
+}
+
+fn explain_name(set: &SignatureSet, m: &Matcher, name: &str) -> String {
+    let Some(h) = m.lookup_str(name) else {
+        return "no match".into();
+    };
+    let s = set.signatures.get(h.sig as usize);
+    let (kind, file, line) = s.map_or(("?", String::new(), 0), |s| {
+        (
+            if s.kind == crate::signatures::MatchKind::Exact {
+                "exact"
+            } else {
+                "suffix"
+            },
+            s.file.display().to_string(),
+            s.line,
+        )
+    });
+    format!(
+        "{} ({kind} {} at {file}:{line})",
+        h.category.as_str(),
+        m.pattern(h.sig)
+    )
 }

@@ -477,6 +477,34 @@ mod tests {
     }
 
     #[test]
+    fn ports_load_and_errors_name_the_line() {
+        let port = |p: &str, t: &str, side: &str| {
+            load(&format!(
+                "{HEAD}[[port]]\nport = {p}\ntransport = \"{t}\"\nside = \"{side}\"\ncategory = \"management\"\nsource = \"x\"\n"
+            ))
+        };
+        let s = port("13000", "tcp", "server").unwrap();
+        assert_eq!((s.ports[0].port, s.ports[0].tcp), (13000, true));
+        assert_eq!(s.ports[0].side, PortSide::Server);
+        assert_eq!(s.ports[0].pattern(), "tcp/13000");
+        let e = port("70000", "tcp", "server").unwrap_err().to_string();
+        assert_eq!(e, "t.toml:5: port must be 1..=65535");
+        let e = port("15000", "sctp", "agent").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:6: transport must be"), "{e}");
+        let e = port("15000", "udp", "client").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:7: side must be"), "{e}");
+        let mut s = port("13000", "tcp", "server").unwrap();
+        let again = format!(
+            "{HEAD}[[port]]\nport = 13000\ntransport = \"tcp\"\ncategory = \"other\"\nsource = \"y\"\n"
+        );
+        let e = s
+            .load_str(Path::new("u.toml"), &again)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duplicate of t.toml line 4 (tcp/13000)"), "{e}");
+    }
+
+    #[test]
     fn syntax_error_names_line() {
         let e = load(&format!("{HEAD}[[signature]]\npattern = \"a.com\n"))
             .unwrap_err()

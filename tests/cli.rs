@@ -335,9 +335,33 @@ fn check_signatures_counts_and_tests_names() {
         "DNL-01.geo.kaspersky.com.",
         "--test",
         "notkaspersky.com",
+        "--test",
+        "tcp/13000",
+        "--test",
+        "tcp/13001",
+        "--test",
+        "http://10.0.0.9/index/u0607g.xml.dif",
+        "--test",
+        "http://www.example.org/blog/updates/base.html",
+        "--test",
+        "hex:4b4c5a4600",
+        "--test",
+        "hex:4b4c4431",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
+    assert!(
+        s.contains("tcp/13000: management (port tcp/13000, Server side, at signatures/ports.toml:"),
+        "{s}"
+    );
+    assert!(s.contains("tcp/13001: no match"), "{s}");
+    assert!(s.contains("http://10.0.0.9/index/u0607g.xml.dif: host 10.0.0.9: no match; path /index/u0607g.xml.dif: update (content rule path:/index/u*g.xml.*)"), "{s}");
+    assert!(s.contains("http://www.example.org/blog/updates/base.html: host www.example.org: no match; path /blog/updates/base.html: no match"), "{s}");
+    assert!(
+        s.contains("hex:4b4c5a4600: update (content rule magic:KLZF"),
+        "{s}"
+    );
+    assert!(s.contains("hex:4b4c4431: no match"), "{s}");
     assert!(s.contains("update      "), "{s}");
     assert!(s.contains("DNL-01.geo.kaspersky.com.: update (exact dnl-01.geo.kaspersky.com at signatures/update.toml:"), "{s}");
     assert!(s.contains("notkaspersky.com: no match"), "{s}");

@@ -107,7 +107,9 @@ fn heading(sec: Section, hosts: &HostTable) -> String {
         }
         Section::Other => format!(
             "Other hosts: only evidence outside --evidence {} (address: they connected, naming \
-             nothing, to an address resolved from a Kaspersky name). Not counted as devices.",
+             nothing, to an address resolved from a Kaspersky name; port: a completed connection \
+             on a Kaspersky management port, KSC = the on-site Security Center server). Not \
+             counted as devices.",
             hosts.selection.evidence
         ),
     }
@@ -230,6 +232,7 @@ fn table(hosts: &[&Host]) -> String {
         "OTHER",
         "PROTOCOLS",
         "EVIDENCE",
+        "KSC",
         "NAMES",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
@@ -253,6 +256,11 @@ fn table(hosts: &[&Host]) -> String {
         );
         r.push(joined(&h.protocols(), |p| p.as_str(), ","));
         r.push(joined(&h.evidence(), |e| e.as_str(), ","));
+        r.push(if h.ksc_servers.is_empty() {
+            "-".to_string()
+        } else {
+            joined_addrs(&h.ksc_servers, ",")
+        });
         r.push(names_cell(h, TABLE_NAMES));
         rows.push(r);
     }

@@ -397,11 +397,10 @@ fn port_signature(
         ctx.pkt.src
     };
     let mut o = Obs::at(ctx, Protocol::Ip, ObsKind::Name);
-    // Orient client first, then flip to the Kaspersky end for an agent port.
-    if !from_client {
-        o.reverse();
-    }
-    if side == crate::signatures::PortSide::Agent {
+    // The callback is the Kaspersky end's: the client of a server port, the
+    // listener of an agent port.
+    let device_sent = (side == crate::signatures::PortSide::Server) == from_client;
+    if !device_sent {
         o.reverse();
     }
     o.name = format!("{listener}:{server_port}");

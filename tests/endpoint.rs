@@ -870,3 +870,64 @@ fn client_certificates_when_required() {
     );
     assert!(rejected(&m, "tls_handshake") >= 3, "{m}");
 }
+
+#[test]
+fn password_guessing_does_not_delay_a_known_scraper() {
+    let test = "password_guessing_does_not_delay_a_known_scraper";
+    if !is_root() {
+        skip(test, "needs root (capture on lo); run `sudo cargo test`");
+        return;
+    }
+    if !have("curl", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("auth.yml");
+    let hash = bcrypt::hash(PASSWORD, COST).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  {USER}: '{hash}'\n")).unwrap();
+    let s = LoSensor::start(dir.path(), &["--web-config", web.to_str().unwrap()]);
+    assert!(
+        s.log().contains("passwords cross the network in clear"),
+        "basic auth without TLS is warned about: {}",
+        s.log()
+    );
+    let none: Vec<String> = Vec::new();
+    let good = format!("{USER}:{PASSWORD}");
+    let url = s.url("/metrics");
+    let (code, _, _) = curl(&none, &["-u", &good, &url]);
+    assert_eq!(code, "200");
+    // 40 guesses at once: each costs a bcrypt run, one at a time.
+    let guesses: Vec<std::process::Child> = (0..40)
+        .map(|i| {
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "--max-time", "60", "-u"])
+                .arg(format!("{USER}:guess{i}"))
+                .arg(&url)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let (code, _, _) = curl(&none, &["-u", &good, &url]);
+    let took = t.elapsed();
+    assert_eq!(code, "200");
+    let mut guesses = guesses;
+    for g in guesses.iter_mut() {
+        let _ = g.wait();
+    }
+    let queued = t.elapsed();
+    eprintln!("{test}: known scraper answered in {took:?}; 40 guesses took {queued:?}");
+    assert!(
+        took * 4 < queued && took < Duration::from_secs(2),
+        "the known scraper waited behind the guesses: {took:?} (guesses {queued:?})"
+    );
+    let (code, _, _) = curl(&none, &["-u", &good, &url]);
+    assert_eq!(code, "200");
+    let m = poll_cmd(
+        &["curl", "-s", "-u", &good, &url],
+        Duration::from_secs(5),
+        |o| o.contains("kaswatch_http_rejected_total"),
+    );
+    assert_eq!(rejected(&m, "unauthorized"), 40, "{m}");
+}

@@ -64,8 +64,9 @@ pub const MAX_TLS_HANDSHAKE_TIME: Duration = Duration::from_secs(10);
 /// [`CLOSE_GRACE`] to finish its request).
 pub const MAX_CONNECTION_TIME: Duration = Duration::from_secs(300);
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-/// bcrypt verifications running at once (each takes tens of ms of CPU).
-pub const MAX_CONCURRENT_AUTH: usize = 2;
+/// bcrypt verifications running at once (each takes tens of ms of CPU);
+/// credentials verified before skip the queue.
+pub const MAX_CONCURRENT_AUTH: usize = 1;
 /// Back off this long when accept fails (out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -280,15 +281,16 @@ async fn check(g: &Guard, req: Request, next: Next) -> Response {
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes().to_vec());
-        let ok = match g.auth_slots.acquire().await {
-            Ok(_slot) => {
-                let auth = auth.clone();
-                tokio::task::spawn_blocking(move || auth.check(value.as_deref()))
-                    .await
-                    .unwrap_or(false)
-            }
-            Err(_) => false,
-        };
+        let ok = auth.verified(value.as_deref())
+            || match g.auth_slots.acquire().await {
+                Ok(_slot) => {
+                    let auth = auth.clone();
+                    tokio::task::spawn_blocking(move || auth.check(value.as_deref()))
+                        .await
+                        .unwrap_or(false)
+                }
+                Err(_) => false,
+            };
         if !ok {
             g.stats.reject(Reject::Unauthorized);
             let mut r = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");

@@ -83,20 +83,21 @@ impl LineSink {
     }
 
     pub fn event(&mut self, e: &Event) {
-        match serde_json::to_vec(e) {
-            Ok(mut v) => {
-                v.push(b'\n');
-                self.push(&v);
-            }
-            Err(_) => self.errors += 1,
+        let start = self.buf.len();
+        if serde_json::to_writer(&mut self.buf, e).is_err() {
+            self.buf.truncate(start);
+            self.errors += 1;
+            return;
         }
+        self.buf.push(b'\n');
+        self.admit(start);
     }
 
     pub fn line(&mut self, s: &str) {
-        let mut v = Vec::with_capacity(s.len() + 1);
-        v.extend_from_slice(s.as_bytes());
-        v.push(b'\n');
-        self.push(&v);
+        let start = self.buf.len();
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(b'\n');
+        self.admit(start);
     }
 
     /// Is the sink failing to write right now?
@@ -104,21 +105,20 @@ impl LineSink {
         self.failing.is_some()
     }
 
-    fn push(&mut self, line: &[u8]) {
-        if self.buf.len() + line.len() > WRITE_AT {
+    /// Keep the line just appended at `start..`, or drop it (counted) when
+    /// the file refuses writes and the buffer is full; write out a full
+    /// buffer. A line always fits an empty buffer, so nothing is lost while
+    /// the file takes writes.
+    fn admit(&mut self, start: usize) {
+        if self.failing.is_some() && start > 0 && self.buf.len() > MAX_PENDING_BYTES {
+            self.buf.truncate(start);
+            self.errors += 1;
+        } else {
+            self.lines += 1;
+        }
+        if self.buf.len() >= WRITE_AT {
             self.write_out(false);
         }
-        // A line always fits an empty buffer, so nothing is lost while the
-        // file takes writes; while it refuses them the buffer is capped.
-        if self.failing.is_some()
-            && !self.buf.is_empty()
-            && self.buf.len() + line.len() > MAX_PENDING_BYTES
-        {
-            self.errors += 1;
-            return;
-        }
-        self.buf.extend_from_slice(line);
-        self.lines += 1;
     }
 
     /// Write what is buffered (retrying a failing file at most every

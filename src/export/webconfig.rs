@@ -91,12 +91,10 @@ pub struct BasicAuth {
 }
 
 impl BasicAuth {
-    /// Does an `Authorization` header value carry valid credentials? Runs
-    /// bcrypt (tens of milliseconds): call it off the async runtime.
-    pub fn check(&self, authorization: Option<&[u8]>) -> bool {
-        let Some((user, pass)) = authorization.and_then(parse_basic) else {
-            return false;
-        };
+    /// The cache key of credentials, and the hash to verify them against
+    /// (a dummy one for an unknown user), if the header is Basic auth.
+    fn key(&self, authorization: Option<&[u8]>) -> Option<([u8; 32], Vec<u8>, &str, bool)> {
+        let (user, pass) = authorization.and_then(parse_basic)?;
         let (hash, known) = match self.users.get(&user) {
             Some(h) => (h.as_str(), true),
             None => (self.dummy.as_str(), false),
@@ -106,7 +104,23 @@ impl BasicAuth {
             d.update((part.len() as u64).to_le_bytes());
             d.update(part);
         }
-        let key: [u8; 32] = d.finalize().into();
+        Some((d.finalize().into(), pass, hash, known))
+    }
+
+    /// Were these credentials verified before? Cheap (no bcrypt): lets a
+    /// regular scraper through without waiting behind bcrypt runs.
+    pub fn verified(&self, authorization: Option<&[u8]>) -> bool {
+        self.key(authorization)
+            .is_some_and(|(key, ..)| self.cache.lock().is_ok_and(|c| c.contains(&key)))
+    }
+
+    /// Does an `Authorization` header value carry valid credentials? Runs
+    /// bcrypt (tens of milliseconds) unless they were verified before: call
+    /// it off the async runtime.
+    pub fn check(&self, authorization: Option<&[u8]>) -> bool {
+        let Some((key, pass, hash, known)) = self.key(authorization) else {
+            return false;
+        };
         if known && self.cache.lock().is_ok_and(|c| c.contains(&key)) {
             return true;
         }
@@ -355,8 +369,11 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
             )
         };
+        assert!(!a.verified(Some(hdr("prom", "secret").as_bytes())));
         assert!(a.check(Some(hdr("prom", "secret").as_bytes())));
+        assert!(a.verified(Some(hdr("prom", "secret").as_bytes())));
         assert!(a.check(Some(hdr("prom", "secret").as_bytes())));
+        assert!(!a.verified(Some(hdr("prom", "wrong").as_bytes())));
         assert!(!a.check(Some(hdr("prom", "wrong").as_bytes())));
         assert!(!a.check(Some(hdr("other", "secret").as_bytes())));
         assert!(!a.check(None));

@@ -113,6 +113,9 @@ pub struct LiveArgs {
     /// After opening the captures and the listener, switch to this user (and its group)
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// TLS and basic auth for the HTTP server, in the Prometheus exporter-toolkit web-config format (YAML)
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -256,6 +256,11 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
             live::MAX_BUFFER_MIB
         )));
     }
+    // Read before --user: certificate keys are usually readable by root only.
+    let web = match &a.web_config {
+        Some(p) => crate::export::webconfig::load(p)?,
+        None => Default::default(),
+    };
     let (set, matcher) = crate::run::load_matcher(&a.common.signatures)?;
     let inventory = crate::inventory::Inventory::load_opt(a.common.inventory.as_deref())?;
     let events = a.common.events.as_deref().map(LineSink::open).transpose()?;
@@ -317,15 +322,19 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         }));
     }
     drop(tx);
+    if web.auth.is_some() && web.tls.is_none() {
+        log("warning: --web-config has basic_auth_users but no tls_server_config: passwords cross the network in clear");
+    }
     log(&format!(
-        "capturing on {}; metrics on http://{}/metrics",
+        "capturing on {}; metrics on {}://{}/metrics",
         a.interfaces.join(", "),
+        if web.tls.is_some() { "https" } else { "http" },
         a.listen
     ));
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let served = rt.block_on(async move {
-        let server = tokio::spawn(http::serve(listener, scrape_tx, async move {
+        let server = tokio::spawn(http::serve(listener, scrape_tx, web, async move {
             let _ = http_stopped.await;
         }));
         tokio::select! {
@@ -352,7 +361,7 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
             "error: {failed} capture thread(s) stopped abnormally"
         ));
     }
-    let merger = merger_handle
+    let mut merger = merger_handle
         .join()
         .map_err(|_| Error::runtime("merger", "the merger thread stopped"))?;
     served.map_err(|e| Error::runtime("http server", e))?;
@@ -361,6 +370,9 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         merger.hosts.len(),
         merger.callbacks
     ));
+    if let Some(e) = merger.events.as_mut() {
+        e.close();
+    }
     if let Some(e) = merger.events.as_ref().filter(|s| s.errors > 0) {
         log(&format!(
             "warning: {} event lines could not be written",

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 BUILD_DEPS := libpcap-dev pkg-config
-TEST_DEPS := $(BUILD_DEPS) tshark tcpreplay prometheus tcpdump iproute2 curl systemd docker-compose util-linux
+TEST_DEPS := $(BUILD_DEPS) tshark tcpreplay prometheus tcpdump iproute2 curl systemd docker-compose util-linux chromium
 BENCH_DEPS := $(BUILD_DEPS) tshark hyperfine time python3-cryptography gcc valgrind
 
 .PHONY: demo test build lint bench deps-build deps-test clean

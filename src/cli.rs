@@ -67,7 +67,7 @@ pub struct ReadArgs {
     /// Log every extracted name, matched or not, as TSV (file, frame, src, kind, name, transport/port)
     #[arg(long, value_name = "PATH|-")]
     pub all_names: Option<PathBuf>,
-    /// No summary line on stderr
+    /// No summary line and no progress on stderr
     #[arg(short, long)]
     pub quiet: bool,
     /// Write the final state as metrics to FILE (OpenMetrics for *.om, else Prometheus text)
@@ -79,6 +79,9 @@ pub struct ReadArgs {
     /// Sampling interval of --backfill (packet time), e.g. 15s, 1m
     #[arg(long, value_name = "DURATION", default_value = "1m")]
     pub step: String,
+    /// After reading, serve the final state on ADDR:PORT (status page at /, /api/hosts, /metrics, /healthz) until interrupted
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -97,7 +100,7 @@ pub struct LiveArgs {
     /// Kernel capture buffer per interface, MiB
     #[arg(long = "buffer-size", value_name = "MiB", default_value_t = 32)]
     pub buffer_size: u32,
-    /// Address of the HTTP server (/metrics, /healthz)
+    /// Address of the HTTP server (status page at /, /api/hosts, /metrics, /healthz)
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10470")]
     pub listen: std::net::SocketAddr,
     /// After opening the captures and the listener, switch to this user (and its group)

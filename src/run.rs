@@ -483,7 +483,23 @@ pub fn summary_line(o: &ReadOutcome) -> String {
 
 /// `kaswatch read`.
 pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
+    let started = Instant::now();
     let job = ReadJob::from_args(a)?;
+    // Bind before reading, so a busy address fails fast.
+    let listener = a
+        .serve
+        .map(|addr| {
+            std::net::TcpListener::bind(addr).map_err(|e| {
+                Error::runtime(format!("--serve {addr}"), crate::signatures::io_reason(&e))
+            })
+        })
+        .transpose()?;
+    let info = crate::export::status::Info {
+        mode: "read",
+        sources: job.files.iter().map(|p| p.display().to_string()).collect(),
+        started,
+        max_hosts: job.settings.max_hosts,
+    };
     if let Some(p) = &a.metrics_out {
         std::fs::File::create(p).map_err(|e| Error::input(p, crate::signatures::io_reason(&e)))?;
     }
@@ -530,7 +546,83 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
     if write_errors > 0 {
         eprintln!("kaswatch: warning: {write_errors} output lines could not be written");
     }
+    if let Some(l) = listener {
+        serve_final(l, out, info)?;
+    }
     Ok(0)
+}
+
+/// `read --serve`: answer the status page, `/api/hosts` and `/metrics` from
+/// the final state of the run until SIGINT/SIGTERM.
+fn serve_final(
+    listener: std::net::TcpListener,
+    out: ReadOutcome,
+    info: crate::export::status::Info,
+) -> Result<()> {
+    use crate::export::http::{self, Scrape};
+    use crate::export::status;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::runtime("--serve", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::runtime("--serve", e))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::runtime("runtime", e))?;
+    let guard = rt.enter();
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|e| Error::runtime("--serve", e))?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::runtime("signals", e))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::runtime("signals", e))?;
+    let (scrape_tx, scrape_rx) = crossbeam_channel::unbounded::<Scrape>();
+    let (status_tx, status_rx) = crossbeam_channel::unbounded::<status::Request>();
+    // The state is final: one thread answers both kinds of request until the server is gone.
+    let answer = std::thread::spawn(move || {
+        let files = [IfaceStats {
+            name: "file".into(),
+            packets: out.counters.packets,
+            bytes: out.counters.bytes,
+            ..Default::default()
+        }];
+        let snap = out.merger.snapshot(&out.counters, &files);
+        loop {
+            crossbeam_channel::select! {
+                recv(scrape_rx) -> s => match s {
+                    Ok(s) => { let _ = s.reply.send(metrics::render(&snap, s.format)); }
+                    Err(_) => break,
+                },
+                recv(status_rx) -> s => match s {
+                    Ok(s) => { let _ = s.reply.send(status::render(&snap, &info)); }
+                    Err(_) => break,
+                },
+            }
+        }
+    });
+    eprintln!("kaswatch: serving the final state on http://{addr}/ (metrics on /metrics) until interrupted");
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = rt.block_on(async move {
+        let server = tokio::spawn(http::serve(listener, scrape_tx, status_tx, async move {
+            let _ = http_stopped.await;
+        }));
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = stop_http.send(());
+        match tokio::time::timeout(std::time::Duration::from_millis(300), server).await {
+            Ok(Ok(r)) => r,
+            _ => Ok(()),
+        }
+    });
+    // Dropping the runtime drops the server's senders; the answering thread then ends.
+    drop(guard);
+    drop(rt);
+    let _ = answer.join();
+    served.map_err(|e| Error::runtime("http server", e))
 }
 
 /// `kaswatch check-signatures`.

@@ -1,7 +1,8 @@
 //! The live HTTP endpoint (tokio + axum): `GET /metrics` renders the
 //! exposition in the format the Accept header asks for (OpenMetrics or
 //! Prometheus text) by asking the live merger thread (`live.rs`) for a fresh
-//! snapshot over a channel; `GET /healthz` answers `ok`. Stops gracefully
+//! snapshot over a channel; `GET /healthz` answers `ok`; `GET /` and
+//! `GET /api/hosts` are the status page (`status.rs`). Stops gracefully
 //! when the shutdown future completes.
 
 use crate::export::metrics::Format;
@@ -53,12 +54,14 @@ async fn healthz() -> &'static str {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     scrapes: crossbeam_channel::Sender<Scrape>,
+    status: crossbeam_channel::Sender<crate::export::status::Request>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .with_state(scrapes);
+        .with_state(scrapes)
+        .merge(crate::export::status::routes(status));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

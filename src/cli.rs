@@ -1,5 +1,5 @@
-//! Command-line interface (clap derive): `read`, `live`, `check-signatures` and the
-//! flags they share. Parsed here, validated into settings by `run.rs`.
+//! Command-line interface (clap derive): `read`, `live`, `check-signatures`,
+//! `man`, `completions` and the flags they share. Parsed here, validated into settings by `run.rs`.
 
 use crate::export::report::Format;
 use clap::{Args, Parser, Subcommand};
@@ -20,6 +20,10 @@ pub enum Command {
     Live(LiveArgs),
     /// Validate signature files and print counts per category
     CheckSignatures(CheckArgs),
+    /// Print the man page (roff) on stdout, or write one per command into --dir
+    Man(ManArgs),
+    /// Print a shell completion script on stdout
+    Completions(CompletionsArgs),
 }
 
 /// Flags shared by `read` and `live`.
@@ -77,7 +81,7 @@ pub struct ReadArgs {
     /// Log every extracted name, matched or not, as TSV (file, frame, src, kind, name, transport/port)
     #[arg(long, value_name = "PATH|-")]
     pub all_names: Option<PathBuf>,
-    /// No summary line on stderr
+    /// No summary line and no progress on stderr
     #[arg(short, long)]
     pub quiet: bool,
     /// Write the final state as metrics to FILE (OpenMetrics for *.om, else Prometheus text)
@@ -89,6 +93,9 @@ pub struct ReadArgs {
     /// Sampling interval of --backfill (packet time), e.g. 15s, 1m
     #[arg(long, value_name = "DURATION", default_value = "1m")]
     pub step: String,
+    /// After reading, serve the final state on ADDR:PORT (status page at /, /api/hosts, /metrics, /healthz) until interrupted
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -107,7 +114,7 @@ pub struct LiveArgs {
     /// Kernel capture buffer per interface, MiB
     #[arg(long = "buffer-size", value_name = "MiB", default_value_t = 32)]
     pub buffer_size: u32,
-    /// Address of the HTTP server (/metrics, /healthz)
+    /// Address of the HTTP server (status page at /, /api/hosts, /metrics, /healthz)
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10470")]
     pub listen: std::net::SocketAddr,
     /// After opening the captures and the listener, switch to this user (and its group)
@@ -126,4 +133,61 @@ pub struct CheckArgs {
     /// Show which signature matches NAME (repeatable)
     #[arg(long = "test", value_name = "NAME")]
     pub test: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write kaswatch.1 and kaswatch-<command>.1 into this directory instead
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// Shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `kaswatch man`: the man pages, from the same definitions as `--help`.
+pub fn cmd_man(a: &ManArgs) -> crate::error::Result<i32> {
+    use crate::error::Error;
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let render = |c: clap::Command| -> Vec<u8> {
+        let mut out = Vec::new();
+        // Rendering into memory cannot fail.
+        let _ = clap_mangen::Man::new(c).render(&mut out);
+        out
+    };
+    let Some(dir) = &a.dir else {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(&render(cmd));
+        return Ok(0);
+    };
+    let write = |name: String, page: Vec<u8>| {
+        let p = dir.join(name);
+        std::fs::write(&p, page).map_err(|e| Error::input(&p, crate::signatures::io_reason(&e)))
+    };
+    for sub in cmd.get_subcommands() {
+        let name = format!("kaswatch-{}", sub.get_name());
+        let sub = sub
+            .clone()
+            .name(name.clone().leak() as &'static str)
+            .version(env!("CARGO_PKG_VERSION"));
+        write(format!("{name}.1"), render(sub))?;
+    }
+    write("kaswatch.1".into(), render(cmd))?;
+    Ok(0)
+}
+
+/// `kaswatch completions SHELL`.
+pub fn cmd_completions(a: &CompletionsArgs) -> crate::error::Result<i32> {
+    use clap::CommandFactory;
+    use std::io::Write;
+    // Into memory first: generate() panics on a write error (a closed pipe).
+    let mut out = Vec::new();
+    clap_complete::generate(a.shell, &mut Cli::command(), "kaswatch", &mut out);
+    let _ = std::io::stdout().write_all(&out);
+    Ok(0)
 }

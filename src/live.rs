@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::export::http::{self, Scrape};
 use crate::export::jsonlog::LineSink;
 use crate::export::metrics::{self, IfaceStats};
+use crate::export::status;
 use crate::matcher::Matcher;
 use crate::pipeline::{Merger, Obs, PktMeta, Worker, WorkerConfig};
 use crate::stats::Counters;
@@ -158,6 +159,8 @@ fn merger_thread(
     names: Vec<String>,
     rx: Receiver<Msg>,
     scrapes: Receiver<Scrape>,
+    status: Receiver<status::Request>,
+    info: status::Info,
 ) -> Merger {
     let mut ifaces: Vec<IfaceStats> = names
         .iter()
@@ -200,6 +203,16 @@ fn merger_thread(
                     }
                     total.merge(&merger.counters);
                     let _ = s.reply.send(metrics::render(&merger.snapshot(&total, &ifaces), s.format));
+                }
+            },
+            recv(status) -> s => {
+                if let Ok(s) = s {
+                    let mut total = Counters::default();
+                    for c in &counters {
+                        total.merge(c);
+                    }
+                    total.merge(&merger.counters);
+                    let _ = s.reply.send(status::render(&merger.snapshot(&total, &ifaces), &info));
                 }
             },
             default(EXPIRE_EVERY) => {}
@@ -306,8 +319,16 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = bounded::<Msg>(QUEUE);
     let (scrape_tx, scrape_rx) = crossbeam_channel::unbounded::<Scrape>();
+    let (status_tx, status_rx) = crossbeam_channel::unbounded::<status::Request>();
+    let info = status::Info {
+        mode: "live",
+        sources: a.interfaces.clone(),
+        started: Instant::now(),
+        max_hosts: settings.max_hosts,
+    };
     let names = a.interfaces.clone();
-    let merger_handle = std::thread::spawn(move || merger_thread(merger, names, rx, scrape_rx));
+    let merger_handle =
+        std::thread::spawn(move || merger_thread(merger, names, rx, scrape_rx, status_rx, info));
     let mut handles = Vec::new();
     for (i, (cap, name)) in caps.into_iter().zip(a.interfaces.iter()).enumerate() {
         let (name, opts, matcher, stop, tx) = (
@@ -326,7 +347,7 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         log("warning: --web-config has basic_auth_users but no tls_server_config: passwords cross the network in clear");
     }
     log(&format!(
-        "capturing on {}; metrics on {}://{}/metrics",
+        "capturing on {}; metrics on {}://{}/metrics, status page on {1}://{2}/",
         a.interfaces.join(", "),
         if web.tls.is_some() { "https" } else { "http" },
         a.listen
@@ -334,9 +355,15 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let served = rt.block_on(async move {
-        let server = tokio::spawn(http::serve(listener, scrape_tx, web, async move {
-            let _ = http_stopped.await;
-        }));
+        let server = tokio::spawn(http::serve(
+            listener,
+            scrape_tx,
+            status_tx,
+            web,
+            async move {
+                let _ = http_stopped.await;
+            },
+        ));
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}

@@ -47,6 +47,8 @@ fn main() {
         Command::Read(a) => kaswatch::run::cmd_read(a),
         Command::Live(a) => kaswatch::live::cmd_live(a),
         Command::CheckSignatures(a) => kaswatch::run::cmd_check(a),
+        Command::Man(a) => kaswatch::cli::cmd_man(a),
+        Command::Completions(a) => kaswatch::cli::cmd_completions(a),
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -144,6 +144,8 @@ pub struct ReadJob {
     pub backfill: Option<Backfill>,
     /// `--inventory FILE`.
     pub inventory: Option<Arc<crate::inventory::Inventory>>,
+    /// Show progress on stderr (a terminal, without -q).
+    pub progress: bool,
 }
 
 impl ReadJob {
@@ -178,6 +180,8 @@ impl ReadJob {
             .transpose()?;
         let signature_counts = set.count_by_category();
         let inventory = crate::inventory::Inventory::load_opt(a.common.inventory.as_deref())?;
+        use std::io::IsTerminal;
+        let progress = !a.quiet && std::io::stderr().is_terminal();
         Ok(ReadJob {
             files,
             matcher,
@@ -188,6 +192,7 @@ impl ReadJob {
             signature_counts,
             backfill,
             inventory,
+            progress,
         })
     }
 
@@ -205,25 +210,34 @@ impl ReadJob {
         merger.inventory = self.inventory.take();
         merger.inputs = self.files.iter().map(|p| p.display().to_string()).collect();
         let workers = self.settings.workers;
+        let mut progress = self.progress.then(|| Progress::new(&self.files));
         let (counters, warnings) = if workers <= 1 {
             let mut w = Worker::new(self.matcher.clone(), cfg);
-            let warnings = for_each_packet(&self.files, self.filter.as_mut(), |meta, raw| {
-                w.process(meta, raw);
-                for o in w.out.drain(..) {
-                    merger.apply(&o);
-                }
-            })?;
-            (w.counters(), warnings)
+            let warnings = for_each_packet(
+                &self.files,
+                self.filter.as_mut(),
+                progress.as_mut(),
+                |meta, raw| {
+                    w.process(meta, raw);
+                    for o in w.out.drain(..) {
+                        merger.apply(&o);
+                    }
+                },
+            );
+            (w.counters(), warnings?)
         } else {
             threaded(
                 &self.files,
                 self.filter.as_mut(),
+                progress.as_mut(),
                 &self.matcher,
                 cfg,
                 workers,
                 &mut merger,
             )?
         };
+        // The bar goes before anything else is printed (on errors too: its drop clears it).
+        drop(progress);
         merger.finish();
         merger.flush();
         let mut counters = counters;
@@ -244,6 +258,7 @@ impl ReadJob {
 fn for_each_packet(
     files: &[PathBuf],
     mut filter: Option<&mut Filter>,
+    mut progress: Option<&mut Progress>,
     mut each: impl FnMut(PktMeta, &RawPacket<'_>),
 ) -> Result<Vec<String>> {
     let mut seq = 0u64;
@@ -251,6 +266,9 @@ fn for_each_packet(
     for (i, path) in files.iter().enumerate() {
         let summary = CaptureFile::open(path)?.for_each(|frame, raw| {
             seq += 1;
+            if let Some(p) = progress.as_deref_mut() {
+                p.packet(i, raw.data.len());
+            }
             if let Some(f) = filter.as_deref_mut() {
                 if !f.matches(raw.linktype, raw.data) {
                     return;
@@ -265,11 +283,153 @@ fn for_each_packet(
                 &raw,
             );
         });
+        if let Some(p) = progress.as_deref_mut() {
+            p.file_done(i);
+        }
         if let End::Damaged(why) = summary.end {
             warnings.push(format!("{}: {why}", path.display()));
         }
     }
     Ok(warnings)
+}
+
+/// Packets between updates of the progress bar.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// Progress of `read` on stderr: bytes of the total (estimated from each
+/// packet's size and the file format's per-record overhead, settled at the
+/// end of each file; a gzip file's total is its uncompressed size), packets
+/// (and the total they extrapolate to), rate and time left. Cleared on drop.
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+    /// (size, per-record overhead) of each input; size 0 when unknown (standard input).
+    inputs: Vec<(u64, u64)>,
+    /// Sizes of the files finished so far.
+    done: u64,
+    /// Estimated bytes read of the current file.
+    cur: u64,
+    packets: u64,
+    /// The total is unknown (standard input): a spinner without ETA.
+    open_ended: bool,
+}
+
+impl Progress {
+    pub fn new(files: &[PathBuf]) -> Progress {
+        let inputs: Vec<(u64, u64)> = files.iter().map(|f| input_size(f)).collect();
+        let open_ended = inputs.iter().any(|(size, _)| *size == 0);
+        let total: u64 = inputs.iter().map(|(size, _)| size).sum();
+        let bar = indicatif::ProgressBar::with_draw_target(
+            (!open_ended).then_some(total),
+            indicatif::ProgressDrawTarget::stderr_with_hz(8),
+        );
+        let template = if open_ended {
+            "{spinner} {bytes} read · {msg} · {bytes_per_sec} · {elapsed}"
+        } else {
+            "{bytes}/{total_bytes} {percent}% · {msg} · {bytes_per_sec} · {eta} left [{wide_bar}]"
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message("0 packets");
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        Progress {
+            bar,
+            inputs,
+            done: 0,
+            cur: 0,
+            packets: 0,
+            open_ended,
+        }
+    }
+
+    fn packet(&mut self, input: usize, len: usize) {
+        let (size, overhead) = self.inputs.get(input).copied().unwrap_or((0, 16));
+        self.cur = self.cur.saturating_add(len as u64 + overhead);
+        if size > 0 {
+            self.cur = self.cur.min(size);
+        }
+        self.packets += 1;
+        if self.packets % PROGRESS_EVERY == 0 {
+            self.show();
+        }
+    }
+
+    fn file_done(&mut self, input: usize) {
+        let size = self.inputs.get(input).map_or(0, |i| i.0);
+        self.done += if size > 0 { size } else { self.cur };
+        self.cur = 0;
+        self.show();
+    }
+
+    fn show(&self) {
+        let pos = self.done + self.cur;
+        self.bar.set_position(pos);
+        let total = self.bar.length().unwrap_or(0);
+        let msg = if self.open_ended || pos == 0 || pos >= total {
+            format!("{} packets", count(self.packets))
+        } else {
+            let est = (self.packets as f64 * total as f64 / pos as f64) as u64;
+            format!("{}/~{} packets", count(self.packets), count(est))
+        };
+        self.bar.set_message(msg);
+    }
+}
+
+/// A packet count in a few characters: 950, 14.2k, 3.1M.
+fn count(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// (bytes, per-record overhead) of a capture for the progress estimate: the
+/// file size (a gzip file's uncompressed size from its trailer) and 16 bytes
+/// per pcap record or 32 per pcapng packet block. (0, 16) when unknown.
+fn input_size(path: &Path) -> (u64, u64) {
+    use std::io::{Read, Seek, SeekFrom};
+    if crate::capture::file::is_stdin(path) {
+        return (0, 16);
+    }
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (0, 16);
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let mut head = [0u8; 4];
+    if f.read_exact(&mut head).is_err() {
+        return (len, 16);
+    }
+    let (size, head) = if head[..2] == [0x1f, 0x8b] {
+        // ISIZE: the uncompressed size modulo 2^32 (of the last member).
+        let mut isize = [0u8; 4];
+        let size = match f
+            .seek(SeekFrom::End(-4))
+            .and_then(|_| f.read_exact(&mut isize))
+        {
+            Ok(()) => u64::from(u32::from_le_bytes(isize)).max(len),
+            Err(_) => len,
+        };
+        let mut inner = [0u8; 4];
+        let ok = std::fs::File::open(path)
+            .map(|g| flate2::read::MultiGzDecoder::new(g).read_exact(&mut inner))
+            .is_ok_and(|r| r.is_ok());
+        (size, if ok { inner } else { [0; 4] })
+    } else {
+        (len, head)
+    };
+    let overhead = if head == [0x0a, 0x0d, 0x0d, 0x0a] {
+        32
+    } else {
+        16
+    };
+    (size, overhead)
 }
 
 /// Packets per batch handed to a worker thread.
@@ -344,9 +504,11 @@ impl Rounds {
 /// of a round go out together, and the merger applies each round's
 /// observations sorted by packet sequence, so the output equals a
 /// single-worker run.
+#[allow(clippy::too_many_arguments)]
 fn threaded(
     files: &[PathBuf],
     filter: Option<&mut Filter>,
+    progress: Option<&mut Progress>,
     matcher: &Arc<Matcher>,
     cfg: WorkerConfig,
     workers: usize,
@@ -416,7 +578,7 @@ fn threaded(
         rounds.apply_ready(workers, merger);
         ok
     };
-    let damaged = for_each_packet(files, filter, |meta, raw| {
+    let damaged = for_each_packet(files, filter, progress, |meta, raw| {
         match shard_of(raw, workers, &seed)
             .checked_sub(1)
             .and_then(|s| cur.get_mut(s))
@@ -487,7 +649,23 @@ pub fn summary_line(o: &ReadOutcome) -> String {
 
 /// `kaswatch read`.
 pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
+    let started = Instant::now();
     let job = ReadJob::from_args(a)?;
+    // Bind before reading, so a busy address fails fast.
+    let listener = a
+        .serve
+        .map(|addr| {
+            std::net::TcpListener::bind(addr).map_err(|e| {
+                Error::runtime(format!("--serve {addr}"), crate::signatures::io_reason(&e))
+            })
+        })
+        .transpose()?;
+    let info = crate::export::status::Info {
+        mode: "read",
+        sources: job.files.iter().map(|p| p.display().to_string()).collect(),
+        started,
+        max_hosts: job.settings.max_hosts,
+    };
     if let Some(p) = &a.metrics_out {
         std::fs::File::create(p).map_err(|e| Error::input(p, crate::signatures::io_reason(&e)))?;
     }
@@ -534,7 +712,89 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
     if write_errors > 0 {
         eprintln!("kaswatch: warning: {write_errors} output lines could not be written");
     }
+    if let Some(l) = listener {
+        serve_final(l, out, info)?;
+    }
     Ok(0)
+}
+
+/// `read --serve`: answer the status page, `/api/hosts` and `/metrics` from
+/// the final state of the run until SIGINT/SIGTERM.
+fn serve_final(
+    listener: std::net::TcpListener,
+    out: ReadOutcome,
+    info: crate::export::status::Info,
+) -> Result<()> {
+    use crate::export::http::{self, Scrape};
+    use crate::export::status;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::runtime("--serve", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::runtime("--serve", e))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::runtime("runtime", e))?;
+    let guard = rt.enter();
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|e| Error::runtime("--serve", e))?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::runtime("signals", e))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::runtime("signals", e))?;
+    let (scrape_tx, scrape_rx) = crossbeam_channel::unbounded::<Scrape>();
+    let (status_tx, status_rx) = crossbeam_channel::unbounded::<status::Request>();
+    // The state is final: one thread answers both kinds of request until the server is gone.
+    let answer = std::thread::spawn(move || {
+        let files = [IfaceStats {
+            name: "file".into(),
+            packets: out.counters.packets,
+            bytes: out.counters.bytes,
+            ..Default::default()
+        }];
+        let snap = out.merger.snapshot(&out.counters, &files);
+        loop {
+            crossbeam_channel::select! {
+                recv(scrape_rx) -> s => match s {
+                    Ok(s) => { let _ = s.reply.send(metrics::render(&snap, s.format)); }
+                    Err(_) => break,
+                },
+                recv(status_rx) -> s => match s {
+                    Ok(s) => { let _ = s.reply.send(status::render(&snap, &info)); }
+                    Err(_) => break,
+                },
+            }
+        }
+    });
+    eprintln!("kaswatch: serving the final state on http://{addr}/ (metrics on /metrics) until interrupted");
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = rt.block_on(async move {
+        let server = tokio::spawn(http::serve(
+            listener,
+            scrape_tx,
+            status_tx,
+            crate::export::webconfig::WebConfig::default(),
+            async move {
+                let _ = http_stopped.await;
+            },
+        ));
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = stop_http.send(());
+        match tokio::time::timeout(std::time::Duration::from_millis(300), server).await {
+            Ok(Ok(r)) => r,
+            _ => Ok(()),
+        }
+    });
+    // Dropping the runtime drops the server's senders; the answering thread then ends.
+    drop(guard);
+    drop(rt);
+    let _ = answer.join();
+    served.map_err(|e| Error::runtime("http server", e))
 }
 
 /// `kaswatch check-signatures`.

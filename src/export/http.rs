@@ -3,8 +3,8 @@
 //! and axum routing. `GET /metrics` renders the exposition in the format the
 //! Accept header asks for (OpenMetrics or Prometheus text) by asking the live
 //! merger thread (`live.rs`) for a fresh snapshot over a channel;
-//! `GET /healthz` answers `ok`. Stops gracefully when the shutdown future
-//! completes.
+//! `GET /healthz` answers `ok`; `GET /` and `GET /api/hosts` are the status
+//! page (`status.rs`). Stops gracefully when the shutdown future completes.
 //!
 //! Hardening (each limit a named `MAX_*` constant, each refusal counted in
 //! `kaswatch_http_rejected_total{reason}`):
@@ -312,6 +312,7 @@ async fn check(g: &Guard, req: Request, next: Next) -> Response {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     scrapes: crossbeam_channel::Sender<Scrape>,
+    status: crossbeam_channel::Sender<crate::export::status::Request>,
     web: WebConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -319,7 +320,8 @@ pub async fn serve(
     let app = routes(AppState {
         scrapes,
         stats: stats.clone(),
-    });
+    })
+    .merge(crate::export::status::routes(status));
     serve_app(listener, app, web, stats, shutdown).await
 }
 

@@ -16,23 +16,31 @@
     clippy::panic
 )]
 
-use crate::decode::{TcpInfo, TCP_RST, TCP_SYN};
+use crate::decode::{TcpInfo, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::proto::{dns, http, tls};
 use crate::stats::{Counters, Layer, Limit};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 
-/// Flows per worker. The table is allocated once with room for twice as many
-/// (131,072 buckets), because a hash table that is at most half full cleans
-/// its tombstones in place and never grows: a resize briefly holds old and
-/// new tables (41 MiB at 10M packets before this). An entry (key + state, no
-/// buffers) is under 128 bytes, so even a full table is ~16 MiB per worker,
-/// and only the pages in use are resident. When full, an eighth of it
-/// is freed at once: finished flows (classified, nothing more to learn)
-/// first, then the least recently active (counted as limit drops).
+/// Flows per worker. Only connections that can still carry a name are
+/// kept (see [`FlowTable::tcp`]), in two generations of `MAX_FLOWS / 2`
+/// each: when the current one is full the older one is dropped in one pass
+/// (no sort, no allocation: both tables are allocated once, each at most
+/// half full so hashbrown cleans its tombstones in place and never grows)
+/// and a flow used again moves back into the current one, so a flow in use
+/// survives at least `MAX_FLOWS / 2` new ones. Unfinished flows dropped
+/// that way are counted in `limit_drops{limit="max_flows"}`.
 pub const MAX_FLOWS: usize = 57_344;
-/// When the table is full, 1/EVICT_FRACTION of it is freed at once.
-pub const EVICT_FRACTION: usize = 8;
+/// Flows per generation.
+const GEN_FLOWS: usize = MAX_FLOWS / 2;
+/// Marks left by finished TCP connections (direct-mapped, 4 bytes each):
+/// their later segments cost one probe here and are not classified again.
+const MARKS: usize = 1 << 16;
+/// Bits of the filter of keys that may have a flow (128 KiB): a segment
+/// whose bit is clear has no flow, so it costs no table probe.
+const PRESENT_BITS: usize = 1 << 20;
 /// Bytes buffered per direction while a message is incomplete (a post-quantum
 /// ClientHello is ~2 KB; 16 KiB also covers TLS's 16 KiB record limit).
 pub const MAX_STREAM_BYTES: usize = 16 * 1024;
@@ -59,38 +67,57 @@ pub enum App<'a> {
     UpdateMagic(usize),
 }
 
-/// Symmetric flow key: endpoints in canonical order.
+/// Symmetric flow key: endpoints in canonical order. Addresses are held as
+/// two 64-bit words (IPv4 in the low word) so that ordering, hashing and
+/// comparing are a few word operations.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct FlowKey {
-    a: IpAddr,
-    b: IpAddr,
+    a: [u64; 2],
+    b: [u64; 2],
     pa: u16,
     pb: u16,
     proto: u8,
+    v6: bool,
+}
+
+#[inline]
+fn ip_words(ip: IpAddr) -> [u64; 2] {
+    match ip {
+        IpAddr::V4(v) => [0, u64::from(u32::from(v))],
+        IpAddr::V6(v) => {
+            let x = u128::from(v);
+            [(x >> 64) as u64, x as u64]
+        }
+    }
 }
 
 impl FlowKey {
     /// Key and the direction of this packet (0 = a->b).
+    #[inline]
     pub fn new(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, proto: u8) -> (Self, usize) {
-        if (src, sport) <= (dst, dport) {
+        let v6 = src.is_ipv6();
+        let (s, d) = (ip_words(src), ip_words(dst));
+        if (s, sport) <= (d, dport) {
             (
                 FlowKey {
-                    a: src,
-                    b: dst,
+                    a: s,
+                    b: d,
                     pa: sport,
                     pb: dport,
                     proto,
+                    v6,
                 },
                 0,
             )
         } else {
             (
                 FlowKey {
-                    a: dst,
-                    b: src,
+                    a: d,
+                    b: s,
                     pa: dport,
                     pb: sport,
                     proto,
+                    v6,
                 },
                 1,
             )
@@ -274,17 +301,76 @@ pub struct Scratch {
     pub tls: Vec<u8>,
 }
 
-/// Bounded flow table.
+/// A key with its hash, computed once per packet with the table's random
+/// seed (the keys are chosen by whoever sends packets).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct HKey {
+    h: u64,
+    k: FlowKey,
+}
+
+impl Hash for HKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.h);
+    }
+}
+
+/// Passes the precomputed hash of an [`HKey`] through.
+#[derive(Default)]
+struct PassHasher(u64);
+
+impl Hasher for PassHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by HKey; fold anything else in rather than panic.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+}
+
+type Gen = HashMap<HKey, Flow, BuildHasherDefault<PassHasher>>;
+
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+/// Bounded flow table: two generations (see [`MAX_FLOWS`]) and the marks of
+/// finished connections.
 pub struct FlowTable {
-    map: HashMap<FlowKey, Flow, ahash::RandomState>,
+    cur: Gen,
+    old: Gen,
+    seed: [u64; 5],
+    marks: Box<[u32]>,
+    /// Set for every key inserted; rebuilt from the survivors at each
+    /// rotation (stale bits only cost a probe).
+    present: Box<[u64]>,
     last_sweep: u64,
 }
 
 impl Default for FlowTable {
     fn default() -> Self {
+        let rs = ahash::RandomState::new();
+        let seed = [0u64, 1, 2, 3, 4].map(|i| rs.hash_one(i) | 1);
+        // Sized once, twice the generation (see MAX_FLOWS): pages are only
+        // touched as flows arrive.
+        let gen = || Gen::with_capacity_and_hasher(2 * GEN_FLOWS, Default::default());
         FlowTable {
-            // Sized once: pages are only touched as flows arrive.
-            map: HashMap::with_capacity_and_hasher(2 * MAX_FLOWS, ahash::RandomState::new()),
+            cur: gen(),
+            old: gen(),
+            seed,
+            marks: vec![0u32; MARKS].into_boxed_slice(),
+            present: vec![0u64; PRESENT_BITS / 64].into_boxed_slice(),
             last_sweep: 0,
         }
     }
@@ -297,15 +383,78 @@ pub struct Lookup<'t> {
     pub created: bool,
 }
 
-impl FlowTable {
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+impl Flow {
+    fn new(ts: u64, tcp: bool) -> Self {
+        Flow {
+            last_ts: ts,
+            is_tcp: tcp,
+            ..Flow::default()
+        }
     }
 
-    /// Find or create the flow for a packet; `None` when the table is full.
+    /// A TCP connection with nothing more to learn and no decision pending:
+    /// it can leave the table (a mark remains).
+    fn spent(&self) -> bool {
+        self.is_tcp && !self.conn.pending && self.finished()
+    }
+}
+
+impl FlowTable {
+    pub fn len(&self) -> usize {
+        self.cur.len() + self.old.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.cur.is_empty() && self.old.is_empty()
+    }
+
+    #[inline]
+    fn key(&self, k: FlowKey) -> HKey {
+        let s = &self.seed;
+        let tail = u64::from(k.pa)
+            | u64::from(k.pb) << 16
+            | u64::from(k.proto) << 32
+            | u64::from(k.v6) << 40;
+        let lo = fold_mul(k.a[1] ^ s[0], k.b[1] ^ s[1]);
+        let hi = fold_mul(k.a[0] ^ s[2], k.b[0] ^ s[3]);
+        HKey {
+            h: fold_mul(lo ^ tail, hi ^ s[4]),
+            k,
+        }
+    }
+
+    /// Slot and tag of a key's mark.
+    #[inline]
+    fn mark_of(h: u64) -> (usize, u32) {
+        ((h >> 7) as usize & (MARKS - 1), (h >> 32) as u32 | 1)
+    }
+
+    /// Word and bit of a key in the `present` filter.
+    #[inline]
+    fn present_of(h: u64) -> (usize, u64) {
+        let i = (h >> 24) as usize & (PRESENT_BITS - 1);
+        (i / 64, 1u64 << (i % 64))
+    }
+
+    #[inline]
+    fn set_present(present: &mut [u64], h: u64) {
+        let (w, bit) = Self::present_of(h);
+        if let Some(x) = present.get_mut(w) {
+            *x |= bit;
+        }
+    }
+
+    /// Periodic idle sweep, and rotation when the current generation is full.
+    #[inline]
+    fn upkeep(&mut self, ts: u64, c: &mut Counters) {
+        if ts >= self.last_sweep.saturating_add(SWEEP_EVERY_NS) {
+            self.sweep(ts, c);
+        }
+        if self.cur.len() >= GEN_FLOWS {
+            self.rotate(c);
+        }
+    }
+
+    /// Find or create the flow for a packet (UDP; tests). Always creates.
     pub fn get(
         &mut self,
         key: FlowKey,
@@ -314,80 +463,167 @@ impl FlowTable {
         tcp: bool,
         c: &mut Counters,
     ) -> Option<Lookup<'_>> {
-        if ts >= self.last_sweep.saturating_add(SWEEP_EVERY_NS) {
-            self.sweep(ts, c);
-        }
-        if self.map.len() >= MAX_FLOWS && !self.map.contains_key(&key) {
-            self.make_room(c);
-        }
-        let len = self.map.len();
+        self.upkeep(ts, c);
+        let hk = self.key(key);
         let mut created = false;
-        let flow = match self.map.entry(key) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                if len >= MAX_FLOWS {
-                    c.limit(Limit::Flows);
-                    return None;
+        let flow = match self.cur.entry(hk) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => match self.old.remove(&hk) {
+                Some(f) => v.insert(f),
+                None => {
+                    created = true;
+                    Self::set_present(&mut self.present, hk.h);
+                    v.insert(Flow::new(ts, tcp))
                 }
-                created = true;
-                v.insert(Flow {
-                    last_ts: ts,
-                    is_tcp: tcp,
-                    ..Flow::default()
-                })
-            }
+            },
         };
         flow.last_ts = flow.last_ts.max(ts);
         Some(Lookup { flow, dir, created })
     }
 
-    /// The table is full: free [`EVICT_FRACTION`] of it in one pass, so the
-    /// cost is amortised over that many new flows. Finished flows (nothing
-    /// more to learn) go first, then the least recently active ones; a flow
-    /// evicted mid-hello loses that hello (counted in `limit_drops{max_flows}`).
-    fn make_room(&mut self, c: &mut Counters) {
-        let want = MAX_FLOWS / EVICT_FRACTION;
-        let before = self.map.len();
-        self.map.retain(|_, f| !f.finished());
-        let freed = before - self.map.len();
-        c.flows_evicted += freed as u64;
-        if freed >= want {
-            return;
+    /// The flow of a TCP segment, or `None` when the segment can teach
+    /// nothing. State is kept only for connections that can still carry a
+    /// name: a segment of an unknown connection creates a flow only when it
+    /// is a SYN or its payload can start a message (DNS over TCP, TLS
+    /// record, HTTP request/response, SOCKS; see [`may_start`]). A pure ACK
+    /// (no payload, no SYN/FIN/RST) never touches the table. A connection
+    /// with both directions finished and no decision pending is removed at
+    /// its next segment and leaves a 4-byte mark, so its later segments are
+    /// ignored as before without being classified again.
+    pub fn tcp(
+        &mut self,
+        key: FlowKey,
+        dir: usize,
+        ts: u64,
+        tcp: &TcpInfo,
+        payload: &[u8],
+        c: &mut Counters,
+    ) -> Option<Lookup<'_>> {
+        let syn = tcp.flags & TCP_SYN != 0;
+        if payload.is_empty() && tcp.flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0 {
+            return None;
         }
-        let mut ages: Vec<u64> = self.map.values().map(|f| f.last_ts).collect();
-        let k = (want - freed).min(ages.len().saturating_sub(1));
-        let (_, cutoff, _) = ages.select_nth_unstable(k);
-        let cutoff = *cutoff;
-        let before = self.map.len();
-        let mut budget = want - freed;
-        self.map.retain(|_, f| {
-            if budget > 0 && f.last_ts <= cutoff {
-                budget -= 1;
-                false
-            } else {
-                true
+        self.upkeep(ts, c);
+        let hk = self.key(key);
+        let (slot, tag) = Self::mark_of(hk.h);
+        let (w, bit) = Self::present_of(hk.h);
+        if !syn && self.present.get(w).is_some_and(|x| x & bit == 0) {
+            // No flow: the same decision as a miss below, without the probes.
+            if payload.is_empty() || !may_start(payload, tcp) || self.marks.get(slot) == Some(&tag)
+            {
+                return None;
             }
-        });
-        let dropped = (before - self.map.len()) as u64;
-        c.flows_evicted += dropped;
+        }
+        let marks = &mut self.marks;
+        let present = &mut self.present;
+        let mut created = false;
+        let flow = match self.cur.entry(hk) {
+            Entry::Occupied(mut o) => {
+                if o.get().spent() {
+                    if !syn {
+                        o.remove();
+                        set_mark(marks, slot, tag);
+                        return None;
+                    }
+                    // The tuple reused by a new connection.
+                    *o.get_mut() = Flow::new(ts, true);
+                    created = true;
+                }
+                o.into_mut()
+            }
+            Entry::Vacant(v) => match self.old.remove(&hk) {
+                Some(f) if !f.spent() => v.insert(f),
+                found => {
+                    if found.is_some() && !syn {
+                        set_mark(marks, slot, tag);
+                        return None;
+                    }
+                    if !syn {
+                        if payload.is_empty()
+                            || !may_start(payload, tcp)
+                            || marks.get(slot) == Some(&tag)
+                        {
+                            return None;
+                        }
+                    } else if let Some(m) = marks.get_mut(slot).filter(|m| **m == tag) {
+                        *m = 0;
+                    }
+                    created = true;
+                    Self::set_present(present, hk.h);
+                    v.insert(Flow::new(ts, true))
+                }
+            },
+        };
+        flow.last_ts = flow.last_ts.max(ts);
+        Some(Lookup { flow, dir, created })
+    }
+
+    /// The current generation is full: drop the older one in one pass
+    /// (its allocation is reused) and make the current one the older.
+    /// Unfinished flows dropped are counted as limit drops.
+    fn rotate(&mut self, c: &mut Counters) {
+        let dropped = self.old.values().filter(|f| !f.finished()).count();
+        c.flows_evicted += self.old.len() as u64;
         for _ in 0..dropped {
             c.limit(Limit::Flows);
+        }
+        self.old.clear();
+        std::mem::swap(&mut self.cur, &mut self.old);
+        self.present.fill(0);
+        for k in self.old.keys() {
+            Self::set_present(&mut self.present, k.h);
         }
     }
 
     /// Forget flows idle past their timeout.
     pub fn sweep(&mut self, now: u64, c: &mut Counters) {
         self.last_sweep = now;
-        let before = self.map.len();
-        self.map.retain(|_, f| {
+        let before = self.len();
+        let fresh = |_: &HKey, f: &mut Flow| {
             let idle = if f.is_tcp { TCP_IDLE_NS } else { UDP_IDLE_NS };
             now.saturating_sub(f.last_ts) < idle
-        });
-        c.flows_expired += (before - self.map.len()) as u64;
+        };
+        self.cur.retain(fresh);
+        self.old.retain(fresh);
+        c.flows_expired += (before - self.len()) as u64;
     }
 
     pub fn remove(&mut self, key: &FlowKey) {
-        self.map.remove(key);
+        let hk = self.key(*key);
+        if self.cur.remove(&hk).is_none() {
+            self.old.remove(&hk);
+        }
+    }
+}
+
+#[inline]
+fn set_mark(marks: &mut [u32], slot: usize, tag: u32) {
+    if let Some(m) = marks.get_mut(slot) {
+        *m = tag;
+    }
+}
+
+/// Whether a segment of an unknown connection may start something worth a
+/// flow: anything [`classify`] does not rule out at once.
+/// Same answer as `classify(..) != Some(State::Done)`, but a mid-stream
+/// segment is ruled out from its first byte where it can be (most bulk data
+/// costs a handful of comparisons, not the whole classifier).
+#[inline]
+pub fn may_start(b: &[u8], tcp: &TcpInfo) -> bool {
+    if tcp.sport == 53 || tcp.dport == 53 {
+        return true;
+    }
+    let dns = || dns_start(b) != Some(false);
+    match b.first() {
+        None => true,
+        Some(4 | 5) => classify(b, tcp) != Some(State::Done),
+        Some(0x16 | 0x80..=0xff) => tls::looks_like_tls(b) == Some(true) || dns(),
+        Some(b'A'..=b'Z') => {
+            http::looks_like_http(b) == Some(true)
+                || http::looks_like_response(b) == Some(true)
+                || dns()
+        }
+        Some(_) => dns(),
     }
 }
 
@@ -826,18 +1062,27 @@ fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
         (Some(4), Some(1 | 2)) if b.len() >= 9 => return Some(State::Socks4),
         _ => {}
     }
-    // DNS over TCP on another port: a length prefix and a plausible header.
+    Some(if dns_start(b)? {
+        State::Dns
+    } else {
+        State::Done
+    })
+}
+
+/// DNS over TCP on another port: a length prefix and a plausible header
+/// (`None` = need more bytes).
+#[inline]
+fn dns_start(b: &[u8]) -> Option<bool> {
     let (Some(&h), Some(&l), Some(hdr)) = (b.first(), b.get(1), b.get(2..14)) else {
         return None;
     };
     let len = u16::from_be_bytes([h, l]);
-    let plausible = dns::header(hdr).is_some_and(|x| {
+    Some(dns::header(hdr).is_some_and(|x| {
         len >= 17
             && x.opcode() == 0
             && (1..=4).contains(&x.qdcount)
             && (x.is_response() || (x.ancount == 0 && x.nscount == 0 && x.arcount <= 2))
-    });
-    Some(if plausible { State::Dns } else { State::Done })
+    }))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::decode::TCP_ACK;
+use crate::decode::{TCP_ACK, TCP_FIN};
 
 fn tcp(seq: u32, flags: u8, dport: u16) -> TcpInfo {
     TcpInfo {
@@ -256,28 +256,190 @@ fn flow_entries_stay_small() {
 }
 
 #[test]
-fn full_table_drops_finished_flows_first() {
+fn full_generation_drops_the_older_one_and_counts_only_unfinished_flows() {
     let mut t = FlowTable::default();
     let mut c = Counters::default();
     let a: IpAddr = "10.0.0.1".parse().unwrap();
     let b: IpAddr = "10.0.0.2".parse().unwrap();
+    let key = |i: u32, p: u8| FlowKey::new(a, b, (i % 60000) as u16 + 2, (i / 60000) as u16 + 2, p);
     // One TCP flow still waiting for its first bytes (not finished) ...
     let (k0, d0) = FlowKey::new(a, b, 1, 443, 6);
     t.get(k0, d0, 0, true, &mut c).unwrap();
-    // ... and UDP flows without QUIC state (finished) up to the cap.
-    for i in 1..MAX_FLOWS as u32 {
-        let (k, d) = FlowKey::new(a, b, (i % 60000) as u16 + 2, (i / 60000) as u16 + 2, 17);
+    // ... and UDP flows without QUIC state (finished) filling the generation.
+    for i in 1..GEN_FLOWS as u32 {
+        let (k, d) = key(i, 17);
         t.get(k, d, 0, false, &mut c).unwrap();
     }
-    assert_eq!(t.len(), MAX_FLOWS);
-    let (k, d) = FlowKey::new(b, a, 7, 7, 6);
+    assert_eq!(t.len(), GEN_FLOWS);
+    // The next new flow rotates: nothing dropped yet, all kept as the older generation.
+    let (k, d) = key(0, 6);
     assert!(t.get(k, d, 0, true, &mut c).unwrap().created);
-    assert_eq!(t.len(), 2);
-    assert_eq!(c.flows_evicted, MAX_FLOWS as u64 - 1);
+    assert_eq!(t.len(), GEN_FLOWS + 1);
+    assert_eq!(c.flows_evicted, 0);
+    // A flow used again moves into the current generation and survives.
+    assert!(!t.get(k0, d0, 0, true, &mut c).unwrap().created);
+    for i in 1..GEN_FLOWS as u32 {
+        let (k, d) = key(i, 6);
+        t.get(k, d, 0, true, &mut c).unwrap();
+    }
+    assert!(t.len() <= MAX_FLOWS);
+    // The older generation (finished UDP flows) went at the second rotation: no limit drops.
+    assert_eq!(c.flows_evicted, GEN_FLOWS as u64 - 1);
+    assert_eq!(c.get_limit(Limit::Flows), 0);
     assert!(
         !t.get(k0, d0, 0, true, &mut c).unwrap().created,
-        "the unfinished flow survives"
+        "the flow in use survives"
     );
+    let (k1, d1) = key(1, 17);
+    assert!(t.get(k1, d1, 0, false, &mut c).unwrap().created);
+}
+
+#[test]
+fn unfinished_flows_pushed_out_are_limit_drops_and_the_table_stays_bounded() {
+    let mut t = FlowTable::default();
+    let mut c = Counters::default();
+    let a: IpAddr = "10.0.0.1".parse().unwrap();
+    let b: IpAddr = "10.0.0.2".parse().unwrap();
+    let n = 4 * MAX_FLOWS as u32;
+    for i in 0..n {
+        let (k, d) = FlowKey::new(a, b, (i % 60000) as u16 + 2, (i / 60000) as u16 + 2, 6);
+        assert!(t.get(k, d, u64::from(i), true, &mut c).unwrap().created);
+        assert!(t.len() <= MAX_FLOWS);
+    }
+    // Every flow but the last two generations' was pushed out, each counted.
+    assert_eq!(c.get_limit(Limit::Flows) + t.len() as u64, u64::from(n));
+    assert!(t.len() > GEN_FLOWS);
+}
+
+fn seg(flags: u8, sport: u16, dport: u16) -> TcpInfo {
+    TcpInfo {
+        sport,
+        dport,
+        seq: 5000,
+        ack: 0,
+        flags,
+    }
+}
+
+#[test]
+fn unknown_connections_cost_a_lookup_unless_they_can_carry_a_name() {
+    let mut t = FlowTable::default();
+    let mut c = Counters::default();
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let b: IpAddr = "198.51.100.7".parse().unwrap();
+    let (k, d) = FlowKey::new(b, a, 443, 50000, 6);
+    let ack = seg(TCP_ACK, 443, 50000);
+    let bulk = [0x5au8; 1400];
+    // Pure ACK, FIN, RST and bulk data of a connection never seen: no flow.
+    assert!(t.tcp(k, d, 0, &ack, &[], &mut c).is_none());
+    assert!(t
+        .tcp(k, d, 0, &seg(TCP_ACK | TCP_FIN, 443, 50000), &[], &mut c)
+        .is_none());
+    assert!(t
+        .tcp(k, d, 0, &seg(TCP_RST, 443, 50000), &[], &mut c)
+        .is_none());
+    assert!(t.tcp(k, d, 0, &ack, &bulk, &mut c).is_none());
+    assert!(t.is_empty());
+    // A segment that can start a message (an HTTP response, a ClientHello) does.
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nKLZF";
+    assert!(t.tcp(k, d, 0, &ack, resp, &mut c).unwrap().created);
+    let (k2, d2) = FlowKey::new(a, b, 50001, 443, 6);
+    let h = hello("example.com", 0);
+    assert!(
+        t.tcp(k2, d2, 0, &seg(TCP_ACK, 50001, 443), &h, &mut c)
+            .unwrap()
+            .created
+    );
+    // A SYN always does.
+    let (k3, d3) = FlowKey::new(a, b, 50002, 443, 6);
+    assert!(
+        t.tcp(k3, d3, 0, &seg(TCP_SYN, 50002, 443), &[], &mut c)
+            .unwrap()
+            .created
+    );
+    assert_eq!(t.len(), 3);
+}
+
+#[test]
+fn a_finished_connection_leaves_a_mark_and_is_not_classified_again() {
+    let mut t = FlowTable::default();
+    let mut c = Counters::default();
+    let mut s = Scratch::default();
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let b: IpAddr = "198.51.100.7".parse().unwrap();
+    let (k, dc) = FlowKey::new(a, b, 50000, 443, 6);
+    let ds = 1 - dc;
+    let syn = seg(TCP_SYN, 50000, 443);
+    assert!(t.tcp(k, dc, 0, &syn, &[], &mut c).unwrap().created);
+    // Client sends opaque bytes, server too: both directions done.
+    for (dir, sp, dp) in [(dc, 50000, 443), (ds, 443, 50000)] {
+        let l = t
+            .tcp(k, dir, 0, &seg(TCP_ACK, sp, dp), &[1u8; 100], &mut c)
+            .unwrap();
+        assert!(!l.created);
+        let mut x = seg(TCP_ACK, sp, dp);
+        x.seq = 5000;
+        let dirs = &mut l.flow.dirs;
+        dirs[dir].started = true;
+        dirs[dir].next_seq = 5000;
+        tcp_segment(&mut dirs[dir], &x, &[1u8; 100], &mut s, &mut c, &mut |_| {});
+        assert!(dirs[dir].is_done());
+    }
+    // The next segment removes the spent flow and leaves a mark ...
+    let looks_tls = hello("example.com", 0);
+    assert!(t
+        .tcp(k, dc, 1, &seg(TCP_ACK, 50000, 443), &looks_tls, &mut c)
+        .is_none());
+    assert!(t.is_empty());
+    // ... so even a segment that could start a message is ignored, as before.
+    assert!(t
+        .tcp(k, dc, 2, &seg(TCP_ACK, 50000, 443), &looks_tls, &mut c)
+        .is_none());
+    assert!(t.is_empty());
+    // A new connection on the same tuple starts afresh.
+    assert!(t.tcp(k, dc, 3, &syn, &[], &mut c).unwrap().created);
+}
+
+#[test]
+fn may_start_agrees_with_classify() {
+    let mut x = 0x1234_5678_9abc_def0u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut seeds: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\n".to_vec(),
+        b"HTTP/1.1 200".to_vec(),
+        b"HTT".to_vec(),
+        b"GE".to_vec(),
+        hello("a.example", 0),
+        dns_tcp("kaspersky.com"),
+        vec![5, 1, 0],
+        vec![5, 2, 0, 2, 5],
+        vec![4, 1, 0, 80, 1, 2, 3, 4, 0],
+        vec![0x80, 0x2e, 1, 3, 1],
+        vec![],
+    ];
+    for _ in 0..20_000 {
+        let n = (next() % 40) as usize;
+        let mut v: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+        if let Some(f) = v.first_mut() {
+            *f = [0x16, 0x80, b'G', b'H', 4, 5, 0, *f][(next() % 8) as usize];
+        }
+        seeds.push(v);
+    }
+    for p in &seeds {
+        for port in [443u16, 53, 8080] {
+            let t = seg(TCP_ACK, 40000, port);
+            assert_eq!(
+                may_start(p, &t),
+                classify(p, &t) != Some(State::Done),
+                "{p:?} port {port}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -294,38 +456,6 @@ fn http_responses_framed_and_update_magic_found() {
     let r3 = b"HTTP/1.0 304 Not Modified\r\n\r\nHTTP/1.0 200 OK\r\n\r\nKLD2";
     let (names, _) = feed(80, &[(0, r3)]);
     assert_eq!(names, vec!["magic:3"]);
-}
-
-#[test]
-fn full_table_of_live_flows_frees_the_least_recent_eighth() {
-    let mut t = FlowTable::default();
-    let mut c = Counters::default();
-    let a: IpAddr = "10.0.0.1".parse().unwrap();
-    let b: IpAddr = "10.0.0.2".parse().unwrap();
-    let key = |i: u32| FlowKey::new(a, b, (i % 60000) as u16 + 2, (i / 60000) as u16 + 2, 6);
-    for i in 0..MAX_FLOWS as u32 {
-        let (k, d) = key(i);
-        t.get(k, d, u64::from(i), true, &mut c).unwrap();
-    }
-    let (k, d) = FlowKey::new(b, a, 7, 7, 6);
-    assert!(t.get(k, d, MAX_FLOWS as u64, true, &mut c).unwrap().created);
-    let freed = MAX_FLOWS / EVICT_FRACTION;
-    assert_eq!(t.len(), MAX_FLOWS - freed + 1);
-    assert_eq!(c.get_limit(Limit::Flows), freed as u64);
-    let (old, od) = key(0);
-    let (young, yd) = key(MAX_FLOWS as u32 - 1);
-    assert!(
-        !t.get(young, yd, MAX_FLOWS as u64, true, &mut c)
-            .unwrap()
-            .created,
-        "recent flow kept"
-    );
-    assert!(
-        t.get(old, od, MAX_FLOWS as u64, true, &mut c)
-            .unwrap()
-            .created,
-        "oldest flow was evicted"
-    );
 }
 
 #[test]

@@ -176,7 +176,7 @@ impl Worker {
             out,
             ..
         } = self;
-        let Some(l) = flows.get(key, dir, ts, true, counters) else {
+        let Some(l) = flows.tcp(key, dir, ts, tcp, payload, counters) else {
             return;
         };
         let ctx = Ctx {

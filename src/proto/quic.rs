@@ -360,17 +360,42 @@ struct InitialKeys {
     hp: Aes128,
 }
 
-/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context.
+/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context (labels up to
+/// 48 bytes; the QUIC ones are at most 10). No allocation.
 fn expand_label(hk: &Hkdf<Sha256>, label: &[u8], out: &mut [u8]) -> Option<()> {
     let out_len = u16::try_from(out.len()).ok()?;
     let full_len = u8::try_from(label.len().checked_add(6)?).ok()?;
-    let mut info = Vec::with_capacity(usize::from(full_len).saturating_add(4));
-    info.extend_from_slice(&out_len.to_be_bytes());
-    info.push(full_len);
-    info.extend_from_slice(b"tls13 ");
-    info.extend_from_slice(label);
-    info.push(0);
-    hk.expand(&info, out).ok()
+    let mut info = [0u8; 58];
+    let n = usize::from(full_len) + 4;
+    let [l0, l1] = out_len.to_be_bytes();
+    let head = [l0, l1, full_len, b't', b'l', b's', b'1', b'3', b' '];
+    info.get_mut(..head.len())?.copy_from_slice(&head);
+    info.get_mut(head.len()..head.len() + label.len())?
+        .copy_from_slice(label);
+    *info.get_mut(n - 1)? = 0;
+    hk.expand(info.get(..n)?, out).ok()
+}
+
+/// HKDF-Extract keyed by each version salt, set up once per process: the
+/// HMAC key schedule of the salt (two SHA-256 blocks) is then not repeated
+/// for every connection's Initial keys.
+fn salted_extract(salt: &'static [u8; 20]) -> Option<hkdf::HkdfExtract<Sha256>> {
+    use std::sync::OnceLock;
+    static SALTS: OnceLock<Vec<(&'static [u8; 20], hkdf::HkdfExtract<Sha256>)>> = OnceLock::new();
+    let all = SALTS.get_or_init(|| {
+        [
+            &SALT_V1,
+            &SALT_V2,
+            &SALT_DRAFT_23,
+            &SALT_DRAFT_29,
+            &SALT_T050,
+            &SALT_T051,
+        ]
+        .into_iter()
+        .map(|s| (s, hkdf::HkdfExtract::<Sha256>::new(Some(s))))
+        .collect()
+    });
+    all.iter().find(|(s, _)| *s == salt).map(|(_, e)| e.clone())
 }
 
 /// Raw client Initial key material: (key, iv, hp).
@@ -383,7 +408,13 @@ fn derive_client_key_material(version: u32, dcid: &[u8]) -> Option<KeyMaterial> 
     if dcid.len() > MAX_CID_LEN {
         return None;
     }
-    let (_, initial) = Hkdf::<Sha256>::extract(Some(params.salt), dcid);
+    let initial = match salted_extract(params.salt) {
+        Some(mut e) => {
+            e.input_ikm(dcid);
+            e.finalize().1
+        }
+        None => Hkdf::<Sha256>::extract(Some(params.salt), dcid).1,
+    };
     let mut client_secret = [0u8; 32];
     expand_label(&initial, b"client in", &mut client_secret)?;
     let hk = Hkdf::<Sha256>::from_prk(&client_secret).ok()?;

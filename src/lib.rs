@@ -33,6 +33,7 @@ pub mod matcher;
 pub mod oui;
 pub mod pipeline;
 pub mod proto;
+pub mod reload;
 pub mod run;
 pub mod signatures;
 pub mod stats;

@@ -13,8 +13,8 @@ use crate::export::http::{self, Scrape};
 use crate::export::jsonlog::LineSink;
 use crate::export::metrics::{self, IfaceStats};
 use crate::export::status;
-use crate::matcher::Matcher;
 use crate::pipeline::{Merger, Obs, PktMeta, Worker, WorkerConfig};
+use crate::reload::{self, Published};
 use crate::stats::Counters;
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +41,8 @@ enum Msg {
         drops: Drops,
         last_ts: u64,
     },
+    /// A signature/inventory reload: the new set, or why it was refused.
+    Reload(Box<std::result::Result<crate::reload::Loaded, String>>),
 }
 
 fn log(msg: &str) {
@@ -53,10 +55,14 @@ fn capture_thread(
     name: String,
     opts: LiveOptions,
     first: LiveCapture,
-    matcher: Arc<Matcher>,
+    published: Arc<Published>,
     stop: Arc<AtomicBool>,
     tx: Sender<Msg>,
 ) {
+    let mut seen = published.generation();
+    let Some(matcher) = published.current() else {
+        return;
+    };
     let mut w = Worker::new(matcher, WorkerConfig::default());
     let mut cap = Some(first);
     let (mut seq, mut last_ts) = (0u64, 0u64);
@@ -66,6 +72,13 @@ fn capture_thread(
     let mut last_stats = Instant::now();
     let mut backoff = Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) {
+        if published.generation() != seen {
+            // A reloaded signature set: match with it from the next packet on.
+            seen = published.generation();
+            if let Some(m) = published.current() {
+                w.set_matcher(m);
+            }
+        }
         let Some(c) = cap.as_mut() else {
             // Wait out the backoff in short slices, then reopen.
             let until = Instant::now() + backoff;
@@ -193,6 +206,10 @@ fn merger_thread(
                         *slot = *c;
                     }
                 }
+                Ok(Msg::Reload(r)) => match *r {
+                    Ok(l) => merger.replace_signatures(l),
+                    Err(_) => merger.reloads_failed += 1,
+                },
                 Err(_) => break,
             },
             recv(scrapes) -> s => {
@@ -228,6 +245,62 @@ fn merger_thread(
     merger.finish();
     merger.flush();
     merger
+}
+
+fn merger_version(set: &crate::signatures::SignatureSet) -> String {
+    crate::reload::version_of(set)
+}
+
+/// Reloads signatures and inventory on SIGHUP (`hup`) or when a watched
+/// file changes; validates first, publishes a good set to the capture
+/// threads and the merger, refuses a bad one with one log line.
+fn reload_thread(
+    sigs: Vec<std::path::PathBuf>,
+    inventory: Option<std::path::PathBuf>,
+    mut version: String,
+    published: Arc<Published>,
+    hup: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    tx: Sender<Msg>,
+) {
+    let mut stamp = reload::stamp(&sigs, inventory.as_deref());
+    let mut next = Instant::now() + reload::RELOAD_POLL;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let asked = hup.swap(false, Ordering::Relaxed);
+        if !asked && Instant::now() < next {
+            continue;
+        }
+        next = Instant::now() + reload::RELOAD_POLL;
+        let now = reload::stamp(&sigs, inventory.as_deref());
+        if !asked && now == stamp {
+            continue;
+        }
+        stamp = now;
+        let why = if asked { "SIGHUP" } else { "a file changed" };
+        match reload::load(&sigs, inventory.as_deref()) {
+            Ok(l) => {
+                log(&format!(
+                    "signatures reloaded ({why}): {} entries, {}",
+                    l.matcher.len(),
+                    l.version
+                ));
+                version.clone_from(&l.version);
+                published.publish(l.matcher.clone());
+                if tx.send(Msg::Reload(Box::new(Ok(l)))).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                log(&format!(
+                    "signatures: reload refused ({why}): {e}; still matching with {version}"
+                ));
+                if tx.send(Msg::Reload(Box::new(Err(e)))).is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Switch to `user` (its primary group, no supplementary groups).
@@ -274,7 +347,9 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         Some(p) => crate::export::webconfig::load(p)?,
         None => Default::default(),
     };
-    let (set, matcher) = crate::run::load_matcher(&a.common.signatures)?;
+    // Resolved once: reloads read the same files.
+    let sig_paths = crate::run::signature_paths(&a.common.signatures);
+    let (set, matcher) = crate::run::load_matcher(&sig_paths)?;
     let inventory = crate::inventory::Inventory::load_opt(a.common.inventory.as_deref())?;
     let events = a.common.events.as_deref().map(LineSink::open).transpose()?;
     let opts = LiveOptions {
@@ -310,12 +385,16 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         .map_err(|e| Error::runtime("signals", e))?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Error::runtime("signals", e))?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| Error::runtime("signals", e))?;
 
     let mut merger = Merger::new(matcher.clone(), settings.host_table());
     merger.events = events;
     merger.inventory = inventory;
     merger.inputs = a.interfaces.clone();
     merger.signature_counts = set.count_by_category();
+    merger.signature_version = crate::reload::version_of(&set);
+    let published = Published::new(matcher.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = bounded::<Msg>(QUEUE);
     let (scrape_tx, scrape_rx) = crossbeam_channel::unbounded::<Scrape>();
@@ -331,17 +410,26 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         std::thread::spawn(move || merger_thread(merger, names, rx, scrape_rx, status_rx, info));
     let mut handles = Vec::new();
     for (i, (cap, name)) in caps.into_iter().zip(a.interfaces.iter()).enumerate() {
-        let (name, opts, matcher, stop, tx) = (
+        let (name, opts, published, stop, tx) = (
             name.clone(),
             opts.clone(),
-            matcher.clone(),
+            published.clone(),
             stop.clone(),
             tx.clone(),
         );
         handles.push(std::thread::spawn(move || {
-            capture_thread(i, name, opts, cap, matcher, stop, tx)
+            capture_thread(i, name, opts, cap, published, stop, tx)
         }));
     }
+    let hup_flag = Arc::new(AtomicBool::new(false));
+    let reloader = {
+        let (stop, tx, flag) = (stop.clone(), tx.clone(), hup_flag.clone());
+        let inventory = a.common.inventory.clone();
+        let version = merger_version(&set);
+        std::thread::spawn(move || {
+            reload_thread(sig_paths, inventory, version, published, flag, stop, tx)
+        })
+    };
     drop(tx);
     if web.auth.is_some() && web.tls.is_none() {
         log("warning: --web-config has basic_auth_users but no tls_server_config: passwords cross the network in clear");
@@ -364,9 +452,12 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
                 let _ = http_stopped.await;
             },
         ));
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => hup_flag.store(true, Ordering::Relaxed),
+            }
         }
         let _ = stop_http.send(());
         // Idle keep-alive connections close at once; give requests in flight a moment.
@@ -376,6 +467,7 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         }
     });
     stop.store(true, Ordering::Relaxed);
+    let _ = reloader.join();
     // A capture thread that panicked is reported (as `read` does), not ignored.
     let mut failed = 0usize;
     for h in handles {

@@ -14,12 +14,18 @@ pub const MAX_LABELS: usize = 128;
 /// Signature ids from here on name content rules (`proto::kupdate`), not entries of a file.
 pub const PATH_SIG_BASE: u32 = u32::MAX - 64;
 
-/// Result of a successful match: index into the signature list.
+/// Result of a successful match: index into the signature list of the
+/// matcher `set` (a matcher's id, so a hit made just before a reload is
+/// still named by the set that made it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hit {
     pub sig: u32,
     pub category: Category,
+    pub set: u32,
 }
+
+/// Ids handed to matchers as they are built (see [`Hit::set`]).
+static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 /// Compiled matcher.
 pub struct Matcher {
@@ -29,10 +35,13 @@ pub struct Matcher {
     max_len: usize,
     /// (tcp, port) -> hit and which end is the Kaspersky host.
     ports: HashMap<(bool, u16), (Hit, PortSide), ahash::RandomState>,
+    /// This matcher's id (in every [`Hit`] it makes).
+    pub id: u32,
 }
 
 impl Matcher {
     pub fn new(set: &SignatureSet) -> Self {
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut exact = HashMap::with_hasher(ahash::RandomState::new());
         let mut suffix = HashMap::with_hasher(ahash::RandomState::new());
         let mut patterns = Vec::with_capacity(set.signatures.len());
@@ -41,6 +50,7 @@ impl Matcher {
             let hit = Hit {
                 sig: i as u32,
                 category: s.category,
+                set: id,
             };
             let key: Box<[u8]> = s.pattern.as_bytes().into();
             max_len = max_len.max(key.len());
@@ -56,6 +66,7 @@ impl Matcher {
             let hit = Hit {
                 sig: patterns.len() as u32,
                 category: p.category,
+                set: id,
             };
             patterns.push(p.pattern());
             ports.entry((p.tcp, p.port)).or_insert((hit, p.side));
@@ -66,6 +77,7 @@ impl Matcher {
             patterns,
             max_len,
             ports,
+            id,
         }
     }
 
@@ -89,6 +101,7 @@ impl Matcher {
         Hit {
             sig: PATH_SIG_BASE + rule as u32,
             category: Category::Update,
+            set: 0,
         }
     }
 

@@ -79,6 +79,10 @@ pub struct Snapshot<'a> {
     pub counters: &'a Counters,
     pub interfaces: &'a [IfaceStats],
     pub signatures: &'a [(Category, usize)],
+    /// Active signature set (`file=version,...`).
+    pub signature_version: &'a str,
+    /// Signature reloads (ok, refused).
+    pub reloads: (u64, u64),
     pub version: &'a str,
     /// Event lines that could not be written (full disk, closed pipe).
     pub event_write_errors: u64,
@@ -397,9 +401,27 @@ fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
     for (c, n) in s.signatures {
         sg.push(&[("category", c.as_str())], n.to_string());
     }
+    let mut sv = Family::new(
+        "kaswatch_signature_set",
+        Kind::Info,
+        "The active signature set: file=version for each file.",
+    );
+    sv.push(&[("version", s.signature_version)], "1".into());
+    let mut rl = Family::new(
+        "kaswatch_signature_reloads",
+        Kind::Counter,
+        "Signature reloads that took effect (SIGHUP or a changed file).",
+    );
+    rl.push(&[], s.reloads.0.to_string());
+    let mut rf = Family::new(
+        "kaswatch_signature_reload_failures",
+        Kind::Counter,
+        "Signature reloads refused (bad file): the previous set keeps running.",
+    );
+    rf.push(&[], s.reloads.1.to_string());
     let mut bi = Family::new("kaswatch_build", Kind::Info, "kaswatch build information.");
     bi.push(&[("version", s.version)], "1".into());
-    v.extend([pk, by, dr, de, ld, sg, bi]);
+    v.extend([pk, by, dr, de, ld, sg, sv, rl, rf, bi]);
     v
 }
 

@@ -40,6 +40,14 @@ type QueryKey = (IpAddr, IpAddr, u16, u16);
 /// Applies observations, in packet order, to the host table and outputs.
 pub struct Merger {
     matcher: Arc<Matcher>,
+    /// The set before the last reload: hits made just before it are still
+    /// named by the set that made them.
+    previous: Option<Arc<Matcher>>,
+    /// Active signature version (`file=version,...`).
+    pub signature_version: String,
+    /// Signature reloads that took effect / were refused (`live`).
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
     pub hosts: HostTable,
     pub events: Option<LineSink>,
     pub all_names: Option<LineSink>,
@@ -81,6 +89,10 @@ impl Merger {
     pub fn new(matcher: Arc<Matcher>, hosts: HostTable) -> Self {
         Merger {
             matcher,
+            previous: None,
+            signature_version: String::new(),
+            reloads_ok: 0,
+            reloads_failed: 0,
             hosts,
             events: None,
             all_names: None,
@@ -118,6 +130,8 @@ impl Merger {
             counters,
             interfaces,
             signatures: &self.signature_counts,
+            signature_version: &self.signature_version,
+            reloads: (self.reloads_ok, self.reloads_failed),
             version: env!("CARGO_PKG_VERSION"),
             event_write_errors: self.events.as_ref().map_or(0, |e| e.errors),
         }
@@ -382,6 +396,10 @@ impl Merger {
                 }
             }
         }
+        if self.events.is_none() {
+            return;
+        }
+        let signature = self.pattern(hit).to_string();
         let Some(s) = self.events.as_mut() else {
             return;
         };
@@ -402,7 +420,7 @@ impl Merger {
             category: hit.category.as_str(),
             evidence: o.evidence.as_str(),
             role: role.as_str(),
-            signature: self.matcher.pattern(hit.sig).to_string(),
+            signature,
             file: input.to_string(),
             frame: o.meta.frame,
             alpn: o.alpn.clone(),
@@ -411,6 +429,24 @@ impl Merger {
             managed: self.hosts.get(&o.src).is_some_and(|h| h.managed),
         };
         s.event(&e);
+    }
+
+    /// The pattern a hit names, in the set that made it.
+    fn pattern(&self, hit: Hit) -> &str {
+        match &self.previous {
+            Some(p) if hit.set == p.id && hit.set != self.matcher.id => p.pattern(hit.sig),
+            _ => self.matcher.pattern(hit.sig),
+        }
+    }
+
+    /// A reloaded signature set (and inventory) takes over.
+    pub fn replace_signatures(&mut self, l: crate::reload::Loaded) {
+        let old = std::mem::replace(&mut self.matcher, l.matcher);
+        self.previous = Some(old);
+        self.signature_counts = l.counts;
+        self.signature_version = l.version;
+        self.inventory = l.inventory;
+        self.reloads_ok += 1;
     }
 
     /// Write the backfill file (final sample included); `Some(true)` when

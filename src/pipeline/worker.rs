@@ -76,6 +76,11 @@ impl Worker {
         }
     }
 
+    /// Match with another signature set from the next packet on (a reload).
+    pub fn set_matcher(&mut self, m: Arc<Matcher>) {
+        self.matcher = m;
+    }
+
     /// Counters of this worker (decode + application layers).
     pub fn counters(&self) -> Counters {
         let mut c = self.counters.clone();

@@ -5,7 +5,7 @@ BUILD_DEPS := libpcap-dev pkg-config
 TEST_DEPS := $(BUILD_DEPS) tshark tcpreplay prometheus tcpdump iproute2 curl
 BENCH_DEPS := $(BUILD_DEPS) tshark hyperfine time python3-cryptography gcc valgrind
 
-.PHONY: demo test build lint bench deps-build deps-test clean
+.PHONY: demo test build lint bench fuzz deps-build deps-test clean
 
 demo: deps-build
 	$(CARGO) build --release --quiet
@@ -32,6 +32,12 @@ test: deps-test lint
 bench: deps-build
 	@tools/deps.sh $(BENCH_DEPS)
 	bench/run.sh
+
+# Each cargo-fuzz target for FUZZ_SECONDS (default 60) in turn, on stable via
+# RUSTC_BOOTSTRAP=1; fails on any crash (inputs in fuzz/artifacts/). See fuzz/README.md.
+FUZZ_SECONDS ?= 60
+fuzz: deps-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh run
 
 clean:
 	$(CARGO) clean

@@ -5,7 +5,7 @@ BUILD_DEPS := libpcap-dev pkg-config ieee-data
 TEST_DEPS := $(BUILD_DEPS) tshark tcpreplay prometheus tcpdump iproute2 curl systemd docker-compose util-linux mount openssl chromium dpkg-dev
 BENCH_DEPS := $(BUILD_DEPS) tshark hyperfine time python3-cryptography gcc valgrind
 
-.PHONY: demo test build lint bench deb deps-build deps-test clean
+.PHONY: demo test build lint bench deb fuzz deps-build deps-test clean
 
 demo: deps-build
 	$(CARGO) build --release --quiet
@@ -52,6 +52,12 @@ deb: deps-build
 	$(DEB_BIN) completions zsh > target/assets/completions/_kaswatch
 	$(DEB_BIN) completions fish > target/assets/completions/kaswatch.fish
 	$(CARGO) deb --no-build --profile $(DEB_PROFILE) $(DEB_FLAGS)
+
+# Each cargo-fuzz target for FUZZ_SECONDS (default 60) in turn, on stable via
+# RUSTC_BOOTSTRAP=1; fails on any crash (inputs in fuzz/artifacts/). See fuzz/README.md.
+FUZZ_SECONDS ?= 60
+fuzz: deps-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh run
 
 clean:
 	$(CARGO) clean

@@ -201,7 +201,12 @@ impl CaptureFile {
         let mut frames = 0u64;
         let mut offset = 0u64;
         let mut last_ts = 0u64;
+        // Byte order of the current pcapng section (None: legacy pcap).
+        let mut ng_big_endian: Option<bool> = None;
         let end = loop {
+            if let Some(why) = short_ng_block(self.reader.data(), ng_big_endian, offset, frames) {
+                break End::Damaged(why);
+            }
             match self.reader.next() {
                 Ok((consumed, block)) => {
                     match block {
@@ -225,7 +230,10 @@ impl CaptureFile {
                         PcapBlockOwned::NG(blk) => {
                             use pcap_parser::Block;
                             match blk {
-                                Block::SectionHeader(_) => ifaces.clear(),
+                                Block::SectionHeader(shb) => {
+                                    ng_big_endian = Some(shb.big_endian());
+                                    ifaces.clear();
+                                }
                                 Block::InterfaceDescription(idb) => {
                                     if ifaces.len() >= MAX_INTERFACES {
                                         break End::Damaged(format!("more than {MAX_INTERFACES} interfaces at byte {offset}"));
@@ -283,6 +291,9 @@ impl CaptureFile {
                         break End::Damaged(format!("read error at byte {offset}: {e:?}"));
                     }
                     // refill made no progress: the last block is cut short.
+                    if let Some(why) = short_ng_block(self.reader.data(), ng_big_endian, offset, frames) {
+                        break End::Damaged(why);
+                    }
                     match self.reader.next() {
                         Err(PcapError::Incomplete(_)) => {
                             if !self.reader.grow(MAX_BLOCK_BYTES) || self.reader.refill().is_err() {
@@ -315,6 +326,33 @@ impl CaptureFile {
         };
         FileSummary { frames, end }
     }
+}
+
+/// Every pcapng block is at least 12 bytes (type and two lengths), but
+/// pcap-parser 0.17 subtracts 12 from the declared length unchecked for
+/// blocks whose fixed header is shorter (a Process Information Block
+/// declaring 4..=11 bytes: a panic with overflow checks, a 4 GiB block
+/// without). Such a block at the front of `data` ends the file here.
+fn short_ng_block(
+    data: &[u8],
+    big_endian: Option<bool>,
+    offset: u64,
+    frames: u64,
+) -> Option<String> {
+    let be = big_endian?;
+    let typ = data.get(..4)?;
+    if typ == [0x0a, 0x0d, 0x0d, 0x0a] {
+        return None; // a new section: its own parser checks its length
+    }
+    let raw: [u8; 4] = data.get(4..8)?.try_into().ok()?;
+    let len = if be {
+        u32::from_be_bytes(raw)
+    } else {
+        u32::from_le_bytes(raw)
+    };
+    (len < 12).then(|| {
+        format!("damaged block at byte {offset} (length {len} is less than 12); stopped after frame {frames}")
+    })
 }
 
 fn short_err<I>(e: &PcapError<I>) -> String {

@@ -116,9 +116,9 @@ for host, dst, t, sport, body, exp in [
     if exp:
         urows.append((len(up), f"10.20.0.{host}", "http", dst, exp))
 for host, dst, t, sport, path, hosthdr, exp in [
-    (5, "203.0.113.50", 0, 51000, "/index/u0607g.xml.dif", "203.0.113.50", "path:/index/u*g.xml.*"),
-    (6, "203.0.113.51", 1, 51001, "/updates/kdb/i386/base001.kdc.klzu", "ksc-mirror.corp.example", "path:/updates/*.(klz|dif|klzu|kdc|kdl|mft)"),
-    (7, "203.0.113.52", 2, 51002, "/updaters/updater.xml.dif", "203.0.113.52:8080", "path:/updaters/*"),
+    (5, "203.0.113.50", 0, 51000, "/index/u0607g.xml.dif", "203.0.113.50", "path:*/index/u#g.xml.{dif,klz}"),
+    (6, "203.0.113.51", 1, 51001, "/updates/kdb/i386/base001.kdc.klzu", "ksc-mirror.corp.example", "path:*/updates/*{.klz,.dif,.klzu,.kdc,.kdl,.mft}"),
+    (7, "203.0.113.52", 2, 51002, "/updaters/updater.xml.dif", "203.0.113.52:8080", "path:*/updaters/*updater.*{.klz,.dif,.klzu,.kdc,.kdl,.mft}"),
     (7, "203.0.113.53", 3, 51003, "/updates/readme.txt", "203.0.113.53", None),
     (6, "203.0.113.54", 4, 51004, "/blog/kaspersky-updates.html", "www.example.org", None),
 ]:

@@ -117,3 +117,38 @@ C, CM = "10.50.0.23", "00:1b:21:50:00:23"
 add(Ether(src=KM, dst=CM) / IP(src=K, dst=C) / UDP(sport=53000, dport=15000) / Raw(b"\x01" * 16), 4.0)
 add(Ether(src=CM, dst=KM) / IP(src=C, dst=K) / UDP(sport=15000, dport=53000) / Raw(b"\x02" * 16), 4.01)
 wrpcap(os.path.join(HERE, "ksc.pcap"), pkts)
+
+# ---------------------------------------------------------------- content.pcap
+# Content signatures a site adds ([[address]], [[user_agent]]; tests/identity.rs
+# writes the site file): a completed connection that names nothing to a listed
+# address (a callback), a refused SYN to it (none), an HTTP request whose
+# User-Agent a site lists, and lookalikes (a /blog/updates/ path, a body that
+# opens with KLD1, not KLD2) that must not match.
+pkts = []
+CM, SM = "02:60:00:00:00:01", "02:60:00:00:00:fe"
+
+
+def seg(src, dst, sport, dport, flags, seq, ack, t, data=b"", mac=CM):
+    p = Ether(src=mac, dst=SM) / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack)
+    add(p / Raw(data) if data else p, t)
+
+
+X = "203.0.113.99"
+seg("10.60.0.5", X, 55000, 443, "S", 100, 0, 0.0)
+seg(X, "10.60.0.5", 443, 55000, "SA", 900, 101, 0.01, mac=SM)
+seg("10.60.0.5", X, 55000, 443, "A", 101, 901, 0.02)
+seg("10.60.0.5", X, 55000, 443, "PA", 101, 901, 0.03, b"\x00\x01\x02binary-protocol")
+seg("10.60.0.6", X, 55001, 443, "S", 200, 0, 1.0)
+seg(X, "10.60.0.6", 443, 55001, "RA", 0, 201, 1.01, mac=SM)
+W = "198.51.100.40"
+seg("10.60.0.7", W, 55002, 80, "S", 300, 0, 2.0)
+seg(W, "10.60.0.7", 80, 55002, "SA", 700, 301, 2.01, mac=SM)
+seg("10.60.0.7", W, 55002, 80, "PA", 301, 701, 2.02,
+    b"GET /download/file.bin HTTP/1.1\r\nHost: downloads.example.net\r\nUser-Agent: KLUpdater/14.0\r\n\r\n")
+seg("10.60.0.8", W, 55003, 80, "S", 400, 0, 3.0)
+seg(W, "10.60.0.8", 80, 55003, "SA", 800, 401, 3.01, mac=SM)
+seg("10.60.0.8", W, 55003, 80, "PA", 401, 801, 3.02,
+    b"GET /blog/updates/base.html HTTP/1.1\r\nHost: 198.51.100.40\r\nUser-Agent: Mozilla/5.0\r\n\r\n")
+seg(W, "10.60.0.8", 80, 55003, "PA", 801, 401 + 82, 3.03,
+    b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nKLD1\x00\x00\x00\x00", mac=SM)
+wrpcap(os.path.join(HERE, "content.pcap"), pkts)

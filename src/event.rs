@@ -44,4 +44,12 @@ pub struct Event {
     pub tunnel: Vec<String>,
     /// Host is in the managed inventory.
     pub managed: bool,
+    /// The device: its MAC when its addresses are grouped, else `src_ip`.
+    pub device: String,
+    /// What the device calls itself (DHCP, mDNS, LLMNR, NetBIOS), if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The MAC's vendor (IEEE registry), if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
 }

@@ -63,8 +63,9 @@ pub enum App<'a> {
     Dns(&'a [u8]),
     Tls(tls::ClientHello<'a>),
     Http(http::HttpRequest<'a>),
-    /// A response body opened with Kaspersky update magic (rule index of `kupdate::RULES`).
-    UpdateMagic(usize),
+    /// The first bytes (up to `signatures::MAX_BODY_MAGIC`) of an HTTP
+    /// response body, for `[[body_magic]]` signatures.
+    Body(&'a [u8]),
 }
 
 /// Symmetric flow key: endpoints in canonical order. Addresses are held as
@@ -961,11 +962,18 @@ fn run(
                     let body = r.body_len();
                     let head =
                         MAGIC_LEN.min(body.map_or(MAGIC_LEN, |n| n.min(MAGIC_LEN as u64) as usize));
-                    let Some(first) = rest.get(r.header_len..r.header_len + head) else {
-                        return off; // wait for the first body bytes (bounded by MAX_STREAM_BYTES)
+                    // Wait for the first body bytes (bounded by MAX_STREAM_BYTES):
+                    // all `head` of them, or at least MIN_MAGIC_LEN when more are
+                    // slow to come (a body that ends at the connection's close).
+                    let avail = rest.len().saturating_sub(r.header_len).min(head);
+                    if avail < head.min(MIN_MAGIC_LEN) || (avail < head && body.is_some()) {
+                        return off;
+                    }
+                    let Some(first) = rest.get(r.header_len..r.header_len + avail) else {
+                        return off;
                     };
-                    if let Some(rule) = crate::proto::kupdate::match_magic(first) {
-                        emit(App::UpdateMagic(rule));
+                    if !first.is_empty() {
+                        emit(App::Body(first));
                     }
                     match next_message(d, bytes.len(), off + r.header_len, body, c) {
                         Ok(o) => off = o,
@@ -1009,7 +1017,9 @@ fn next_message(
 }
 
 /// Body bytes looked at for update magic.
-const MAGIC_LEN: usize = 4;
+const MAGIC_LEN: usize = crate::signatures::MAX_BODY_MAGIC;
+/// Body bytes enough to look at when a close-delimited body has no more yet.
+const MIN_MAGIC_LEN: usize = 4;
 
 #[inline]
 fn be16(b: &[u8], at: usize) -> Option<u16> {

@@ -25,6 +25,7 @@ pub mod event;
 pub mod evidence;
 pub mod export;
 pub mod flow;
+pub mod glob;
 pub mod hosts;
 pub mod identity;
 pub mod inventory;

@@ -5,14 +5,11 @@
 //! Precedence: an exact entry beats any suffix; among suffixes the longest
 //! (most specific) wins.
 
-use crate::signatures::{Category, MatchKind, PortSide, SignatureSet};
+use crate::signatures::{Category, ContentKind, MatchKind, PortSide, SignatureSet};
 use std::collections::HashMap;
 
 /// Most labels a DNS name can have (255-byte wire form, 2 bytes per label).
 pub const MAX_LABELS: usize = 128;
-
-/// Signature ids from here on name content rules (`proto::kupdate`), not entries of a file.
-pub const PATH_SIG_BASE: u32 = u32::MAX - 64;
 
 /// Result of a successful match: index into the signature list of the
 /// matcher `set` (a matcher's id, so a hit made just before a reload is
@@ -37,6 +34,12 @@ pub struct Matcher {
     ports: HashMap<(bool, u16), (Hit, PortSide), ahash::RandomState>,
     /// This matcher's id (in every [`Hit`] it makes).
     pub id: u32,
+    paths: Vec<(crate::glob::Glob, Hit)>,
+    agents: Vec<(crate::glob::Glob, Hit)>,
+    magics: Vec<(Vec<u8>, Hit)>,
+    /// (prefix length, masked address) -> hit; lengths present, longest first.
+    cidrs: HashMap<(u8, std::net::IpAddr), Hit, ahash::RandomState>,
+    cidr_lens: Vec<u8>,
 }
 
 impl Matcher {
@@ -71,6 +74,29 @@ impl Matcher {
             patterns.push(p.pattern());
             ports.entry((p.tcp, p.port)).or_insert((hit, p.side));
         }
+        let (mut paths, mut agents, mut magics) = (Vec::new(), Vec::new(), Vec::new());
+        let mut cidrs = HashMap::with_hasher(ahash::RandomState::new());
+        let mut cidr_lens: Vec<u8> = Vec::new();
+        for c in &set.content {
+            let hit = Hit {
+                sig: patterns.len() as u32,
+                category: c.category,
+                set: id,
+            };
+            patterns.push(c.label());
+            match &c.kind {
+                ContentKind::HttpPath(g) => paths.push((g.clone(), hit)),
+                ContentKind::UserAgent(g) => agents.push((g.clone(), hit)),
+                ContentKind::BodyMagic(b) => magics.push((b.clone(), hit)),
+                ContentKind::Address(a, l) => {
+                    cidrs.entry((*l, *a)).or_insert(hit);
+                    if !cidr_lens.contains(l) {
+                        cidr_lens.push(*l);
+                    }
+                }
+            }
+        }
+        cidr_lens.sort_unstable_by(|a, b| b.cmp(a));
         Matcher {
             exact,
             suffix,
@@ -78,31 +104,54 @@ impl Matcher {
             max_len,
             ports,
             id,
+            paths,
+            agents,
+            magics,
+            cidrs,
+            cidr_lens,
         }
     }
 
     /// Pattern text of a hit's signature.
     pub fn pattern(&self, sig: u32) -> &str {
-        if sig >= PATH_SIG_BASE {
-            let rule = (sig - PATH_SIG_BASE) as usize;
-            return crate::proto::kupdate::RULES
-                .get(rule)
-                .copied()
-                .unwrap_or("");
-        }
         self.patterns
             .get(sig as usize)
             .map(String::as_str)
             .unwrap_or("")
     }
 
-    /// A hit for update-protocol content rule `rule` (category update).
-    pub fn path_hit(rule: usize) -> Hit {
-        Hit {
-            sig: PATH_SIG_BASE + rule as u32,
-            category: Category::Update,
-            set: 0,
+    /// An `[[http_path]]` entry matching a request path (no query).
+    pub fn http_path(&self, path: &[u8]) -> Option<Hit> {
+        self.paths
+            .iter()
+            .find(|(g, _)| g.matches(path))
+            .map(|x| x.1)
+    }
+
+    /// A `[[user_agent]]` entry matching a User-Agent value.
+    pub fn user_agent(&self, ua: &[u8]) -> Option<Hit> {
+        self.agents.iter().find(|(g, _)| g.matches(ua)).map(|x| x.1)
+    }
+
+    /// A `[[body_magic]]` entry a response body opens with.
+    pub fn body_magic(&self, head: &[u8]) -> Option<Hit> {
+        self.magics
+            .iter()
+            .find(|(m, _)| head.starts_with(m))
+            .map(|x| x.1)
+    }
+
+    /// An `[[address]]` entry containing `a` (longest prefix).
+    pub fn address(&self, a: &std::net::IpAddr) -> Option<Hit> {
+        if self.cidr_lens.is_empty() {
+            return None;
         }
+        let max = if a.is_ipv4() { 32 } else { 128 };
+        self.cidr_lens.iter().filter(|l| **l <= max).find_map(|l| {
+            self.cidrs
+                .get(&(*l, crate::signatures::mask(*a, *l)))
+                .copied()
+        })
     }
 
     /// A port signature for a completed connection to `port`.

@@ -808,6 +808,7 @@ pub fn cmd_check(a: &CheckArgs) -> Result<i32> {
     }
     println!("{:<11} {}", "total", set.signatures.len());
     println!("{:<11} {}", "ports", set.ports.len());
+    println!("{:<11} {}", "content", set.content.len());
     if !a.test.is_empty() {
         let m = Matcher::new(&set);
         for t in &a.test {
@@ -818,9 +819,25 @@ pub fn cmd_check(a: &CheckArgs) -> Result<i32> {
 }
 
 /// What `check-signatures --test` says of one probe: a name, a URL
-/// (`http://host/path`: the host as a name, the path against the update
-/// layout), a port (`tcp/13000`), or response-body bytes (`hex:4b4c5a46`).
+/// (`http://host/path`: the host as a name, the path against
+/// `[[http_path]]`), a port (`tcp/13000`), an address (`[[address]]`), a
+/// User-Agent (`ua:...`) or response-body bytes (`hex:4b4c5a46`).
 fn explain(set: &SignatureSet, m: &Matcher, probe: &str) -> String {
+    let content = |h: Option<crate::matcher::Hit>, what: &str| match h {
+        Some(h) => {
+            let c = set
+                .content
+                .get(h.sig as usize - set.signatures.len() - set.ports.len());
+            format!(
+                "{} ({} at {}:{}{what})",
+                h.category.as_str(),
+                m.pattern(h.sig),
+                c.map_or(String::new(), |c| c.file.display().to_string()),
+                c.map_or(0, |c| c.line)
+            )
+        }
+        None => "no match".into(),
+    };
     if let Some(hex) = probe.strip_prefix("hex:") {
         let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
             .map(|i| {
@@ -828,16 +845,13 @@ fn explain(set: &SignatureSet, m: &Matcher, probe: &str) -> String {
                     .and_then(|b| u8::from_str_radix(b, 16).ok())
             })
             .collect();
-        return match bytes
-            .as_deref()
-            .and_then(crate::proto::kupdate::match_magic)
-        {
-            Some(r) => format!(
-                "update (content rule {}: a response body opening with these bytes)",
-                crate::proto::kupdate::RULES.get(r).copied().unwrap_or("")
-            ),
-            None => "no match (not update magic KLD2/KLZF)".into(),
-        };
+        return content(
+            bytes.as_deref().and_then(|b| m.body_magic(b)),
+            "; a response body opening with these bytes",
+        );
+    }
+    if let Some(ua) = probe.strip_prefix("ua:") {
+        return content(m.user_agent(ua.as_bytes()), "");
     }
     if let Some((proto, port)) = probe.split_once('/') {
         if let (Some(tcp), Ok(port)) = (
@@ -864,19 +878,19 @@ fn explain(set: &SignatureSet, m: &Matcher, probe: &str) -> String {
             };
         }
     }
+    if let Ok(a) = probe.parse::<std::net::IpAddr>() {
+        return content(m.address(&a), "; only completed connections count");
+    }
     if let Some(rest) = probe.split_once("://").map(|(_, r)| r) {
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let host = crate::proto::http::host_for_match(host.as_bytes())
             .map(|h| String::from_utf8_lossy(h).into_owned())
             .unwrap_or_default();
         let by_name = explain_name(set, m, &host);
-        let by_path = match crate::proto::kupdate::match_path(path.as_bytes()) {
-            Some(r) => format!(
-                "update (content rule {})",
-                crate::proto::kupdate::RULES.get(r).copied().unwrap_or("")
-            ),
-            None => "no match".into(),
-        };
+        let by_path = content(
+            crate::proto::kupdate::request_path(path.as_bytes()).and_then(|p| m.http_path(p)),
+            "",
+        );
         return format!("host {host}: {by_name}; path {path}: {by_path}");
     }
     explain_name(set, m, probe)

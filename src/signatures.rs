@@ -100,6 +100,99 @@ impl PortSignature {
     }
 }
 
+/// Kinds of content signature (besides names and ports).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContentKind {
+    /// Glob over an HTTP request's path (`[[http_path]]`).
+    HttpPath(crate::glob::Glob),
+    /// Glob over an HTTP request's User-Agent (`[[user_agent]]`).
+    UserAgent(crate::glob::Glob),
+    /// Bytes an HTTP response body opens with (`[[body_magic]]`, hex).
+    BodyMagic(Vec<u8>),
+    /// A destination network (`[[address]]`, IP or CIDR); completed
+    /// connections only.
+    Address(std::net::IpAddr, u8),
+}
+
+/// Bytes of a response body compared with `[[body_magic]]` entries.
+pub const MAX_BODY_MAGIC: usize = 8;
+
+/// One validated content signature.
+#[derive(Clone, Debug)]
+pub struct ContentSignature {
+    pub kind: ContentKind,
+    /// As written in the file (shown in events as `path:...`, `ua:...`,
+    /// `magic:...`, `cidr:...`).
+    pub pattern: String,
+    pub category: Category,
+    pub source: String,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl ContentSignature {
+    /// The label events and `check-signatures` show.
+    pub fn label(&self) -> String {
+        let kind = match self.kind {
+            ContentKind::HttpPath(_) => "path",
+            ContentKind::UserAgent(_) => "ua",
+            ContentKind::BodyMagic(_) => "magic",
+            ContentKind::Address(..) => "cidr",
+        };
+        match &self.kind {
+            ContentKind::BodyMagic(b) if b.iter().all(|c| c.is_ascii_alphanumeric()) => {
+                format!("{kind}:{}", String::from_utf8_lossy(b))
+            }
+            _ => format!("{kind}:{}", self.pattern),
+        }
+    }
+}
+
+/// Parse `1.2.3.0/24`, `2001:db8::/32` or a bare address; host bits are masked.
+pub fn parse_cidr(s: &str) -> std::result::Result<(std::net::IpAddr, u8), String> {
+    let (a, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: std::net::IpAddr = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| format!("prefix length must be 0..={max}"))?,
+        None => max,
+    };
+    Ok((mask(addr, len), len))
+}
+
+/// `a` with all but the first `len` bits cleared.
+pub fn mask(a: std::net::IpAddr, len: u8) -> std::net::IpAddr {
+    match a {
+        std::net::IpAddr::V4(v) => {
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len.min(32)))
+            };
+            std::net::IpAddr::V4((u32::from(v) & m).into())
+        }
+        std::net::IpAddr::V6(v) => {
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len.min(128)))
+            };
+            std::net::IpAddr::V6((u128::from(v) & m).into())
+        }
+    }
+}
+
 /// Metadata of one loaded file.
 #[derive(Clone, Debug)]
 pub struct FileMeta {
@@ -114,6 +207,8 @@ pub struct SignatureSet {
     pub signatures: Vec<Signature>,
     /// Port signatures (KSC / Network Agent), callbacks only on completed connections.
     pub ports: Vec<PortSignature>,
+    /// Content signatures: HTTP paths, User-Agents, body magic, addresses.
+    pub content: Vec<ContentSignature>,
     pub files: Vec<FileMeta>,
     /// (pattern, kind) -> index in `signatures`, for duplicate detection.
     seen: std::collections::HashMap<(String, MatchKind), usize>,
@@ -127,6 +222,28 @@ struct RawFile {
     signature: Vec<Spanned<RawSig>>,
     #[serde(default)]
     port: Vec<Spanned<RawPort>>,
+    #[serde(default)]
+    http_path: Vec<Spanned<RawContent>>,
+    #[serde(default)]
+    user_agent: Vec<Spanned<RawContent>>,
+    #[serde(default)]
+    body_magic: Vec<Spanned<RawContent>>,
+    #[serde(default)]
+    address: Vec<Spanned<RawContent>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContent {
+    pattern: Spanned<String>,
+    category: Spanned<String>,
+    source: Spanned<String>,
+    /// When the entry was last checked (required for addresses, which move).
+    #[serde(default)]
+    date: Option<Spanned<String>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    comment: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +281,14 @@ struct RawSig {
     #[serde(default)]
     #[allow(dead_code)]
     comment: Option<String>,
+}
+
+/// The file an error closure names.
+fn raw_path(err: &dyn Fn(usize, String) -> Error) -> PathBuf {
+    match err(0, String::new()) {
+        Error::Signature { path, .. } => path,
+        _ => PathBuf::new(),
+    }
 }
 
 /// Byte offsets of line starts, for turning spans into line numbers.
@@ -275,12 +400,16 @@ impl SignatureSet {
         if meta.version.trim().is_empty() {
             return Err(err(raw.meta.span().start, "meta.version is empty".into()));
         }
-        if raw.signature.is_empty() && raw.port.is_empty() {
-            return Err(err(
-                text.len(),
-                "no [[signature]] or [[port]] entries".into(),
-            ));
+        if raw.signature.is_empty()
+            && raw.port.is_empty()
+            && raw.http_path.is_empty()
+            && raw.user_agent.is_empty()
+            && raw.body_magic.is_empty()
+            && raw.address.is_empty()
+        {
+            return Err(err(text.len(), "no entries ([[signature]], [[port]], [[http_path]], [[user_agent]], [[body_magic]] or [[address]])".into()));
         }
+        self.load_content(&raw, &err)?;
         for s in &raw.port {
             let r = s.get_ref();
             let port = u16::try_from(*r.port.get_ref())
@@ -411,6 +540,113 @@ impl SignatureSet {
         Ok(())
     }
 
+    /// The content kinds of one parsed file.
+    fn load_content(&mut self, raw: &RawFile, err: &dyn Fn(usize, String) -> Error) -> Result<()> {
+        let path = raw_path(err);
+        let kinds: [(&str, &Vec<Spanned<RawContent>>); 4] = [
+            ("http_path", &raw.http_path),
+            ("user_agent", &raw.user_agent),
+            ("body_magic", &raw.body_magic),
+            ("address", &raw.address),
+        ];
+        for (table, entries) in kinds {
+            for s in entries {
+                let r = s.get_ref();
+                let at = r.pattern.span().start;
+                let p = r.pattern.get_ref().trim();
+                let glob = |p: &str| {
+                    crate::glob::Glob::new(p).map_err(|m| err(at, format!("bad pattern: {m}")))
+                };
+                let kind = match table {
+                    "http_path" => {
+                        if !p.starts_with('/') && !p.starts_with('*') {
+                            return Err(err(
+                                at,
+                                "an http_path pattern starts with '/' or '*'".into(),
+                            ));
+                        }
+                        ContentKind::HttpPath(glob(p)?)
+                    }
+                    "user_agent" => ContentKind::UserAgent(glob(p)?),
+                    "body_magic" => {
+                        let bytes: Option<Vec<u8>> = (0..p.len() / 2)
+                            .map(|i| {
+                                p.get(2 * i..2 * i + 2)
+                                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+                            })
+                            .collect();
+                        match bytes {
+                            Some(b)
+                                if p.len() % 2 == 0
+                                    && (1..=MAX_BODY_MAGIC).contains(&b.len()) =>
+                            {
+                                ContentKind::BodyMagic(b)
+                            }
+                            _ => {
+                                return Err(err(
+                                    at,
+                                    format!(
+                                        "body_magic pattern is 1..={MAX_BODY_MAGIC} bytes in hex, e.g. \"4b4c5a46\""
+                                    ),
+                                ))
+                            }
+                        }
+                    }
+                    _ => {
+                        let (a, l) =
+                            parse_cidr(p).map_err(|m| err(at, format!("bad address: {m}")))?;
+                        if r.date
+                            .as_ref()
+                            .is_none_or(|d| d.get_ref().trim().is_empty())
+                        {
+                            return Err(err(
+                                at,
+                                "an address entry needs a date (addresses move)".into(),
+                            ));
+                        }
+                        ContentKind::Address(a, l)
+                    }
+                };
+                let category = Category::parse(r.category.get_ref()).ok_or_else(|| {
+                    err(
+                        r.category.span().start,
+                        format!("unknown category {:?}", r.category.get_ref()),
+                    )
+                })?;
+                if r.source.get_ref().trim().is_empty() {
+                    return Err(err(
+                        r.source.span().start,
+                        "source is empty: cite where it comes from".into(),
+                    ));
+                }
+                if let Some(prev) = self.content.iter().find(|c| c.kind == kind) {
+                    return Err(err(
+                        at,
+                        format!(
+                            "duplicate of {} line {} ({})",
+                            prev.file.display(),
+                            prev.line,
+                            prev.label()
+                        ),
+                    ));
+                }
+                let line = match err(s.span().start, String::new()) {
+                    Error::Signature { line, .. } => line,
+                    _ => 0,
+                };
+                self.content.push(ContentSignature {
+                    kind,
+                    pattern: p.to_string(),
+                    category,
+                    source: r.source.get_ref().clone(),
+                    file: path.clone(),
+                    line,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Load several paths in order.
     pub fn load_paths(paths: &[PathBuf]) -> Result<Self> {
         let mut set = SignatureSet::default();
@@ -502,6 +738,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("duplicate of t.toml line 4 (tcp/13000)"), "{e}");
+    }
+
+    #[test]
+    fn content_kinds_load_and_errors_name_the_line() {
+        let one = |table: &str, pattern: &str, extra: &str| {
+            load(&format!(
+                "{HEAD}[[{table}]]\npattern = \"{pattern}\"\ncategory = \"update\"\nsource = \"x\"\n{extra}"
+            ))
+        };
+        let s = one("http_path", "*/index/u#g.xml.{dif,klz}", "").unwrap();
+        assert!(matches!(s.content[0].kind, ContentKind::HttpPath(_)));
+        assert_eq!(s.content[0].label(), "path:*/index/u#g.xml.{dif,klz}");
+        let s = one("body_magic", "4b4c5a46", "").unwrap();
+        assert_eq!(s.content[0].kind, ContentKind::BodyMagic(b"KLZF".to_vec()));
+        assert_eq!(s.content[0].label(), "magic:KLZF");
+        let s = one("address", "203.0.113.99/28", "date = \"2026-11-30\"\n").unwrap();
+        assert_eq!(
+            s.content[0].kind,
+            ContentKind::Address("203.0.113.96".parse().unwrap(), 28)
+        );
+        for (table, pattern, extra, want) in [
+            (
+                "http_path",
+                "index/*",
+                "",
+                "t.toml:5: an http_path pattern starts with",
+            ),
+            (
+                "http_path",
+                "/a/{b",
+                "",
+                "t.toml:5: bad pattern: '{' is never closed",
+            ),
+            ("body_magic", "4b4", "", "t.toml:5: body_magic pattern is"),
+            ("body_magic", "zz", "", "t.toml:5: body_magic pattern is"),
+            (
+                "address",
+                "10.0.0.0/40",
+                "date = \"x\"\n",
+                "t.toml:5: bad address: prefix length",
+            ),
+            (
+                "address",
+                "10.0.0.0/8",
+                "",
+                "t.toml:5: an address entry needs a date",
+            ),
+        ] {
+            let e = one(table, pattern, extra).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{table} {pattern}: {e}");
+        }
     }
 
     #[test]

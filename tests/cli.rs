@@ -355,10 +355,10 @@ fn check_signatures_counts_and_tests_names() {
         "{s}"
     );
     assert!(s.contains("tcp/13001: no match"), "{s}");
-    assert!(s.contains("http://10.0.0.9/index/u0607g.xml.dif: host 10.0.0.9: no match; path /index/u0607g.xml.dif: update (content rule path:/index/u*g.xml.*)"), "{s}");
+    assert!(s.contains("http://10.0.0.9/index/u0607g.xml.dif: host 10.0.0.9: no match; path /index/u0607g.xml.dif: update (path:*/index/u#g.xml.{dif,klz} at signatures/update-content.toml:"), "{s}");
     assert!(s.contains("http://www.example.org/blog/updates/base.html: host www.example.org: no match; path /blog/updates/base.html: no match"), "{s}");
     assert!(
-        s.contains("hex:4b4c5a4600: update (content rule magic:KLZF"),
+        s.contains("hex:4b4c5a4600: update (magic:KLZF at signatures/update-content.toml:"),
         "{s}"
     );
     assert!(s.contains("hex:4b4c4431: no match"), "{s}");

@@ -157,3 +157,58 @@ fn capture_is_what_the_generator_describes() {
         assert!(out.contains(want), "tshark does not see {want}:\n{out}");
     }
 }
+
+#[test]
+fn site_content_signatures_address_and_user_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.toml");
+    std::fs::write(
+        &site,
+        "[meta]\nversion = \"site-1\"\ndate = \"2026-11-30\"\n\n\
+         [[address]]\npattern = \"203.0.113.96/28\"\ncategory = \"update\"\nsource = \"site list\"\ndate = \"2026-11-30\"\n\n\
+         [[user_agent]]\npattern = \"KLUpdater/*\"\ncategory = \"update\"\nsource = \"site list\"\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "read",
+        "-q",
+        "--events",
+        "-",
+        "captures/content.pcap",
+        "-s",
+        "signatures",
+        "-s",
+        site.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let rows = columns(
+        &ev,
+        &["src_ip", "evidence", "protocol", "name", "signature"],
+    );
+    assert_eq!(
+        rows,
+        [
+            // Completed handshake, names nothing: the listed address.
+            [
+                "10.60.0.5",
+                "address",
+                "ip",
+                "cidr:203.0.113.96/28",
+                "cidr:203.0.113.96/28"
+            ],
+            // The User-Agent a site lists (the Host names another site).
+            [
+                "10.60.0.7",
+                "content",
+                "http",
+                "downloads.example.net",
+                "ua:KLUpdater/*"
+            ],
+        ],
+        "refused SYN, /blog/updates/ and a KLD1 body must not match"
+    );
+}

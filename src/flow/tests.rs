@@ -47,7 +47,7 @@ fn feed(dport: u16, segs: &[(u32, &[u8])]) -> (Vec<String>, Counters) {
                         "http:{}",
                         String::from_utf8_lossy(r.host.or(r.authority).unwrap_or_default())
                     ),
-                    App::UpdateMagic(rule) => format!("magic:{rule}"),
+                    App::Body(head) => format!("body:{}", String::from_utf8_lossy(head)),
                 })
             },
         );
@@ -452,10 +452,10 @@ fn http_responses_framed_and_update_magic_found() {
     let all = [&r1[..], &b1[..], &r2[..]].concat();
     let n1 = r1.len() as u32;
     let (names, _) = feed(80, &[(0, r1), (n1, &all[r1.len()..])]);
-    assert_eq!(names, vec!["magic:4"]);
+    assert_eq!(names, vec!["body:KLZF\u{1}\u{2}\u{3}\u{4}", "body:<html>"]);
     let r3 = b"HTTP/1.0 304 Not Modified\r\n\r\nHTTP/1.0 200 OK\r\n\r\nKLD2";
     let (names, _) = feed(80, &[(0, r3)]);
-    assert_eq!(names, vec!["magic:3"]);
+    assert_eq!(names, vec!["body:KLD2"]);
 }
 
 #[test]

@@ -69,6 +69,9 @@ pub struct AddressStats {
 /// A connection held for its decision.
 struct Held {
     open: Obs,
+    /// Held on an `[[address]]` signature (name, hit): released only for a
+    /// completed handshake.
+    listed: Option<(String, Hit)>,
 }
 
 fn life(ttl: u32) -> u64 {
@@ -169,9 +172,31 @@ impl AddressBook {
         self.attrib.get(addr).filter(|a| a.expires >= ts)
     }
 
+    /// `addr` has a live DNS attribution at `ts`.
+    pub fn is_attributed(&self, addr: &IpAddr, ts: u64) -> bool {
+        self.attribution(addr, ts).is_some()
+    }
+
     /// A connection opened (`o.kind` is `Open`). Returns an address callback
     /// when the opening packet already settles it as naming nothing.
-    pub fn open(&mut self, o: &Obs, settled: Option<Named>, c: &mut Counters) -> Option<Release> {
+    /// `listed`: the `[[address]]` signature of its destination, if any (a
+    /// TCP connection to it is held and counts only once its handshake
+    /// completed).
+    pub fn open(
+        &mut self,
+        o: &Obs,
+        settled: Option<Named>,
+        listed: Option<(String, Hit)>,
+        c: &mut Counters,
+    ) -> Option<Release> {
+        if let Some(l) = listed {
+            if self.is_shared(&o.dst, o.ts) {
+                self.stats.suppressed_shared += 1;
+                return None;
+            }
+            self.hold(o, Some(l), c);
+            return None;
+        }
         let a = self.attribution(&o.dst, o.ts)?;
         if self.is_shared(&o.dst, o.ts) {
             self.stats.suppressed_shared += 1;
@@ -189,13 +214,13 @@ impl AddressBook {
             }
             Some(_) => None,
             None => {
-                self.hold(o, c);
+                self.hold(o, None, c);
                 None
             }
         }
     }
 
-    fn hold(&mut self, o: &Obs, c: &mut Counters) {
+    fn hold(&mut self, o: &Obs, listed: Option<(String, Hit)>, c: &mut Counters) {
         // Bounded: the oldest held connection is dropped (not released: a
         // callback on weak evidence is worse than none), counted.
         while self.held.len() >= MAX_HELD_CONNECTIONS
@@ -211,12 +236,24 @@ impl AddressBook {
         }
         let key = o.conn_key();
         self.queue.push_back((o.ts, key));
-        self.held.insert(key, Held { open: o.clone() });
+        self.held.insert(
+            key,
+            Held {
+                open: o.clone(),
+                listed,
+            },
+        );
     }
 
     /// What a connection's client named (`o` is oriented client first).
     /// Returns an address callback when it named nothing.
-    pub fn decided(&mut self, o: &Obs, named: Named, c: &mut Counters) -> Option<Release> {
+    pub fn decided(
+        &mut self,
+        o: &Obs,
+        named: Named,
+        completed: bool,
+        c: &mut Counters,
+    ) -> Option<Release> {
         if named == Named::Other {
             self.mark_shared(o.dst, o.ts.saturating_add(MAX_ATTRIBUTION_NS), o.ts, c);
         }
@@ -225,14 +262,27 @@ impl AddressBook {
             self.stats.settled_by_name += 1;
             return None;
         }
-        self.release(held, o.ts)
+        self.release(held, o.ts, completed)
     }
 
-    fn release(&mut self, held: Held, now: u64) -> Option<Release> {
+    /// A listed address counts for completed handshakes only; a connection
+    /// released by time (its client never spoke) is never completed here.
+    fn release(&mut self, held: Held, now: u64, completed: bool) -> Option<Release> {
+        if held.listed.is_some() && !completed {
+            return None;
+        }
         let dst = held.open.dst;
         if self.is_shared(&dst, now) {
             self.stats.suppressed_shared += 1;
             return None;
+        }
+        if let Some((name, hit)) = held.listed {
+            self.stats.released += 1;
+            return Some(Release {
+                open: held.open,
+                name,
+                hit,
+            });
         }
         let a = self.attribution(&dst, held.open.ts)?;
         let (name, hit) = (a.name.clone(), a.hit);
@@ -254,7 +304,7 @@ impl AddressBook {
             self.queue.pop_front();
             if self.held.get(&k).is_some_and(|h| h.open.ts == t) {
                 if let Some(h) = self.held.remove(&k) {
-                    out.extend(self.release(h, now));
+                    out.extend(self.release(h, now, false));
                 }
             }
         }
@@ -266,7 +316,7 @@ impl AddressBook {
         while let Some((t, k)) = self.queue.pop_front() {
             if self.held.get(&k).is_some_and(|h| h.open.ts == t) {
                 if let Some(h) = self.held.remove(&k) {
-                    out.extend(self.release(h, now));
+                    out.extend(self.release(h, now, false));
                 }
             }
         }

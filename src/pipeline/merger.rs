@@ -6,7 +6,7 @@
 //! the exporters (report, metrics) through its host table and counters.
 
 use super::address::{AddressBook, Release};
-use super::{Obs, ObsKind};
+use super::{Obs, ObsKind, L4};
 use crate::event::Event;
 use crate::evidence::{Evidence, Role};
 use crate::export::jsonlog::LineSink;
@@ -154,11 +154,18 @@ impl Merger {
         match &o.kind {
             ObsKind::Name => self.name(o),
             ObsKind::Open(settled) => {
-                let r = self.address.open(o, *settled, &mut self.counters);
+                // An `[[address]]` signature stands for a DNS answer that never expires.
+                let listed = (o.l4 == L4::Tcp && !self.address.is_attributed(&o.dst, o.ts))
+                    .then(|| self.matcher.address(&o.dst))
+                    .flatten()
+                    .map(|h| (self.matcher.pattern(h.sig).to_string(), h));
+                let r = self.address.open(o, *settled, listed, &mut self.counters);
                 self.release(r);
             }
-            ObsKind::Decided(named) => {
-                let r = self.address.decided(o, *named, &mut self.counters);
+            ObsKind::Decided(named, completed) => {
+                let r = self
+                    .address
+                    .decided(o, *named, *completed, &mut self.counters);
                 self.release(r);
             }
             ObsKind::Resolved(answers) => {
@@ -400,6 +407,7 @@ impl Merger {
             return;
         }
         let signature = self.pattern(hit).to_string();
+        let host = self.hosts.get(&o.src);
         let Some(s) = self.events.as_mut() else {
             return;
         };
@@ -426,7 +434,10 @@ impl Merger {
             alpn: o.alpn.clone(),
             ech: o.ech,
             tunnel: o.tunnel.labels(),
-            managed: self.hosts.get(&o.src).is_some_and(|h| h.managed),
+            managed: host.is_some_and(|h| h.managed),
+            device: host.map_or_else(|| o.src.to_string(), |h| h.key.label()),
+            hostname: host.and_then(|h| h.hostname.clone()),
+            vendor: host.and_then(|h| h.vendor()),
         };
         s.event(&e);
     }

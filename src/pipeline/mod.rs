@@ -95,8 +95,9 @@ pub enum ObsKind {
     /// to `dst`; `Some` when this same packet already settles what it names.
     Open(Option<Named>),
     /// The connection's client settled what it names (its first message, or
-    /// the connection ended without one).
-    Decided(Named),
+    /// the connection ended without one); `true` when the TCP handshake was
+    /// seen to complete (the server's SYN-ACK, then the client's ACK).
+    Decided(Named, bool),
     /// A DNS response to a matching question: addresses for attribution.
     Resolved(Vec<dns::Resolution>),
     /// A DNS response to other questions: addresses that serve other names.

@@ -235,8 +235,10 @@ impl Worker {
                 }
                 App::Tls(h) => e.hello(&ctx, Protocol::Tls, &h, conn),
                 App::Http(r) => e.http(&ctx, &r, conn),
-                App::UpdateMagic(rule) => {
-                    e.update_magic(&ctx, rule, conn);
+                App::Body(head) => {
+                    if !e.update_magic(&ctx, head, conn) {
+                        return;
+                    }
                     Named::Kaspersky
                 }
             };
@@ -263,7 +265,8 @@ impl Worker {
             }
             // A non-Kaspersky name was already reported (and settles the merger's hold).
             if let Some(n) = decided.filter(|n| *n != Named::Other || !flow.conn.named_other) {
-                let mut o = Obs::at(&ctx, Protocol::Ip, ObsKind::Decided(n));
+                let done = flow.conn.port_checked;
+                let mut o = Obs::at(&ctx, Protocol::Ip, ObsKind::Decided(n, done));
                 o.client_first(from_client);
                 out.push(o);
             }
@@ -393,13 +396,13 @@ fn port_signature(
     conn: &mut ConnTrack,
 ) {
     let server_port = if from_client { ctx.dport } else { ctx.sport };
-    let Some((hit, side)) = matcher.port(tcp, server_port) else {
-        return;
-    };
     let listener = if from_client {
         ctx.pkt.dst
     } else {
         ctx.pkt.src
+    };
+    let Some((hit, side)) = matcher.port(tcp, server_port) else {
+        return;
     };
     let mut o = Obs::at(ctx, Protocol::Ip, ObsKind::Name);
     // The callback is the Kaspersky end's: the client of a server port, the
@@ -421,7 +424,7 @@ fn settle(out: &mut Vec<Obs>, ctx: &Ctx<'_>, conn: &mut ConnTrack, n: Named) {
     if conn.pending {
         conn.pending = false;
         let n = if conn.called { Named::Kaspersky } else { n };
-        out.push(Obs::at(ctx, Protocol::Ip, ObsKind::Decided(n)));
+        out.push(Obs::at(ctx, Protocol::Ip, ObsKind::Decided(n, false)));
     }
 }
 
@@ -509,7 +512,7 @@ impl Emitter<'_> {
                 Named::Other if !conn.named_other => {
                     // The destination serves another site: shared.
                     conn.named_other = true;
-                    let mut o = Obs::at(ctx, Protocol::Ip, ObsKind::Decided(Named::Other));
+                    let mut o = Obs::at(ctx, Protocol::Ip, ObsKind::Decided(Named::Other, false));
                     o.protocol = protocol;
                     self.out.push(o);
                 }
@@ -659,8 +662,12 @@ impl Emitter<'_> {
             self.matcher.lookup(norm)
         };
         if hit.is_none() && r.method != b"CONNECT" {
-            // No Kaspersky name: the update protocol may still show in the path.
-            if let Some(rule) = kupdate::match_path(r.target) {
+            // No Kaspersky name: the update protocol may still show in the
+            // path (`[[http_path]]`) or the User-Agent (`[[user_agent]]`).
+            let content = kupdate::request_path(r.target)
+                .and_then(|p| self.matcher.http_path(p))
+                .or_else(|| r.user_agent.and_then(|ua| self.matcher.user_agent(ua)));
+            if let Some(hit) = content {
                 let label = if norm.is_empty() {
                     ctx.pkt.dst.to_string()
                 } else {
@@ -668,7 +675,7 @@ impl Emitter<'_> {
                 };
                 let mut o = Obs::at(ctx, Protocol::Http, ObsKind::Name);
                 o.name = label;
-                o.hit = Some(Matcher::path_hit(rule));
+                o.hit = Some(hit);
                 o.evidence = Evidence::Content;
                 o.repeat = conn.called;
                 conn.called = true;
@@ -694,17 +701,22 @@ impl Emitter<'_> {
         )
     }
 
-    /// A response body with update magic: the callback is the client's, the
-    /// packet's destination; the name is the server's address.
-    fn update_magic(&mut self, ctx: &Ctx<'_>, rule: usize, conn: &mut ConnTrack) {
+    /// The first bytes of an HTTP response body: with update magic
+    /// (`[[body_magic]]`) the callback is the client's, the packet's
+    /// destination; the name is the server's address. True on a match.
+    fn update_magic(&mut self, ctx: &Ctx<'_>, head: &[u8], conn: &mut ConnTrack) -> bool {
+        let Some(hit) = self.matcher.body_magic(head) else {
+            return false;
+        };
         let mut o = Obs::at(ctx, Protocol::Http, ObsKind::Name);
         o.name = ctx.pkt.src.to_string();
-        o.hit = Some(Matcher::path_hit(rule));
+        o.hit = Some(hit);
         o.evidence = Evidence::Content;
         o.repeat = conn.called;
         conn.called = true;
         o.reverse();
         self.out.push(o);
+        true
     }
 }
 

@@ -129,7 +129,7 @@ pub struct LiveArgs {
     /// With --capture afpacket: sockets (and worker threads) per interface in one PACKET_FANOUT_HASH group, e.g. one per core
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub fanout: usize,
-    /// With --capture afpacket: ring block size, bytes (power of two, at least a page; default 1 MiB)
+    /// With --capture afpacket: ring block size, bytes (power of two, at least a page; default: a sixteenth of the socket's buffer, 1 MiB at most, one --snaplen packet at least)
     #[arg(long, value_name = "BYTES")]
     pub ring_block_size: Option<u32>,
     /// With --capture afpacket: ring frame size, bytes (multiple of 16; default 2048)

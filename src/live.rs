@@ -188,6 +188,7 @@ fn afpacket_options(a: &LiveArgs) -> Result<Option<afpacket::AfOptions>> {
     }
     let ring = afpacket::Ring::from_flags(
         a.buffer_size,
+        a.snaplen,
         a.fanout,
         a.ring_block_size,
         a.ring_frame_size,

@@ -25,8 +25,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Most sockets (and worker threads) per interface (`--fanout`).
 pub const MAX_FANOUT_WORKERS: usize = 64;
-/// Default ring block: large enough for any snaplen, small enough to retire often.
+/// Largest default ring block; the default is a sixteenth of the socket's
+/// buffer within [one snaplen-sized packet, this], so a block timeout that
+/// retires a partly filled block wastes little of the ring.
 pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
+/// Blocks the default block size aims at per socket.
+const DEFAULT_BLOCKS: u64 = 16;
 /// Default `tp_frame_size` (only sizes `tp_frame_nr`; V3 stores packets at their real size).
 pub const DEFAULT_FRAME_SIZE: u32 = 2048;
 /// Largest block accepted (`--ring-block-size`).
@@ -112,6 +116,7 @@ impl Ring {
     /// `fanout` sockets unless `--ring-blocks` says otherwise.
     pub fn from_flags(
         buffer_mib: u32,
+        snaplen: u32,
         fanout: usize,
         block_size: Option<u32>,
         frame_size: Option<u32>,
@@ -122,7 +127,19 @@ impl Ring {
             .ok()
             .filter(|p| *p > 0)
             .unwrap_or(4096);
-        let block_size = block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
+        let per_socket = (u64::from(buffer_mib) << 20) / fanout.max(1) as u64;
+        // A whole snaplen-sized packet plus headers must fit one block.
+        let least = (u64::from(snaplen.max(1)) + 256)
+            .next_power_of_two()
+            .max(u64::from(page));
+        let derived = (per_socket / DEFAULT_BLOCKS)
+            .max(1)
+            .next_power_of_two()
+            .clamp(
+                least.min(u64::from(DEFAULT_BLOCK_SIZE)),
+                u64::from(DEFAULT_BLOCK_SIZE),
+            );
+        let block_size = block_size.unwrap_or(u32::try_from(derived).unwrap_or(DEFAULT_BLOCK_SIZE));
         if block_size < page || block_size > MAX_BLOCK_SIZE || !block_size.is_power_of_two() {
             return Err(format!(
                 "--ring-block-size must be a power of two between {page} and {MAX_BLOCK_SIZE} bytes"
@@ -136,12 +153,9 @@ impl Ring {
         }
         let blocks = match blocks {
             Some(b) => b,
-            None => {
-                let per_socket = (u64::from(buffer_mib) << 20) / fanout.max(1) as u64;
-                u32::try_from(per_socket / u64::from(block_size))
-                    .unwrap_or(u32::MAX)
-                    .max(2)
-            }
+            None => u32::try_from(per_socket / u64::from(block_size))
+                .unwrap_or(u32::MAX)
+                .max(2),
         };
         let total = u64::from(blocks) * u64::from(block_size);
         if blocks < 2 || total > u64::from(super::live::MAX_BUFFER_MIB) << 20 {
@@ -881,12 +895,24 @@ mod tests {
 
     #[test]
     fn ring_geometry_from_flags() {
-        let r = Ring::from_flags(32, 2, None, None, None).unwrap();
+        let r = Ring::from_flags(32, 65535, 2, None, None, None).unwrap();
         assert_eq!((r.block_size, r.blocks), (1 << 20, 16));
-        assert!(Ring::from_flags(32, 1, Some(3000), None, None).is_err());
-        assert!(Ring::from_flags(32, 1, None, Some(100), None).is_err());
-        assert_eq!(Ring::from_flags(1, 8, None, None, None).unwrap().blocks, 2);
-        assert!(Ring::from_flags(32, 1, None, None, Some(1)).is_err());
+        // Small buffers: smaller blocks, still one full-size packet each.
+        let r = Ring::from_flags(2, 65535, 1, None, None, None).unwrap();
+        assert_eq!((r.block_size, r.blocks), (128 << 10, 16));
+        let r = Ring::from_flags(2, 65535, 2, None, None, None).unwrap();
+        assert_eq!((r.block_size, r.blocks), (128 << 10, 8));
+        let r = Ring::from_flags(2, 1500, 2, None, None, None).unwrap();
+        assert_eq!((r.block_size, r.blocks), (64 << 10, 16));
+        assert!(Ring::from_flags(32, 65535, 1, Some(3000), None, None).is_err());
+        assert!(Ring::from_flags(32, 65535, 1, None, Some(100), None).is_err());
+        assert_eq!(
+            Ring::from_flags(1, 65535, 8, None, None, None)
+                .unwrap()
+                .blocks,
+            2
+        );
+        assert!(Ring::from_flags(32, 65535, 1, None, None, Some(1)).is_err());
     }
 
     #[test]

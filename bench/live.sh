@@ -11,10 +11,13 @@
 #   PACKETS=100000 RATES="200000 400000" bench/live.sh
 #   KW_ARGS="--snaplen 2048" bench/live.sh      # extra `kaswatch live` options
 #   MIX=churn bench/live.sh                     # another gen_span.py mix (span heavy churn)
+#   BACKENDS="pcap afpacket:2" bench/live.sh    # capture backends compared (default: pcap afpacket:1 afpacket:2)
 #
 # Env: MIX (span) PACKETS (300000) HOSTS (20000) SEED (1) RATES ("100000 200000 300000 400000 500000 700000")
 #      TOPSPEED (1: also one --topspeed run, first) REPS (1) BUFFER_MIB (32) MTU (9000)
 #      PORT (9464) KASWATCH (path; default: cargo build --release) KW_ARGS ("") NO_TCPDUMP (unset)
+#      BACKENDS ("pcap afpacket:1 afpacket:2": `pcap` is libpcap, `afpacket:N` is
+#      `--capture afpacket --fanout N`; every rate is run once per backend, each beside tcpdump)
 # Output: Markdown table on stdout (also target/bench/live/report.md), logs in target/bench/live/.
 set -euo pipefail
 
@@ -31,6 +34,7 @@ BUFFER_MIB="${BUFFER_MIB:-32}"
 MTU="${MTU:-9000}"
 PORT="${PORT:-9464}"
 KW_ARGS="${KW_ARGS:-}"
+BACKENDS="${BACKENDS:-pcap afpacket:1 afpacket:2}"
 OUT=target/bench/live
 MIX="${MIX:-span}"
 if [ "$MIX" = span ]; then LIVE=live; else LIVE=live-$MIX; fi
@@ -127,12 +131,19 @@ metrics() { ip netns exec "$NS_S" curl -s --max-time 5 "http://127.0.0.1:$PORT/m
 
 # ---------------------------------------------------------------- one run
 ROWS=()
-run_one() {  # run_one LABEL RUN-ID TCPREPLAY-RATE-ARGS...
-    local label="$1" rid="$2"; shift 2
+backend_args() {  # backend_args pcap|afpacket:N -> kaswatch live flags
+    case "$1" in
+        pcap) ;;
+        afpacket:*) echo "--capture afpacket --fanout ${1#afpacket:}" ;;
+        *) echo "unknown backend $1 (pcap or afpacket:N)" >&2; exit 1 ;;
+    esac
+}
+run_one() {  # run_one BACKEND LABEL RUN-ID TCPREPLAY-RATE-ARGS...
+    local backend="$1" label="$2" rid="$3"; shift 3
     local d="$OUT/$rid"; rm -rf "$d"; mkdir -p "$d"
     # shellcheck disable=SC2086
     ip netns exec "$NS_S" "$KASWATCH" live -i "$IF_S" --listen "127.0.0.1:$PORT" \
-        --buffer-size "$BUFFER_MIB" $KW_ARGS >"$d/kaswatch.out" 2>"$d/kaswatch.err" &
+        --buffer-size "$BUFFER_MIB" $(backend_args "$backend") $KW_ARGS >"$d/kaswatch.out" 2>"$d/kaswatch.err" &
     KW_PID=$!   # `ip netns exec` execs, so this is kaswatch's pid
     if [ -z "${NO_TCPDUMP:-}" ]; then
         ip netns exec "$NS_S" tcpdump -i "$IF_S" -n -w /dev/null -B $(( BUFFER_MIB * 1024 )) \
@@ -191,28 +202,36 @@ run_one() {  # run_one LABEL RUN-ID TCPREPLAY-RATE-ARGS...
     else
         check="**differs** ($cb / $hosts vs $REF_CB / $REF_HOSTS)"
     fi
-    echo "$label: achieved $achieved pps, sent $sent (failed $failed); kaswatch rx $rx drop $dk+$di; tcpdump rx $trx drop $tdr; $check" >&2
-    ROWS+=("$label|$achieved|$sent|$rx|$((dk + di))|$trx|$tdr|$check")
+    echo "$backend $label: achieved $achieved pps, sent $sent (failed $failed); kaswatch rx $rx drop $dk+$di; tcpdump rx $trx drop $tdr; $check" >&2
+    ROWS+=("$backend|$label|$achieved|$sent|$rx|$((dk + di))|$trx|$tdr|$check")
 }
 
 fmt() { [[ "$1" =~ ^[0-9]+$ ]] && sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1" || printf '%s' "$1"; }
 
 for ((rep = 1; rep <= REPS; rep++)); do
-    [ "$TOPSPEED" = 1 ] && run_one "topspeed" "r$rep-topspeed" --topspeed
-    for r in $RATES; do run_one "$r" "r$rep-$r" --pps="$r"; done
+    # Backends alternate within each rate, so machine load hits them alike.
+    if [ "$TOPSPEED" = 1 ]; then
+        for b in $BACKENDS; do run_one "$b" "topspeed" "r$rep-${b/:/}-topspeed" --topspeed; done
+    fi
+    for r in $RATES; do
+        for b in $BACKENDS; do run_one "$b" "$r" "r$rep-${b/:/}-$r" --pps="$r"; done
+    done
 done
 
 # ---------------------------------------------------------------- report
 {
-    echo "| offered (pps) | achieved (pps, tcpreplay) | sent | kaswatch received | kaswatch dropped | tcpdump received | tcpdump dropped | callbacks / hosts vs \`read\` |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---|"
-    best=0
+    echo "| backend | offered (pps) | achieved (pps, tcpreplay) | sent | kaswatch received | kaswatch dropped | tcpdump received | tcpdump dropped | callbacks / hosts vs \`read\` |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+    declare -A best=()
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r label ach sent rx drop trx tdr check <<<"$row"
+        IFS='|' read -r backend label ach sent rx drop trx tdr check <<<"$row"
         off=$label; [ "$label" != topspeed ] && off=$(fmt "$label")
-        echo "| $off | $(fmt "$ach") | $(fmt "$sent") | $(fmt "$rx") | $(fmt "$drop") | $(fmt "$trx") | $(fmt "$tdr") | $check |"
-        if (( drop == 0 && rx == sent && ach > best )); then best=$ach; fi
+        echo "| $backend | $off | $(fmt "$ach") | $(fmt "$sent") | $(fmt "$rx") | $(fmt "$drop") | $(fmt "$trx") | $(fmt "$tdr") | $check |"
+        : "${best[$backend]:=0}"
+        if (( drop == 0 && rx == sent && ach > best[$backend] )); then best[$backend]=$ach; fi
     done
     echo
-    echo "Highest achieved rate with zero kaswatch drops: **$(fmt "$best") pps** ($PACKETS packets of the $MIX mix, buffer $BUFFER_MIB MiB${KW_ARGS:+, kaswatch $KW_ARGS})."
+    for b in $BACKENDS; do
+        echo "Highest achieved rate with zero kaswatch drops, $b: **$(fmt "${best[$b]:-0}") pps** ($PACKETS packets of the $MIX mix, buffer $BUFFER_MIB MiB${KW_ARGS:+, kaswatch $KW_ARGS})."
+    done
 } | tee "$OUT/report.md"

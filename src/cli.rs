@@ -123,6 +123,28 @@ pub struct LiveArgs {
     /// TLS and basic auth for the HTTP server, in the Prometheus exporter-toolkit web-config format (YAML)
     #[arg(long, value_name = "FILE")]
     pub web_config: Option<PathBuf>,
+    /// Capture backend: libpcap, or AF_PACKET TPACKET_V3 rings with fanout (Linux)
+    #[arg(long, value_enum, default_value_t = CaptureBackend::Pcap)]
+    pub capture: CaptureBackend,
+    /// With --capture afpacket: sockets (and worker threads) per interface in one PACKET_FANOUT_HASH group, e.g. one per core
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub fanout: usize,
+    /// With --capture afpacket: ring block size, bytes (power of two, at least a page; default: a sixteenth of the socket's buffer, 1 MiB at most, one --snaplen packet at least)
+    #[arg(long, value_name = "BYTES")]
+    pub ring_block_size: Option<u32>,
+    /// With --capture afpacket: ring frame size, bytes (multiple of 16; default 2048)
+    #[arg(long, value_name = "BYTES")]
+    pub ring_frame_size: Option<u32>,
+    /// With --capture afpacket: ring blocks per socket (default: --buffer-size shared by the --fanout sockets)
+    #[arg(long, value_name = "N")]
+    pub ring_blocks: Option<u32>,
+}
+
+/// `live --capture`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaptureBackend {
+    Pcap,
+    Afpacket,
 }
 
 #[derive(Args, Debug)]

@@ -6,8 +6,9 @@
 //! for the HTTP server (`export/http.rs`) running on a tokio runtime in the
 //! main thread. SIGINT/SIGTERM stop capture, flush events and exit 0.
 
+use crate::capture::afpacket;
 use crate::capture::live::{self, Drops, LiveCapture, LiveOptions};
-use crate::cli::LiveArgs;
+use crate::cli::{CaptureBackend, LiveArgs};
 use crate::error::{Error, Result};
 use crate::export::http::{self, Scrape};
 use crate::export::jsonlog::LineSink;
@@ -23,6 +24,8 @@ use std::time::{Duration, Instant};
 
 /// Packets handled per poll before the thread reports and checks for shutdown.
 const MAX_PACKETS_PER_POLL: usize = 4096;
+/// Ring blocks handled per poll by an afpacket worker.
+const MAX_BLOCKS_PER_POLL: usize = 64;
 /// How often capture threads send counters and pcap stats.
 const STATS_EVERY: Duration = Duration::from_millis(500);
 /// How often the merger thread expires idle hosts.
@@ -164,6 +167,276 @@ fn capture_thread(
         drops,
         last_ts,
     });
+}
+
+// ------------------------------------------------------------- AF_PACKET fanout
+// `--capture afpacket --fanout N`: N sockets per interface (capture/afpacket.rs),
+// one thread and Worker each. Their observations reach the merger in packet-time
+// order through a shared Sequencer; worker 0 reports the interface's summed
+// counters, the last worker to stop the final ones.
+
+/// An interface opened by either backend.
+enum Opened {
+    Pcap(LiveCapture),
+    Af(Vec<afpacket::AfPacket>, u16),
+}
+
+/// Checks the afpacket flags; `None` for libpcap.
+fn afpacket_options(a: &LiveArgs) -> Result<Option<afpacket::AfOptions>> {
+    let ring_flags =
+        a.ring_block_size.is_some() || a.ring_frame_size.is_some() || a.ring_blocks.is_some();
+    if a.capture == CaptureBackend::Pcap {
+        if a.fanout != 1 || ring_flags {
+            return Err(Error::Usage(
+                "--fanout and --ring-* need --capture afpacket".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if a.fanout == 0 || a.fanout > afpacket::MAX_FANOUT_WORKERS {
+        return Err(Error::Usage(format!(
+            "--fanout must be between 1 and {}",
+            afpacket::MAX_FANOUT_WORKERS
+        )));
+    }
+    let ring = afpacket::Ring::from_flags(
+        a.buffer_size,
+        a.snaplen,
+        a.fanout,
+        a.ring_block_size,
+        a.ring_frame_size,
+        a.ring_blocks,
+    )
+    .map_err(Error::Usage)?;
+    Ok(Some(afpacket::AfOptions {
+        snaplen: a.snaplen,
+        bpf: a.bpf.clone(),
+        ring,
+    }))
+}
+
+/// What the workers of one interface share.
+struct FanShared {
+    seq: afpacket::Sequencer<Obs>,
+    counters: Vec<Counters>,
+    drops: Vec<u64>,
+    last_ts: u64,
+    done: usize,
+}
+
+struct Fan {
+    iface: usize,
+    name: String,
+    opts: afpacket::AfOptions,
+    group: u16,
+    frames: std::sync::atomic::AtomicU64,
+    shared: std::sync::Mutex<FanShared>,
+}
+
+impl Fan {
+    /// Summed counters of all workers, as one interface's Stats.
+    fn stats(&self, s: &FanShared) -> Msg {
+        let mut total = Counters::default();
+        for c in &s.counters {
+            total.merge(c);
+        }
+        Msg::Stats {
+            iface: self.iface,
+            counters: Box::new(total),
+            drops: Drops {
+                kernel: s.drops.iter().sum(),
+                interface: 0,
+            },
+            last_ts: s.last_ts,
+        }
+    }
+}
+
+/// Spawn the workers of one afpacket interface.
+#[allow(clippy::too_many_arguments)]
+fn spawn_fanout(
+    iface: usize,
+    name: &str,
+    opts: &afpacket::AfOptions,
+    socks: Vec<afpacket::AfPacket>,
+    group: u16,
+    published: &Arc<Published>,
+    stop: &Arc<AtomicBool>,
+    tx: &Sender<Msg>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let n = socks.len();
+    let fan = Arc::new(Fan {
+        iface,
+        name: name.to_string(),
+        opts: opts.clone(),
+        group,
+        frames: Default::default(),
+        shared: std::sync::Mutex::new(FanShared {
+            seq: afpacket::Sequencer::new(n),
+            counters: vec![Counters::default(); n],
+            drops: vec![0; n],
+            last_ts: 0,
+            done: 0,
+        }),
+    });
+    socks
+        .into_iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let (fan, published, stop, tx) =
+                (fan.clone(), published.clone(), stop.clone(), tx.clone());
+            std::thread::spawn(move || fanout_thread(k, n, fan, s, published, stop, tx))
+        })
+        .collect()
+}
+
+/// One afpacket socket's loop; reopens (rejoining the group) after errors.
+fn fanout_thread(
+    k: usize,
+    n: usize,
+    fan: Arc<Fan>,
+    first: afpacket::AfPacket,
+    published: Arc<Published>,
+    stop: Arc<AtomicBool>,
+    tx: Sender<Msg>,
+) {
+    let iface = fan.iface;
+    let mut seen = published.generation();
+    let Some(matcher) = published.current() else {
+        return;
+    };
+    let mut w = Worker::new(matcher, WorkerConfig::default());
+    let mut sock = Some(first);
+    let (mut last_ts, mut mark) = (0u64, 0u64);
+    let (mut base, mut cur) = (0u64, 0u64);
+    let mut warned_full = false;
+    let mut last_stats = Instant::now();
+    let mut backoff = Duration::from_secs(1);
+    let lock = || fan.shared.lock().unwrap_or_else(|p| p.into_inner());
+    while !stop.load(Ordering::Relaxed) {
+        if published.generation() != seen {
+            // A reloaded signature set: match with it from the next packet on.
+            seen = published.generation();
+            if let Some(m) = published.current() {
+                w.set_matcher(m);
+            }
+        }
+        let empty = match sock.as_mut() {
+            None => {
+                let until = Instant::now() + backoff;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if !stop.load(Ordering::Relaxed) {
+                    match afpacket::AfPacket::open(&fan.name, &fan.opts, Some(fan.group)) {
+                        Ok(s) => {
+                            log(&format!("{}: capture reopened", fan.name));
+                            sock = Some(s);
+                            backoff = Duration::from_secs(1);
+                        }
+                        Err(e) => {
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                            log(&format!("{e}; retrying in {} s", backoff.as_secs()));
+                        }
+                    }
+                }
+                true
+            }
+            Some(s) => {
+                let frame = std::cell::Cell::new(0u64);
+                let r = s.poll(
+                    MAX_BLOCKS_PER_POLL,
+                    iface as u32,
+                    |cnt| frame.set(fan.frames.fetch_add(cnt as u64, Ordering::Relaxed)),
+                    |raw| {
+                        frame.set(frame.get() + 1);
+                        last_ts = last_ts.max(raw.ts);
+                        let f = frame.get();
+                        w.process(
+                            PktMeta {
+                                seq: f,
+                                input: iface as u32,
+                                frame: f,
+                            },
+                            raw,
+                        );
+                    },
+                );
+                match r {
+                    Ok((_, empty)) => empty,
+                    Err(e) => {
+                        base += cur;
+                        cur = 0;
+                        sock = None;
+                        log(&format!(
+                            "{}: capture failed: {e}; retrying in {} s",
+                            fan.name,
+                            backoff.as_secs()
+                        ));
+                        true
+                    }
+                }
+            }
+        };
+        mark = mark.max(afpacket::watermark(last_ts, empty));
+        let obs = w.take();
+        let stats_due = last_stats.elapsed() >= STATS_EVERY;
+        if stats_due {
+            last_stats = Instant::now();
+            if let Some(s) = sock.as_mut() {
+                let st = s.stats();
+                cur = st.drops;
+                if st.freezes > 0 && !warned_full {
+                    warned_full = true;
+                    log(&format!("{}: ring of worker {k} filled up: packets dropped (counted in kaswatch_capture_dropped_packets_total); raise --buffer-size or --fanout", fan.name));
+                }
+            }
+        }
+        let mut sh = lock();
+        let ready = sh.seq.push(k, obs, |o| o.ts, mark);
+        if !ready.is_empty() && tx.send(Msg::Obs(ready)).is_err() {
+            return;
+        }
+        if stats_due {
+            sh.last_ts = sh.last_ts.max(last_ts);
+            if let Some(c) = sh.counters.get_mut(k) {
+                *c = w.counters();
+            }
+            if let Some(d) = sh.drops.get_mut(k) {
+                *d = base + cur;
+            }
+            if k == 0 && tx.send(fan.stats(&sh)).is_err() {
+                return;
+            }
+        }
+    }
+    if let Some(s) = sock.as_mut() {
+        cur = s.stats().drops;
+    }
+    let mut sh = lock();
+    let ready = sh.seq.push(k, w.take(), |o| o.ts, u64::MAX);
+    if !ready.is_empty() {
+        let _ = tx.send(Msg::Obs(ready));
+    }
+    sh.last_ts = sh.last_ts.max(last_ts);
+    if let Some(c) = sh.counters.get_mut(k) {
+        *c = w.counters();
+    }
+    if let Some(d) = sh.drops.get_mut(k) {
+        *d = base + cur;
+    }
+    sh.done += 1;
+    if sh.done == n {
+        let _ = tx.send(fan.stats(&sh));
+        if n > 1 {
+            let per: Vec<String> = sh.counters.iter().map(|c| c.packets.to_string()).collect();
+            log(&format!(
+                "{}: packets per fanout worker: {}",
+                fan.name,
+                per.join(", ")
+            ));
+        }
+    }
 }
 
 /// The merger thread: applies observations, answers scrapes, expires hosts.
@@ -357,9 +630,16 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         buffer_mib: a.buffer_size,
         bpf: a.bpf.clone(),
     };
+    let af = afpacket_options(a)?;
     let mut caps = Vec::new();
     for name in &a.interfaces {
-        caps.push(live::open(name, &opts)?);
+        caps.push(match &af {
+            None => Opened::Pcap(live::open(name, &opts)?),
+            Some(o) => {
+                let (socks, group) = afpacket::open_group(name, o, a.fanout)?;
+                Opened::Af(socks, group)
+            }
+        });
     }
     let listener = std::net::TcpListener::bind(a.listen).map_err(|e| {
         Error::runtime(
@@ -410,6 +690,16 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         std::thread::spawn(move || merger_thread(merger, names, rx, scrape_rx, status_rx, info));
     let mut handles = Vec::new();
     for (i, (cap, name)) in caps.into_iter().zip(a.interfaces.iter()).enumerate() {
+        let cap = match (cap, &af) {
+            (Opened::Pcap(c), _) => c,
+            (Opened::Af(socks, group), Some(o)) => {
+                handles.extend(spawn_fanout(
+                    i, name, o, socks, group, &published, &stop, &tx,
+                ));
+                continue;
+            }
+            (Opened::Af(..), None) => continue,
+        };
         let (name, opts, published, stop, tx) = (
             name.clone(),
             opts.clone(),

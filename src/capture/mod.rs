@@ -1,9 +1,10 @@
 //! Packet sources. `file.rs` reads pcap/pcapng (optionally gzip) with the
 //! pure-Rust pcap-parser (libpcap stops at the first pcapng interface whose
 //! link type differs from the first); `live.rs` captures from interfaces with
-//! libpcap. Both hand [`RawPacket`]s to the pipeline; `bpf.rs` applies a
+//! libpcap, `afpacket.rs` with AF_PACKET fanout rings. All hand [`RawPacket`]s to the pipeline; `bpf.rs` applies a
 //! libpcap-compiled filter to packets read from files.
 
+pub mod afpacket;
 pub mod bpf;
 pub mod file;
 pub mod live;

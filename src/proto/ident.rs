@@ -340,6 +340,35 @@ mod tests {
     }
 
     #[test]
+    fn dhcpv6_duid_mac_and_fqdn() {
+        // SOLICIT, xid, client id (DUID-LLT, hw type 1), client FQDN (flags, wire name).
+        let mut m = vec![1, 0x12, 0x34, 0x56];
+        m.extend_from_slice(&[0, 1, 0, 14, 0, 1, 0, 1, 0x2a, 0x2b, 0x2c, 0x2d]);
+        m.extend_from_slice(&[0, 0x1b, 0x21, 1, 2, 3]);
+        let mut fq = vec![0x01];
+        for l in ["laptop-57", "corp", "example"] {
+            fq.push(l.len() as u8);
+            fq.extend_from_slice(l.as_bytes());
+        }
+        fq.push(0);
+        m.extend_from_slice(&[0, 39, 0, fq.len() as u8]);
+        m.extend_from_slice(&fq);
+        let d = dhcp6(&m).unwrap();
+        assert_eq!(d.mac, Some([0, 0x1b, 0x21, 1, 2, 3]));
+        assert_eq!(
+            Fqdn::Wire(d.fqdn.unwrap()).text().unwrap(),
+            "laptop-57.corp.example"
+        );
+        // DUID-LL (type 3) too; a server's ADVERTISE (2) says nothing of the client.
+        let ll = [1, 0, 0, 1, 0, 1, 0, 10, 0, 3, 0, 1, 0, 0x1b, 0x21, 9, 9, 9];
+        assert_eq!(dhcp6(&ll).unwrap().mac, Some([0, 0x1b, 0x21, 9, 9, 9]));
+        assert!(dhcp6(&[2, 0, 0, 0]).is_none());
+        for n in 0..m.len() {
+            let _ = dhcp6(&m[..n]);
+        }
+    }
+
+    #[test]
     fn eui64_and_netbios() {
         let a: IpAddr = "fe80::21b:21ff:fe01:203".parse().unwrap();
         assert_eq!(eui64_mac(&a), Some([0, 0x1b, 0x21, 1, 2, 3]));

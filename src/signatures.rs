@@ -283,6 +283,30 @@ struct RawSig {
     comment: Option<String>,
 }
 
+/// An entry's category, checked, and its source, required.
+fn category_and_source(
+    category: &Spanned<String>,
+    source: &Spanned<String>,
+    err: &dyn Fn(usize, String) -> Error,
+) -> Result<Category> {
+    let c = Category::parse(category.get_ref()).ok_or_else(|| {
+        err(
+            category.span().start,
+            format!(
+                "unknown category {:?} (one of update, ksn, activation, management, portal, other)",
+                category.get_ref()
+            ),
+        )
+    })?;
+    if source.get_ref().trim().is_empty() {
+        return Err(err(
+            source.span().start,
+            "source is empty: cite where the entry comes from".into(),
+        ));
+    }
+    Ok(c)
+}
+
 /// The file an error closure names.
 fn raw_path(err: &dyn Fn(usize, String) -> Error) -> PathBuf {
     match err(0, String::new()) {
@@ -437,18 +461,7 @@ impl SignatureSet {
                     ));
                 }
             };
-            let category = Category::parse(r.category.get_ref()).ok_or_else(|| {
-                err(
-                    r.category.span().start,
-                    format!("unknown category {:?}", r.category.get_ref()),
-                )
-            })?;
-            if r.source.get_ref().trim().is_empty() {
-                return Err(err(
-                    r.source.span().start,
-                    "source is empty: cite where the port comes from".into(),
-                ));
-            }
+            let category = category_and_source(&r.category, &r.source, &err)?;
             if let Some(prev) = self.ports.iter().find(|p| p.port == port && p.tcp == tcp) {
                 return Err(err(
                     r.port.span().start,
@@ -607,18 +620,7 @@ impl SignatureSet {
                         ContentKind::Address(a, l)
                     }
                 };
-                let category = Category::parse(r.category.get_ref()).ok_or_else(|| {
-                    err(
-                        r.category.span().start,
-                        format!("unknown category {:?}", r.category.get_ref()),
-                    )
-                })?;
-                if r.source.get_ref().trim().is_empty() {
-                    return Err(err(
-                        r.source.span().start,
-                        "source is empty: cite where it comes from".into(),
-                    ));
-                }
+                let category = category_and_source(&r.category, &r.source, err)?;
                 if let Some(prev) = self.content.iter().find(|c| c.kind == kind) {
                     return Err(err(
                         at,

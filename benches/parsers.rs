@@ -8,6 +8,16 @@
 //! Inputs are built in memory (see `support/frames.rs`) or read from
 //! `captures/`, so results depend only on the code. See BENCHMARKS.md.
 
+// A benchmark harness, built without cfg(test) (harness = false), so
+// clippy.toml's allow-*-in-tests cannot reach it: a fixture that fails to
+// build or parse must stop the run loudly, as in a test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kaswatch::capture::file::CaptureFile;
 use kaswatch::capture::RawPacket;

@@ -6,13 +6,6 @@
 //! reassembled datagram with [`decode_ip_payload`]. Never panics: every read
 //! is checked, every loop is capped, failures name the layer.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 pub mod frag;
 
 use crate::stats::{Counters, Layer, Limit};
@@ -996,10 +989,4 @@ fn gtp<'a>(p: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Option<Decoded<'a>> 
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests;

@@ -9,13 +9,6 @@
 //! The pipeline worker owns one [`FlowTable`] and receives parsed
 //! application units through the `emit` callback.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use crate::decode::{TcpInfo, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::proto::{dns, http, tls};
 use crate::stats::{Counters, Layer, Limit};
@@ -1086,10 +1079,4 @@ fn dns_start(b: &[u8]) -> Option<bool> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests;

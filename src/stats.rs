@@ -89,11 +89,16 @@ pub struct Counters {
 impl Counters {
     #[inline]
     pub fn decode_error(&mut self, l: Layer) {
-        self.decode_errors[l as usize] += 1;
+        // In range by construction (`Layer::COUNT` entries); the check folds away.
+        if let Some(n) = self.decode_errors.get_mut(l as usize) {
+            *n += 1;
+        }
     }
     #[inline]
     pub fn limit(&mut self, l: Limit) {
-        self.limit_drops[l as usize] += 1;
+        if let Some(n) = self.limit_drops.get_mut(l as usize) {
+            *n += 1;
+        }
     }
     pub fn unknown_linktype(&mut self, lt: u32) {
         self.decode_error(Layer::UnknownLinkType);
@@ -126,9 +131,9 @@ impl Counters {
         self.decode_errors.iter().sum()
     }
     pub fn get_limit(&self, l: Limit) -> u64 {
-        self.limit_drops[l as usize]
+        self.limit_drops.get(l as usize).copied().unwrap_or(0)
     }
     pub fn get_decode(&self, l: Layer) -> u64 {
-        self.decode_errors[l as usize]
+        self.decode_errors.get(l as usize).copied().unwrap_or(0)
     }
 }

@@ -5,13 +5,6 @@
 //! matched a signature, to feed the IP->name attribution map. Called by the
 //! pipeline worker for UDP payloads and for messages cut from TCP streams.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use super::name::{push_label_byte, MAX_NAME_LEN};
 use std::net::IpAddr;
 
@@ -387,10 +380,4 @@ pub fn answers(msg: &[u8]) -> Vec<Resolution> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests;

@@ -5,13 +5,6 @@
 //! from their first bytes and the caller can stop buffering. The head is
 //! parsed by `httparse` into a fixed stack array of [`MAX_HTTP_HEADERS`]
 //! headers; nothing is allocated and every returned slice borrows the input.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 /// Most headers parsed in one request head (httparse's fixed array). Browsers
 /// send 10–20; proxies and API clients rarely exceed 40. A request with more
 /// is reported as [`HttpScan::NotHttp`].
@@ -359,12 +352,6 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

@@ -7,13 +7,6 @@
 //! them for UDP 67/68, 546/547 and 137, and turns the result into an
 //! identity observation (mDNS/LLMNR self-announcements go through `dns`).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// DHCP options walked per message (each is at least 1 byte; 312 bytes of
@@ -284,7 +277,6 @@ pub fn eui64_mac(a: &IpAddr) -> Option<[u8; 6]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

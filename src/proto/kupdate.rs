@@ -8,13 +8,6 @@
 //! `/updaters/updater.xml.dif`, `/index/u0607g.xml.dif`,
 //! `/updates/<component>/<component>-0607g.xml.klz`, `/updates/kdb/i386/*.kdc.klzu`.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 /// Rule labels, reported as the event's `signature`.
 pub const RULES: [&str; 5] = [
     "path:/updaters/*",
@@ -97,7 +90,6 @@ pub fn match_path(target: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

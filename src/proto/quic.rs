@@ -20,13 +20,6 @@
 //!
 //! Supported versions: v1, v2, IETF drafts 23–32, mvfst `0xfaceb002` and
 //! `0xfaceb00e`, and Google T050/T051 (see [`is_supported_version`]).
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use aes::Aes128;
 use aes_gcm::aead::AeadInOut;
@@ -918,12 +911,6 @@ fn parse_ietf_frame(
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

@@ -16,13 +16,6 @@
 //! A ClientHello fragmented over several handshake records is reassembled into
 //! the caller's `scratch` buffer (at most [`MAX_HELLO_LEN`] + 4 bytes); a
 //! hello that fits the first record is parsed in place without copying.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 /// Largest TLS record length accepted: RFC 8446 §5.2 caps a TLSCiphertext
 /// fragment at 2^14 + 256 bytes (plaintext records at 2^14, §5.1). A first
 /// record claiming more is not TLS.
@@ -463,12 +456,6 @@ fn parse_supported_versions(data: &[u8]) -> Option<Option<u16>> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

@@ -8,6 +8,7 @@
 
 pub mod frag;
 
+use crate::bytes::{be16, be32, byte, le16, le32};
 use crate::stats::{Counters, Layer, Limit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -201,28 +202,6 @@ impl Ctx {
     }
 }
 
-#[inline]
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at + 2)?;
-    Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
-}
-#[inline]
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at + 4)?;
-    let a: [u8; 4] = s.try_into().ok()?;
-    Some(u32::from_be_bytes(a))
-}
-#[inline]
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at + 4)?;
-    let a: [u8; 4] = s.try_into().ok()?;
-    Some(u32::from_le_bytes(a))
-}
-#[inline]
-fn byte(b: &[u8], at: usize) -> Option<u8> {
-    b.get(at).copied()
-}
-
 /// Addresses of the outermost IP header (fragments and tunnels included),
 /// for sharding packets across workers so that every fragment and every
 /// tunnelled packet of a flow reaches the same worker.
@@ -299,7 +278,7 @@ fn decode_link<'a>(linktype: u32, d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
         }
         NFLOG => nflog(d, ctx, c),
         IEEE802_11_RADIOTAP => {
-            let Some(len) = be16(d, 2).map(u16::swap_bytes) else {
+            let Some(len) = le16(d, 2) else {
                 return err(c, Layer::Link);
             };
             match d.get(len as usize..) {
@@ -434,12 +413,10 @@ fn nflog<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     };
     let mut off = 4usize;
     for _ in 0..MAX_NFLOG_TLVS {
-        let (Some(len), Some(ty)) = (d.get(off..off + 2), d.get(off + 2..off + 4)) else {
+        let (Some(len), Some(ty)) = (le16(d, off), le16(d, off + 2)) else {
             break;
         };
-        let len =
-            u16::from_le_bytes([*len.first().unwrap_or(&0), *len.get(1).unwrap_or(&0)]) as usize;
-        let ty = u16::from_le_bytes([*ty.first().unwrap_or(&0), *ty.get(1).unwrap_or(&0)]);
+        let len = usize::from(len);
         if len < 4 {
             break;
         }

@@ -9,6 +9,7 @@
 //! The pipeline worker owns one [`FlowTable`] and receives parsed
 //! application units through the `emit` callback.
 
+use crate::bytes::be16;
 use crate::decode::{TcpInfo, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::proto::{dns, http, tls};
 use crate::stats::{Counters, Layer, Limit};
@@ -824,7 +825,7 @@ fn run(
                 tls::TlsScan::Hello(h) => {
                     emit(App::Tls(h));
                     d.hellos += 1;
-                    match hello_extent(rest) {
+                    match tls::hello_extent(rest) {
                         Some(n) if d.hellos < MAX_TLS_HELLOS => {
                             off += n;
                             d.state = State::TlsNext;
@@ -1003,27 +1004,6 @@ fn next_message(
 
 /// Body bytes looked at for update magic.
 const MAGIC_LEN: usize = 4;
-
-#[inline]
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-/// Bytes (whole TLS records) occupied by the ClientHello at the start of `b`.
-fn hello_extent(b: &[u8]) -> Option<usize> {
-    let need = (usize::from(*b.get(6)?) << 16 | usize::from(be16(b, 7)?)) + 4;
-    let mut off = 0usize;
-    let mut got = 0usize;
-    for _ in 0..tls::MAX_HELLO_RECORDS {
-        let len = usize::from(be16(b, off + 3)?);
-        got += len;
-        off += 5 + len;
-        if got >= need {
-            return Some(off);
-        }
-    }
-    None
-}
 
 /// Decide what a direction carries from its first bytes; `None` = need more.
 fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {

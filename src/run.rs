@@ -655,9 +655,8 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
     let listener = a
         .serve
         .map(|addr| {
-            std::net::TcpListener::bind(addr).map_err(|e| {
-                Error::runtime(format!("--serve {addr}"), crate::signatures::io_reason(&e))
-            })
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| Error::runtime(format!("--serve {addr}"), crate::error::io_reason(&e)))
         })
         .transpose()?;
     let info = crate::export::status::Info {
@@ -667,7 +666,7 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
         max_hosts: job.settings.max_hosts,
     };
     if let Some(p) = &a.metrics_out {
-        std::fs::File::create(p).map_err(|e| Error::input(p, crate::signatures::io_reason(&e)))?;
+        std::fs::File::create(p).map_err(|e| Error::input(p, crate::error::io_reason(&e)))?;
     }
     let stdout_taken = [a.common.events.as_deref(), a.all_names.as_deref()]
         .iter()
@@ -693,7 +692,7 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
             &out.merger.snapshot(&out.counters, &files),
             metrics::Format::for_path(p),
         );
-        std::fs::write(p, text).map_err(|e| Error::input(p, crate::signatures::io_reason(&e)))?;
+        std::fs::write(p, text).map_err(|e| Error::input(p, crate::error::io_reason(&e)))?;
     }
     let text = report::render(&out.merger.hosts, a.format);
     if stdout_taken {

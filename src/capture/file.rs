@@ -5,8 +5,7 @@
 //! everything before the damage and reports where it stopped.
 
 use super::RawPacket;
-use crate::error::{Error, Result};
-use crate::signatures::io_reason;
+use crate::error::{io_reason, Error, Result};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::io::Read;

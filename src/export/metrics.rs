@@ -369,8 +369,8 @@ fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
     );
     for l in Layer::ALL {
         de.push(
-            &[("layer", l.label())],
-            s.counters.get_decode(*l).to_string(),
+            &[("layer", l.as_str())],
+            s.counters.get_decode(l).to_string(),
         );
     }
     let mut ld = Family::new(
@@ -379,7 +379,7 @@ fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
         "Data dropped at a named limit.",
     );
     for l in Limit::ALL {
-        let mut n = s.counters.get_limit(*l);
+        let mut n = s.counters.get_limit(l);
         match l {
             Limit::Hosts => n += s.hosts.evicted_capacity,
             Limit::NamesPerHost => n += s.hosts.names_capped,
@@ -387,7 +387,7 @@ fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
             Limit::Events => n += s.event_write_errors,
             _ => {}
         }
-        ld.push(&[("limit", l.label())], n.to_string());
+        ld.push(&[("limit", l.as_str())], n.to_string());
     }
     let mut sg = Family::new(
         "kaswatch_signatures",

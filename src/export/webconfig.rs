@@ -157,7 +157,7 @@ fn parse_basic(v: &[u8]) -> Option<(String, Vec<u8>)> {
 /// Load and check `path`; every problem is an error naming the file.
 pub fn load(path: &Path) -> Result<WebConfig> {
     let bad = |reason: String| Error::input(path, reason);
-    let meta = std::fs::metadata(path).map_err(|e| bad(crate::signatures::io_reason(&e)))?;
+    let meta = std::fs::metadata(path).map_err(|e| bad(crate::error::io_reason(&e)))?;
     if !meta.is_file() {
         return Err(bad("not a regular file".into()));
     }
@@ -166,7 +166,7 @@ pub fn load(path: &Path) -> Result<WebConfig> {
             "larger than {MAX_WEB_CONFIG_BYTES} bytes, not a web config"
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| bad(crate::signatures::io_reason(&e)))?;
+    let text = std::fs::read_to_string(path).map_err(|e| bad(crate::error::io_reason(&e)))?;
     let raw: RawConfig = if text.trim().is_empty() {
         RawConfig::default()
     } else {
@@ -245,7 +245,7 @@ fn tls_config(t: RawTls, base: &Path) -> std::result::Result<rustls::ServerConfi
     let key_path = resolve(key_file);
     let pem_err = |key: &str, p: &Path, e: rustls_pki_types::pem::Error| -> String {
         let why = match e {
-            rustls_pki_types::pem::Error::Io(e) => crate::signatures::io_reason(&e),
+            rustls_pki_types::pem::Error::Io(e) => crate::error::io_reason(&e),
             rustls_pki_types::pem::Error::NoItemsFound => "no PEM item of the right kind".into(),
             other => format!("{other:?}"),
         };

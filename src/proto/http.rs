@@ -323,6 +323,18 @@ pub fn host_for_match(hostport: &[u8]) -> Option<&[u8]> {
 
 /// Authority of an absolute-form target `scheme://authority[/?#...]`.
 fn absolute_authority(target: &[u8]) -> Option<&[u8]> {
+    split_absolute(target)
+        .map(|(authority, _)| authority)
+        .filter(|a| !a.is_empty())
+}
+
+/// Split an absolute-form request target (RFC 9112 §3.2.2)
+/// `scheme://authority[/path][?query][#fragment]` into its authority
+/// (possibly empty) and what follows it (from the `/`, `?` or `#`; possibly
+/// empty). `None` for origin-form and anything whose scheme (looked for in
+/// the first [`MAX_SCHEME_LEN`] bytes) is not `ALPHA *(ALPHA / DIGIT / + - .)`.
+/// The one `://` parser: Host matching and update-path matching both use it.
+pub fn split_absolute(target: &[u8]) -> Option<(&[u8], &[u8])> {
     let head = target.get(..MAX_SCHEME_LEN + 3).unwrap_or(target);
     let sep = head.windows(3).position(|w| w == b"://")?;
     let scheme = target.get(..sep)?;
@@ -339,8 +351,7 @@ fn absolute_authority(target: &[u8]) -> Option<&[u8]> {
         .iter()
         .position(|&b| matches!(b, b'/' | b'?' | b'#'))
         .unwrap_or(rest.len());
-    let authority = rest.get(..end)?;
-    (!authority.is_empty()).then_some(authority)
+    Some((rest.get(..end)?, rest.get(end..)?))
 }
 
 /// Plain decimal (no sign, no spaces) that fits a u64.

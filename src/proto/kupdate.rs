@@ -51,13 +51,7 @@ fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
 pub fn match_path(target: &[u8]) -> Option<usize> {
     let t = target.get(..target.len().min(MAX_TARGET))?;
     // Absolute form: drop scheme and authority.
-    let t = match find_ci(t, b"://") {
-        Some(i) => {
-            let rest = t.get(i + 3..)?;
-            rest.get(rest.iter().position(|&b| b == b'/')?..)?
-        }
-        None => t,
-    };
+    let t = crate::proto::http::split_absolute(t).map_or(t, |(_, rest)| rest);
     let path = t.get(
         ..t.iter()
             .position(|&b| b == b'?' || b == b'#')
@@ -107,6 +101,9 @@ mod tests {
                 b"http://203.0.113.5/updates/bin/kes10/kes10-0607g.xml.dif",
                 2,
             ),
+            (b"HTTP://u:p@h:80/index/u0607g.xml.dif", 1),
+            // `://` in the query of an origin-form target is no authority.
+            (b"/updates/ksn/ksn-0607g.xml.klz?ref=http://a/b", 2),
         ] {
             assert_eq!(match_path(p), Some(r), "{}", String::from_utf8_lossy(p));
         }

@@ -12,34 +12,20 @@ pub mod name;
 pub mod quic;
 pub mod tls;
 
-/// Where a name was seen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    Dns,
-    Tls,
-    Quic,
-    Http,
-    /// A connection to an address resolved from a matching name.
-    Ip,
+crate::stats::counter_enum! {
+    /// Where a name was seen.
+    #[derive(PartialOrd, Ord)]
+    Protocol {
+        Dns => "dns",
+        Tls => "tls",
+        Quic => "quic",
+        Http => "http",
+        /// A connection to an address resolved from a matching name.
+        Ip => "ip",
+    }
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] = [
-        Protocol::Dns,
-        Protocol::Tls,
-        Protocol::Quic,
-        Protocol::Http,
-        Protocol::Ip,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Dns => "dns",
-            Protocol::Tls => "tls",
-            Protocol::Quic => "quic",
-            Protocol::Http => "http",
-            Protocol::Ip => "ip",
-        }
-    }
     /// Kind column of `--all-names` (same words as the tshark truth files).
     pub fn name_kind(self) -> &'static str {
         match self {

@@ -5,6 +5,8 @@
 //! matched a signature, to feed the IP->name attribution map. Called by the
 //! pipeline worker for UDP payloads and for messages cut from TCP streams.
 
+pub mod tcp;
+
 use super::name::{push_label_byte, MAX_NAME_LEN};
 use crate::bytes::be16;
 use std::net::IpAddr;

@@ -5,6 +5,8 @@
 //! from their first bytes and the caller can stop buffering. The head is
 //! parsed by `httparse` into a fixed stack array of [`MAX_HTTP_HEADERS`]
 //! headers; nothing is allocated and every returned slice borrows the input.
+pub mod stream;
+
 /// Most headers parsed in one request head (httparse's fixed array). Browsers
 /// send 10–20; proxies and API clients rarely exceed 40. A request with more
 /// is reported as [`HttpScan::NotHttp`].

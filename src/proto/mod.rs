@@ -10,6 +10,7 @@ pub mod ident;
 pub mod kupdate;
 pub mod name;
 pub mod quic;
+pub mod socks;
 pub mod tls;
 
 crate::stats::counter_enum! {

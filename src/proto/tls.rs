@@ -314,6 +314,35 @@ pub fn hello_extent(b: &[u8]) -> Option<usize> {
     None
 }
 
+/// What follows a ClientHello on the client's stream, as far as it matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterHello {
+    NeedMore,
+    /// A ChangeCipherSpec record (middlebox compatibility, RFC 8446 D.4) of
+    /// this many bytes with its header, which may precede a retried hello.
+    ChangeCipherSpec(usize),
+    /// A handshake record holding another ClientHello (after a HelloRetryRequest).
+    Hello,
+    /// Anything else: encrypted data, nothing more to find.
+    Other,
+}
+
+/// Classify the record at the start of the stream after a ClientHello.
+pub fn after_hello(b: &[u8]) -> AfterHello {
+    let (Some(&typ), Some(len)) = (b.first(), be16(b, 3)) else {
+        return AfterHello::NeedMore;
+    };
+    match typ {
+        20 => AfterHello::ChangeCipherSpec(RECORD_HEADER_LEN + usize::from(len)),
+        CONTENT_HANDSHAKE => match b.get(RECORD_HEADER_LEN) {
+            None => AfterHello::NeedMore,
+            Some(&HS_CLIENT_HELLO) => AfterHello::Hello,
+            Some(_) => AfterHello::Other,
+        },
+        _ => AfterHello::Other,
+    }
+}
+
 /// RFC 8701 GREASE value: 0x?A?A with both bytes equal.
 fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff

@@ -927,3 +927,6 @@ fn explain_name(set: &SignatureSet, m: &Matcher, name: &str) -> String {
         m.pattern(h.sig)
     )
 }
+
+#[cfg(test)]
+mod tests;

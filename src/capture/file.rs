@@ -409,3 +409,6 @@ fn to_ns(secs: u64, frac: u64, i: Iface) -> u64 {
     };
     secs.saturating_mul(1_000_000_000).saturating_add(frac_ns)
 }
+
+#[cfg(test)]
+mod tests;

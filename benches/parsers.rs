@@ -115,6 +115,22 @@ fn bench_decode(c: &mut Criterion) {
                 black_box(matches!(d, Decoded::Packet(_)))
             })
         });
+        // The same frame through etherparse's slicers alone (Ethernet, VLAN,
+        // IP, TCP/UDP; no tunnels, no counters): the figure decode.rs cites
+        // for keeping its own link layers.
+        assert!(etherparse::SlicedPacket::from_ethernet(f).is_ok_and(|p| p.transport.is_some()));
+        g.bench_function(format!("etherparse_sliced/{name}"), |b| {
+            b.iter(|| {
+                let p = etherparse::SlicedPacket::from_ethernet(black_box(f));
+                black_box(p.is_ok_and(|p| p.transport.is_some()))
+            })
+        });
+        g.bench_function(format!("etherparse_lax/{name}"), |b| {
+            b.iter(|| {
+                let p = etherparse::LaxSlicedPacket::from_ethernet(black_box(f));
+                black_box(p.is_ok_and(|p| p.transport.is_some()))
+            })
+        });
     }
     g.finish();
 }

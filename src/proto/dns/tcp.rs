@@ -1,6 +1,6 @@
 //! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): each message is preceded by a
 //! two-byte length. Recognises a stream of them on any port and cuts it into
-//! messages for [`super::parse_query`]-style parsing; the flow layer keeps
+//! messages for [`super::questions`] and [`super::answers`]; the flow layer keeps
 //! the direction's state and the bytes still to skip.
 
 use crate::bytes::be16;

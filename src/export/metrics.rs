@@ -182,6 +182,15 @@ fn managed(h: &Host) -> &'static str {
 fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
     let mut hosts: Vec<&Host> = s.hosts.iter().collect();
     hosts.sort_by_key(|h| h.ip);
+    let mut out = host_families(s, &hosts);
+    out.extend(section_families(s, &hosts));
+    out.extend(callback_families(s));
+    out.push(evicted_family(s));
+    out
+}
+
+/// Per-host families: callbacks, first and last seen, details.
+fn host_families(s: &Snapshot<'_>, hosts: &[&Host]) -> Vec<Family> {
     let mut cb = Family::new(
         "kaswatch_host_callbacks",
         Kind::Counter,
@@ -202,7 +211,7 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
         Kind::Info,
         "Host details; labels are empty when unknown.",
     );
-    for h in &hosts {
+    for h in hosts {
         let ip = h.key.label();
         let m = managed(h);
         let role = h.role.as_str();
@@ -242,6 +251,11 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
             "1".into(),
         );
     }
+    vec![cb, first, last, info]
+}
+
+/// Host counts: all, and by report section.
+fn section_families(s: &Snapshot<'_>, hosts: &[&Host]) -> Vec<Family> {
     let mut count = Family::new(
         "kaswatch_hosts",
         Kind::Gauge,
@@ -270,6 +284,12 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
             );
         }
     }
+    vec![count, devices]
+}
+
+/// Callback totals over all hosts: by category and protocol, by evidence,
+/// and how address evidence was settled.
+fn callback_families(s: &Snapshot<'_>) -> Vec<Family> {
     let mut by_ev = Family::new(
         "kaswatch_callbacks_by_evidence",
         Kind::Counter,
@@ -318,6 +338,10 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
             );
         }
     }
+    vec![agg, by_ev, addr, shared]
+}
+
+fn evicted_family(s: &Snapshot<'_>) -> Family {
     let mut ev = Family::new(
         "kaswatch_hosts_evicted",
         Kind::Counter,
@@ -328,9 +352,7 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
         s.hosts.evicted_capacity.to_string(),
     );
     ev.push(&[("reason", "idle")], s.hosts.evicted_idle.to_string());
-    vec![
-        cb, first, last, info, count, devices, agg, by_ev, addr, shared, ev,
-    ]
+    ev
 }
 
 fn all_families(s: &Snapshot<'_>) -> Vec<Family> {

@@ -15,7 +15,7 @@
 //! application units through the `emit` callback.
 
 use crate::decode::{TcpInfo, TCP_FIN, TCP_RST, TCP_SYN};
-use crate::proto::{dns, http, socks, tls};
+use crate::proto::{dns, http, quic, socks, tls};
 use crate::stats::{Counters, Layer, Limit};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -241,36 +241,8 @@ pub struct Flow {
     pub conn: ConnTrack,
     pub dirs: [Dir; 2],
     /// QUIC state, only for UDP flows that carried an Initial.
-    pub quic: Option<Box<QuicFlow>>,
+    pub quic: Option<Box<quic::QuicFlow>>,
     pub is_tcp: bool,
-}
-
-/// QUIC bookkeeping of one UDP flow (boxed: most flows never need it).
-#[derive(Debug, Default)]
-pub struct QuicFlow {
-    /// Client state while its ClientHello is being collected.
-    pub state: Option<Box<crate::proto::quic::QuicClientState>>,
-    /// Direction the client sends in.
-    pub dir: u8,
-    pub done: bool,
-    /// ClientHellos seen on this flow (a second follows a Retry).
-    pub hellos: u8,
-    dcid: [u8; 20],
-    dcid_len: u8,
-}
-
-impl QuicFlow {
-    /// DCID of the connection whose hello is collected (to spot the post-Retry one).
-    pub fn dcid(&self) -> &[u8] {
-        self.dcid.get(..usize::from(self.dcid_len)).unwrap_or(&[])
-    }
-    pub fn set_dcid(&mut self, d: &[u8]) {
-        let n = d.len().min(self.dcid.len());
-        if let (Some(dst), Some(src)) = (self.dcid.get_mut(..n), d.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        self.dcid_len = n as u8;
-    }
 }
 
 impl Flow {

@@ -1,8 +1,14 @@
 //! Application-layer parsers: pure functions of bytes that find names. `dns`
 //! (questions zero-copy, answers via hickory-proto), `tls` (ClientHello SNI,
 //! ALPN, ECH), `quic` (Initial decryption and CRYPTO reassembly), `http`
-//! (request line and Host). The flow layer feeds them; `name` normalises what
-//! they return before the matcher sees it.
+//! (request and response heads), `kupdate` (update paths and magic), `ident`
+//! (DHCP, DHCPv6, NetBIOS, EUI-64 host identity). Per protocol, the parser and its
+//! stream state sit together: what a TCP direction carries next is asked of
+//! `dns::tcp` (length-prefixed messages), `tls` (records around a
+//! ClientHello), `socks` (proxy handshakes) and `http::stream` (bodies,
+//! response magic), and a UDP flow's QUIC hello collection is
+//! [`quic::QuicFlow`]; `flow.rs` only tracks and reassembles connections.
+//! `name` normalises what they return before the matcher sees it.
 
 pub mod dns;
 pub mod http;

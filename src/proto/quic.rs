@@ -887,6 +887,35 @@ fn parse_ietf_frame(
     Some(())
 }
 
+/// QUIC bookkeeping of one UDP flow, kept in `flow::Flow` (boxed: most
+/// flows never need it) and driven by the pipeline worker.
+#[derive(Debug, Default)]
+pub struct QuicFlow {
+    /// Client state while its ClientHello is being collected.
+    pub state: Option<Box<QuicClientState>>,
+    /// Direction the client sends in.
+    pub dir: u8,
+    pub done: bool,
+    /// ClientHellos seen on this flow (a second follows a Retry).
+    pub hellos: u8,
+    dcid: [u8; 20],
+    dcid_len: u8,
+}
+
+impl QuicFlow {
+    /// DCID of the connection whose hello is collected (to spot the post-Retry one).
+    pub fn dcid(&self) -> &[u8] {
+        self.dcid.get(..usize::from(self.dcid_len)).unwrap_or(&[])
+    }
+    pub fn set_dcid(&mut self, d: &[u8]) {
+        let n = d.len().min(self.dcid.len());
+        if let (Some(dst), Some(src)) = (self.dcid.get_mut(..n), d.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.dcid_len = n as u8;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

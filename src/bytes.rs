@@ -46,81 +46,87 @@ pub fn be24(b: &[u8], at: usize) -> Option<usize> {
 }
 
 /// Cursor over a byte slice (network byte order); every read is checked and
-/// a failed read leaves the position where it was.
+/// a failed read leaves the position where it was. Holds the unread rest, so
+/// a read is one length check and a split.
 #[derive(Clone, Debug)]
 pub struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+    rest: &'a [u8],
+    len: usize,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader {
+            rest: buf,
+            len: buf.len(),
+        }
     }
 
     /// Bytes read so far.
     pub fn pos(&self) -> usize {
-        self.pos
+        self.len - self.rest.len()
     }
 
     /// Bytes not yet read.
     pub fn rest(&self) -> &'a [u8] {
-        self.buf.get(self.pos..).unwrap_or_default()
+        self.rest
     }
 
     pub fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
+        self.rest.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.remaining() == 0
+        self.rest.is_empty()
     }
 
+    #[inline]
     pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
+        let (head, tail) = self.rest.split_at_checked(n)?;
+        self.rest = tail;
+        Some(head)
     }
 
+    #[inline]
+    fn chunk<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, tail) = self.rest.split_first_chunk::<N>()?;
+        self.rest = tail;
+        Some(*head)
+    }
+
+    #[inline]
     pub fn u8(&mut self) -> Option<u8> {
-        let b = byte(self.buf, self.pos)?;
-        self.pos += 1;
+        let (&b, tail) = self.rest.split_first()?;
+        self.rest = tail;
         Some(b)
     }
 
+    #[inline]
     pub fn u16(&mut self) -> Option<u16> {
-        let v = be16(self.buf, self.pos)?;
-        self.pos += 2;
-        Some(v)
+        self.chunk().map(u16::from_be_bytes)
     }
 
+    #[inline]
     pub fn u32(&mut self) -> Option<u32> {
-        let v = be32(self.buf, self.pos)?;
-        self.pos += 4;
-        Some(v)
+        self.chunk().map(u32::from_be_bytes)
     }
 
     /// `opaque x<0..2^8-1>`: a one-byte length, then that many bytes.
+    #[inline]
     pub fn vec8(&mut self) -> Option<&'a [u8]> {
-        let start = self.pos;
-        let n = self.u8()?;
-        let v = self.take(usize::from(n));
-        if v.is_none() {
-            self.pos = start;
-        }
-        v
+        let (&n, tail) = self.rest.split_first()?;
+        let (v, tail) = tail.split_at_checked(usize::from(n))?;
+        self.rest = tail;
+        Some(v)
     }
 
     /// `opaque x<0..2^16-1>`: a two-byte length, then that many bytes.
+    #[inline]
     pub fn vec16(&mut self) -> Option<&'a [u8]> {
-        let start = self.pos;
-        let n = self.u16()?;
-        let v = self.take(usize::from(n));
-        if v.is_none() {
-            self.pos = start;
-        }
-        v
+        let (n, tail) = self.rest.split_first_chunk::<2>()?;
+        let (v, tail) = tail.split_at_checked(usize::from(u16::from_be_bytes(*n)))?;
+        self.rest = tail;
+        Some(v)
     }
 }
 

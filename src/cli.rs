@@ -189,7 +189,7 @@ pub fn cmd_man(a: &ManArgs) -> crate::error::Result<i32> {
     };
     let write = |name: String, page: Vec<u8>| {
         let p = dir.join(name);
-        std::fs::write(&p, page).map_err(|e| Error::input(&p, crate::signatures::io_reason(&e)))
+        std::fs::write(&p, page).map_err(|e| Error::input(&p, crate::error::io_reason(&e)))
     };
     for sub in cmd.get_subcommands() {
         let name = format!("kaswatch-{}", sub.get_name());

@@ -43,3 +43,28 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The reason of an I/O error in the words of `ls` and friends (the common
+/// kinds spelled out, without the "(os error 2)" tail).
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_reasons() {
+        let e = std::fs::read("/nonexistent/kaswatch").unwrap_err();
+        assert_eq!(io_reason(&e), "no such file or directory");
+        let e = std::io::Error::other("disk on fire");
+        assert_eq!(io_reason(&e), "disk on fire");
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::input("f", "bad").to_string(), "f: bad");
+    }
+}

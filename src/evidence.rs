@@ -5,40 +5,26 @@
 
 use std::fmt;
 
-/// The evidence behind one callback, strongest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Evidence {
-    /// A Kaspersky name the host itself put on the wire: DNS query, TLS or
-    /// QUIC SNI, HTTP Host or proxy target.
-    Name,
-    /// Kaspersky's update protocol recognised by content: request path or
-    /// response magic bytes.
-    Content,
-    /// Only that the destination address was resolved from a Kaspersky name
-    /// (the connection itself named nothing, the address serves nothing else).
-    Address,
-    /// A completed connection on a Kaspersky management port (KSC server,
-    /// Network Agent): the port alone, other software may use it too.
-    Port,
+crate::stats::counter_enum! {
+    /// The evidence behind one callback, strongest first.
+    #[derive(PartialOrd, Ord)]
+    Evidence {
+        /// A Kaspersky name the host itself put on the wire: DNS query, TLS or
+        /// QUIC SNI, HTTP Host or proxy target.
+        Name => "name",
+        /// Kaspersky's update protocol recognised by content: request path or
+        /// response magic bytes.
+        Content => "content",
+        /// Only that the destination address was resolved from a Kaspersky name
+        /// (the connection itself named nothing, the address serves nothing else).
+        Address => "address",
+        /// A completed connection on a Kaspersky management port (KSC server,
+        /// Network Agent): the port alone, other software may use it too.
+        Port => "port",
+    }
 }
 
 impl Evidence {
-    pub const ALL: [Evidence; 4] = [
-        Evidence::Name,
-        Evidence::Content,
-        Evidence::Address,
-        Evidence::Port,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Evidence::Name => "name",
-            Evidence::Content => "content",
-            Evidence::Address => "address",
-            Evidence::Port => "port",
-        }
-    }
-
     fn bit(self) -> u8 {
         1 << (self as u8)
     }
@@ -92,23 +78,16 @@ impl fmt::Display for EvidenceSet {
     }
 }
 
-/// What kind of host made a callback.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    /// An end host: its callbacks are its own.
-    #[default]
-    Device,
-    /// A host that answers DNS queries for other hosts: its Kaspersky
-    /// queries are its clients' lookups, forwarded.
-    Resolver,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Device => "device",
-            Role::Resolver => "resolver",
-        }
+crate::stats::counter_enum! {
+    /// What kind of host made a callback.
+    #[derive(Default, PartialOrd, Ord)]
+    Role {
+        /// An end host: its callbacks are its own.
+        #[default]
+        Device => "device",
+        /// A host that answers DNS queries for other hosts: its Kaspersky
+        /// queries are its clients' lookups, forwarded.
+        Resolver => "resolver",
     }
 }
 

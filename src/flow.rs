@@ -1,23 +1,21 @@
 //! Flow state: a bounded table of TCP/UDP flows with idle expiry in packet
 //! time, and per-direction TCP stream reassembly of just the prefix that can
 //! carry a name (DNS-over-TCP messages, a TLS ClientHello, HTTP request
-//! headers, through SOCKS4/5 and HTTP CONNECT proxy handshakes) or the
-//! update protocol's magic (the first bytes of HTTP response bodies). In-order data is parsed in place from the packet (zero-copy);
-//! only a message split across segments is buffered, up to
+//! heads, through SOCKS4/5 and HTTP CONNECT proxy handshakes) or the update
+//! protocol's magic (the first bytes of HTTP response bodies). This module
+//! tracks connections and reassembles; what the bytes mean is asked of each
+//! protocol's stream module: `proto::dns::tcp` (length-prefixed messages),
+//! `proto::tls` (ClientHello records, a retried hello), `proto::socks`
+//! (handshakes), `proto::http::stream` (heads, bodies stepped over,
+//! response magic). In-order data is parsed in place from the packet
+//! (zero-copy); only a message split across segments is buffered, up to
 //! [`MAX_STREAM_BYTES`]. Once a direction is classified as carrying nothing
-//! more of interest it is `Done`, and its later segments cost one hash lookup.
-//! The pipeline worker owns one [`FlowTable`] and receives parsed
+//! more of interest it is `Done`, and its later segments cost one hash
+//! lookup. The pipeline worker owns one [`FlowTable`] and receives parsed
 //! application units through the `emit` callback.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use crate::decode::{TcpInfo, TCP_FIN, TCP_RST, TCP_SYN};
-use crate::proto::{dns, http, tls};
+use crate::proto::{dns, http, quic, socks, tls};
 use crate::stats::{Counters, Layer, Limit};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -146,8 +144,7 @@ enum State {
 pub const MAX_TLS_HELLOS: u8 = 2;
 /// Proxy handshakes (SOCKS4/5, HTTP CONNECT) unwrapped per direction (a proxy chain of two).
 pub const MAX_SOCKS_LAYERS: u8 = 2;
-/// Longest SOCKS4 user id / SOCKS4a host name we wait for.
-pub const MAX_SOCKS4_FIELD: usize = 256;
+pub use crate::proto::socks::MAX_SOCKS4_FIELD;
 
 /// One direction of a TCP connection.
 #[derive(Debug)]
@@ -245,36 +242,8 @@ pub struct Flow {
     pub conn: ConnTrack,
     pub dirs: [Dir; 2],
     /// QUIC state, only for UDP flows that carried an Initial.
-    pub quic: Option<Box<QuicFlow>>,
+    pub quic: Option<Box<quic::QuicFlow>>,
     pub is_tcp: bool,
-}
-
-/// QUIC bookkeeping of one UDP flow (boxed: most flows never need it).
-#[derive(Debug, Default)]
-pub struct QuicFlow {
-    /// Client state while its ClientHello is being collected.
-    pub state: Option<Box<crate::proto::quic::QuicClientState>>,
-    /// Direction the client sends in.
-    pub dir: u8,
-    pub done: bool,
-    /// ClientHellos seen on this flow (a second follows a Retry).
-    pub hellos: u8,
-    dcid: [u8; 20],
-    dcid_len: u8,
-}
-
-impl QuicFlow {
-    /// DCID of the connection whose hello is collected (to spot the post-Retry one).
-    pub fn dcid(&self) -> &[u8] {
-        self.dcid.get(..usize::from(self.dcid_len)).unwrap_or(&[])
-    }
-    pub fn set_dcid(&mut self, d: &[u8]) {
-        let n = d.len().min(self.dcid.len());
-        if let (Some(dst), Some(src)) = (self.dcid.get_mut(..n), d.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        self.dcid_len = n as u8;
-    }
 }
 
 impl Flow {
@@ -614,7 +583,7 @@ pub fn may_start(b: &[u8], tcp: &TcpInfo) -> bool {
     if tcp.sport == 53 || tcp.dport == 53 {
         return true;
     }
-    let dns = || dns_start(b) != Some(false);
+    let dns = || dns::tcp::looks_like_dns(b) != Some(false);
     match b.first() {
         None => true,
         Some(4 | 5) => classify(b, tcp) != Some(State::Done),
@@ -771,6 +740,8 @@ fn limit_done(d: &mut Dir, c: &mut Counters) {
 
 /// Parse as much of `bytes` as possible; returns bytes consumed (including
 /// skipped bodies). May change `d.state` and set `d.skip` for data beyond.
+/// Each state hands the unparsed bytes to its protocol's stream module
+/// (`proto::{dns::tcp, tls, socks, http::stream}`) and acts on the answer.
 fn run(
     d: &mut Dir,
     bytes: &[u8],
@@ -785,261 +756,211 @@ fn run(
         if rest.is_empty() || d.state == State::Done {
             return off;
         }
-        match d.state {
-            State::New => match classify(rest, tcp) {
-                Some(State::Socks5Greeting | State::Socks4) if d.socks >= MAX_SOCKS_LAYERS => {
-                    d.state = State::Done;
-                    return off;
+        let step = match d.state {
+            State::New => new_state(d, rest, tcp),
+            State::Dns => dns_message(d, rest, c, emit),
+            State::Tls => tls_hello(d, rest, scratch, emit),
+            State::TlsNext => match tls::after_hello(rest) {
+                tls::AfterHello::NeedMore => Step::Stop,
+                tls::AfterHello::ChangeCipherSpec(n) if n > rest.len() => {
+                    Step::SkipBeyond((n - rest.len()) as u64)
                 }
-                Some(s) => {
-                    if matches!(s, State::Socks5Greeting | State::Socks4) {
-                        d.socks += 1;
-                    }
-                    d.state = s;
+                tls::AfterHello::ChangeCipherSpec(n) => Step::Next(n),
+                tls::AfterHello::Hello => {
+                    d.state = State::Tls;
+                    Step::Next(0)
                 }
-                None => return off,
+                tls::AfterHello::Other => Step::Done,
             },
-            State::Dns => {
-                let (Some(&h), Some(&l)) = (rest.first(), rest.get(1)) else {
-                    return off;
-                };
-                let len = usize::from(u16::from_be_bytes([h, l]));
-                if len < 12 {
-                    c.decode_error(Layer::Dns);
-                    d.state = State::Done;
-                    return off;
-                }
-                match rest.get(2..2 + len) {
-                    Some(msg) => {
-                        emit(App::Dns(msg));
-                        off += 2 + len;
-                    }
-                    None if 2 + len > MAX_STREAM_BYTES => {
-                        // Too big to buffer (large responses): skip it, keep the stream.
-                        c.limit(Limit::StreamBytes);
-                        d.skip = (2 + len - rest.len()) as u64;
-                        return bytes.len();
-                    }
-                    None => return off,
-                }
-            }
-            State::Tls => match tls::scan_client_stream(rest, &mut scratch.tls) {
-                tls::TlsScan::NeedMore => return off,
-                tls::TlsScan::NotTls | tls::TlsScan::NoClientHello => {
-                    d.state = State::Done;
-                    return off;
-                }
-                tls::TlsScan::Hello(h) => {
-                    emit(App::Tls(h));
-                    d.hellos += 1;
-                    match hello_extent(rest) {
-                        Some(n) if d.hellos < MAX_TLS_HELLOS => {
-                            off += n;
-                            d.state = State::TlsNext;
-                        }
-                        _ => {
-                            d.state = State::Done;
-                            return off;
-                        }
-                    }
-                }
-            },
-            State::TlsNext => {
-                let (Some(&typ), Some(len)) = (rest.first(), be16(rest, 3)) else {
-                    return off;
-                };
-                match typ {
-                    // ChangeCipherSpec (middlebox compatibility) before a retried hello.
-                    20 => {
-                        let n = 5 + usize::from(len);
-                        if n > rest.len() {
-                            d.skip = (n - rest.len()) as u64;
-                            return bytes.len();
-                        }
-                        off += n;
-                    }
-                    22 => match rest.get(5) {
-                        None => return off,
-                        Some(1) => d.state = State::Tls,
-                        Some(_) => {
-                            d.state = State::Done;
-                            return off;
-                        }
-                    },
-                    _ => {
-                        d.state = State::Done;
-                        return off;
-                    }
-                }
-            }
             State::Socks5Greeting => {
-                let Some(&n) = rest.get(1) else { return off };
-                off += 2 + usize::from(n);
-                d.state = State::Socks5Request;
+                socks_message(d, socks::socks5_greeting(rest), State::Socks5Request)
             }
-            State::Socks5Request => {
-                let (Some(&ver), Some(&cmd), Some(&atyp)) =
-                    (rest.first(), rest.get(1), rest.get(3))
-                else {
-                    return off;
-                };
-                let n = match atyp {
-                    1 => 10,
-                    4 => 22,
-                    3 => match rest.get(4) {
-                        Some(&l) => 7 + usize::from(l),
-                        None => return off,
-                    },
-                    _ => 0,
-                };
-                if ver != 5 || !(1..=3).contains(&cmd) || n == 0 {
-                    d.state = State::Done;
-                    return off;
-                }
-                if rest.len() < n {
-                    return off;
-                }
-                off += n;
-                d.state = State::New;
+            State::Socks5Request => socks_message(d, socks::socks5_request(rest), State::New),
+            State::Socks4 => socks_message(d, socks::socks4_request(rest), State::New),
+            State::Http => http_request(d, rest, bytes.len(), off, c, emit),
+            State::HttpResp => http_response(d, rest, bytes.len(), off, c, emit),
+            State::Done => Step::Stop,
+        };
+        match step {
+            Step::Next(n) => off += n,
+            Step::At(o) => off = o,
+            Step::Stop => return off,
+            Step::StopAt(o) => return o,
+            Step::Done => {
+                d.state = State::Done;
+                return off;
             }
-            State::Socks4 => {
-                // VER CMD PORT(2) IP(4) USERID NUL [HOST NUL when IP is 0.0.0.x]
-                let socks4a =
-                    rest.get(4..7) == Some(&[0, 0, 0]) && rest.get(7).is_some_and(|&b| b != 0);
-                let fields = if socks4a { 2 } else { 1 };
-                let mut pos = 8usize;
-                for _ in 0..fields {
-                    let window = rest.get(pos..).unwrap_or(&[]);
-                    match window.iter().take(MAX_SOCKS4_FIELD).position(|&b| b == 0) {
-                        Some(z) => pos += z + 1,
-                        None if window.len() >= MAX_SOCKS4_FIELD => {
-                            d.state = State::Done;
-                            return off;
-                        }
-                        None => return off,
-                    }
-                }
-                off += pos;
-                d.state = State::New;
+            Step::SkipBeyond(n) => {
+                d.skip = n;
+                return bytes.len();
             }
-            State::Http => match http::scan_request(rest) {
-                http::HttpScan::NeedMore => return off,
-                http::HttpScan::NotHttp => {
-                    d.state = State::Done;
-                    return off;
-                }
-                http::HttpScan::Request(r) => {
-                    let body = if r.chunked {
-                        None
-                    } else {
-                        Some(r.content_length.unwrap_or(0))
-                    };
-                    let hl = r.header_len;
-                    let connect = r.method == b"CONNECT";
-                    emit(App::Http(r));
-                    if connect && d.socks < MAX_SOCKS_LAYERS {
-                        // A proxy tunnel: what follows is the tunnelled
-                        // protocol's start (a ClientHello, usually).
-                        d.socks += 1;
-                        d.requests += 1;
-                        off += hl;
-                        d.state = State::New;
-                        continue;
-                    }
-                    match next_message(d, bytes.len(), off + hl, body, c) {
-                        Ok(o) => off = o,
-                        Err(o) => return o,
-                    }
-                }
-            },
-            State::HttpResp => match http::scan_response(rest) {
-                http::RespScan::NeedMore => return off,
-                http::RespScan::NotHttp => {
-                    d.state = State::Done;
-                    return off;
-                }
-                http::RespScan::Response(r) => {
-                    let body = r.body_len();
-                    let head =
-                        MAGIC_LEN.min(body.map_or(MAGIC_LEN, |n| n.min(MAGIC_LEN as u64) as usize));
-                    // Wait for the first body bytes (bounded by MAX_STREAM_BYTES):
-                    // all `head` of them, or at least MIN_MAGIC_LEN when more are
-                    // slow to come (a body that ends at the connection's close).
-                    let avail = rest.len().saturating_sub(r.header_len).min(head);
-                    if avail < head.min(MIN_MAGIC_LEN) || (avail < head && body.is_some()) {
-                        return off;
-                    }
-                    let Some(first) = rest.get(r.header_len..r.header_len + avail) else {
-                        return off;
-                    };
-                    if !first.is_empty() {
-                        emit(App::Body(first));
-                    }
-                    match next_message(d, bytes.len(), off + r.header_len, body, c) {
-                        Ok(o) => off = o,
-                        Err(o) => return o,
-                    }
-                }
-            },
-            State::Done => return off,
         }
     }
     off
 }
 
-/// After an HTTP head ending at `off`: step over a body of `body` bytes
-/// (`None` = chunked or until close, nothing more to frame: the direction is
-/// done). `Ok(offset of the next message)` when the body is in this chunk,
-/// `Err(consumed)` when the rest is skipped from later segments or parsing
-/// stops. Counts messages against [`MAX_HTTP_REQUESTS_PER_FLOW`].
-fn next_message(
-    d: &mut Dir,
-    len: usize,
-    off: usize,
-    body: Option<u64>,
-    c: &mut Counters,
-) -> Result<usize, usize> {
-    d.requests += 1;
-    let Some(n) = body else {
-        d.state = State::Done;
-        return Err(off);
-    };
-    let avail = len.saturating_sub(off) as u64;
-    if n > avail {
-        d.skip = n - avail;
-        return Err(len);
-    }
-    if d.requests >= MAX_HTTP_REQUESTS_PER_FLOW {
-        c.limit(Limit::HttpRequests);
-        d.state = State::Done;
-    }
-    Ok(off + n as usize)
+/// What [`run`] does after one state's look at the bytes.
+enum Step {
+    /// Consumed this many bytes; go on (in the state now set).
+    Next(usize),
+    /// Go on at this offset of the chunk.
+    At(usize),
+    /// Need more bytes: stop here.
+    Stop,
+    /// Stop, having consumed up to this offset of the chunk.
+    StopAt(usize),
+    /// Nothing more of interest: the direction is done.
+    Done,
+    /// The current message runs past the chunk: skip this many bytes of
+    /// later segments, the chunk is consumed.
+    SkipBeyond(u64),
 }
 
-/// Body bytes looked at for update magic.
-const MAGIC_LEN: usize = crate::signatures::MAX_BODY_MAGIC;
-/// Body bytes enough to look at when a close-delimited body has no more yet.
-const MIN_MAGIC_LEN: usize = 4;
-
-#[inline]
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+/// First bytes of a direction (or of a tunnel's inside): classify them.
+fn new_state(d: &mut Dir, rest: &[u8], tcp: &TcpInfo) -> Step {
+    match classify(rest, tcp) {
+        Some(State::Socks5Greeting | State::Socks4) if d.socks >= MAX_SOCKS_LAYERS => Step::Done,
+        Some(s) => {
+            if matches!(s, State::Socks5Greeting | State::Socks4) {
+                d.socks += 1;
+            }
+            d.state = s;
+            Step::Next(0)
+        }
+        None => Step::Stop,
+    }
 }
 
-/// Bytes (whole TLS records) occupied by the ClientHello at the start of `b`.
-fn hello_extent(b: &[u8]) -> Option<usize> {
-    let need = (usize::from(*b.get(6)?) << 16 | usize::from(be16(b, 7)?)) + 4;
-    let mut off = 0usize;
-    let mut got = 0usize;
-    for _ in 0..tls::MAX_HELLO_RECORDS {
-        let len = usize::from(be16(b, off + 3)?);
-        got += len;
-        off += 5 + len;
-        if got >= need {
-            return Some(off);
+fn dns_message(d: &mut Dir, rest: &[u8], c: &mut Counters, emit: &mut dyn FnMut(App<'_>)) -> Step {
+    match dns::tcp::frame(rest, MAX_STREAM_BYTES) {
+        dns::tcp::Frame::NeedMore => Step::Stop,
+        dns::tcp::Frame::Invalid => {
+            c.decode_error(Layer::Dns);
+            d.state = State::Done;
+            Step::Stop
+        }
+        dns::tcp::Frame::Message(msg) => {
+            emit(App::Dns(msg));
+            Step::Next(2 + msg.len())
+        }
+        dns::tcp::Frame::Skip(n) => {
+            // Too big to buffer (large responses): skip it, keep the stream.
+            c.limit(Limit::StreamBytes);
+            Step::SkipBeyond(n)
         }
     }
-    None
+}
+
+fn tls_hello(
+    d: &mut Dir,
+    rest: &[u8],
+    scratch: &mut Scratch,
+    emit: &mut dyn FnMut(App<'_>),
+) -> Step {
+    match tls::scan_client_stream(rest, &mut scratch.tls) {
+        tls::TlsScan::NeedMore => Step::Stop,
+        tls::TlsScan::NotTls | tls::TlsScan::NoClientHello => Step::Done,
+        tls::TlsScan::Hello(h) => {
+            emit(App::Tls(h));
+            d.hellos += 1;
+            match tls::hello_extent(rest) {
+                Some(n) if d.hellos < MAX_TLS_HELLOS => {
+                    d.state = State::TlsNext;
+                    Step::Next(n)
+                }
+                _ => Step::Done,
+            }
+        }
+    }
+}
+
+/// One SOCKS handshake message; `then` is the state after it.
+fn socks_message(d: &mut Dir, frame: socks::Frame, then: State) -> Step {
+    match frame {
+        socks::Frame::NeedMore => Step::Stop,
+        socks::Frame::Invalid => Step::Done,
+        socks::Frame::Len(n) => {
+            d.state = then;
+            Step::Next(n)
+        }
+    }
+}
+
+fn http_request(
+    d: &mut Dir,
+    rest: &[u8],
+    len: usize,
+    off: usize,
+    c: &mut Counters,
+    emit: &mut dyn FnMut(App<'_>),
+) -> Step {
+    match http::scan_request(rest) {
+        http::HttpScan::NeedMore => Step::Stop,
+        http::HttpScan::NotHttp => Step::Done,
+        http::HttpScan::Request(r) => {
+            let body = http::stream::request_body(&r);
+            let hl = r.header_len;
+            let connect = r.method == b"CONNECT";
+            emit(App::Http(r));
+            if connect && d.socks < MAX_SOCKS_LAYERS {
+                // A proxy tunnel: what follows is the tunnelled
+                // protocol's start (a ClientHello, usually).
+                d.socks += 1;
+                d.requests += 1;
+                d.state = State::New;
+                return Step::Next(hl);
+            }
+            next_message(d, len, off + hl, body, c)
+        }
+    }
+}
+
+fn http_response(
+    d: &mut Dir,
+    rest: &[u8],
+    len: usize,
+    off: usize,
+    c: &mut Counters,
+    emit: &mut dyn FnMut(App<'_>),
+) -> Step {
+    match http::stream::response(rest) {
+        http::stream::Response::NeedMore => Step::Stop,
+        http::stream::Response::NotHttp => Step::Done,
+        http::stream::Response::Head {
+            header_len,
+            body,
+            first,
+        } => {
+            if !first.is_empty() {
+                emit(App::Body(first));
+            }
+            next_message(d, len, off + header_len, body, c)
+        }
+    }
+}
+
+/// After an HTTP head ending at `off` of a `len`-byte chunk: step over a
+/// body of `body` bytes ([`http::stream::after_head`]; an unframed body
+/// ends the direction). Counts messages against [`MAX_HTTP_REQUESTS_PER_FLOW`].
+fn next_message(d: &mut Dir, len: usize, off: usize, body: Option<u64>, c: &mut Counters) -> Step {
+    d.requests += 1;
+    match http::stream::after_head(len, off, body) {
+        http::stream::Next::Unframed => {
+            d.state = State::Done;
+            Step::StopAt(off)
+        }
+        http::stream::Next::Skip(n) => {
+            d.skip = n;
+            Step::StopAt(len)
+        }
+        http::stream::Next::At(next) => {
+            if d.requests >= MAX_HTTP_REQUESTS_PER_FLOW {
+                c.limit(Limit::HttpRequests);
+                d.state = State::Done;
+            }
+            Step::At(next)
+        }
+    }
 }
 
 /// Decide what a direction carries from its first bytes; `None` = need more.
@@ -1056,50 +977,18 @@ fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
     if http::looks_like_response(b) == Some(true) {
         return Some(State::HttpResp);
     }
-    // SOCKS5 greeting: 05, n methods (1..=16), method codes; SOCKS4: 04, CONNECT/BIND.
-    match (b.first(), b.get(1)) {
-        (Some(5), Some(&n)) if (1..=16).contains(&n) => {
-            let n = usize::from(n);
-            let methods = b.get(2..2 + n)?;
-            let ok = methods
-                .iter()
-                .all(|&m| m <= 9 || (0x80..=0xfe).contains(&m));
-            let next = b.get(2 + n);
-            if ok && (next.is_none() || next == Some(&5)) {
-                return Some(State::Socks5Greeting);
-            }
-        }
-        (Some(4), Some(1 | 2)) if b.len() >= 9 => return Some(State::Socks4),
-        _ => {}
+    match socks::sniff(b) {
+        socks::Sniff::NeedMore => return None,
+        socks::Sniff::Socks5Greeting => return Some(State::Socks5Greeting),
+        socks::Sniff::Socks4 => return Some(State::Socks4),
+        socks::Sniff::No => {}
     }
-    Some(if dns_start(b)? {
+    Some(if dns::tcp::looks_like_dns(b)? {
         State::Dns
     } else {
         State::Done
     })
 }
 
-/// DNS over TCP on another port: a length prefix and a plausible header
-/// (`None` = need more bytes).
-#[inline]
-fn dns_start(b: &[u8]) -> Option<bool> {
-    let (Some(&h), Some(&l), Some(hdr)) = (b.first(), b.get(1), b.get(2..14)) else {
-        return None;
-    };
-    let len = u16::from_be_bytes([h, l]);
-    Some(dns::header(hdr).is_some_and(|x| {
-        len >= 17
-            && x.opcode() == 0
-            && (1..=4).contains(&x.qdcount)
-            && (x.is_response() || (x.ancount == 0 && x.nscount == 0 && x.arcount <= 2))
-    }))
-}
-
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests;

@@ -70,7 +70,7 @@ impl Inventory {
 
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::input(path, crate::signatures::io_reason(&e)))?;
+            .map_err(|e| Error::input(path, crate::error::io_reason(&e)))?;
         Self::parse(&text).map_err(|(line, why)| Error::Signature {
             path: path.to_path_buf(),
             line,

@@ -17,6 +17,7 @@
 //! buffer, table and loop has a named `MAX_*` limit and every drop at a limit
 //! is counted in [`stats::Counters`].
 
+pub mod bytes;
 pub mod capture;
 pub mod cli;
 pub mod decode;

@@ -463,6 +463,59 @@ impl Batch {
             pkts: Vec::with_capacity(BATCH_PACKETS),
         }
     }
+
+    /// Copy one packet in.
+    fn push(&mut self, meta: PktMeta, raw: &RawPacket<'_>) {
+        let off = self.data.len();
+        self.data.extend_from_slice(raw.data);
+        self.pkts.push(Slot {
+            meta,
+            ts: raw.ts,
+            linktype: raw.linktype,
+            interface: raw.interface,
+            wire_len: raw.wire_len,
+            off,
+            len: raw.data.len(),
+        });
+    }
+
+    /// Run every packet through `w`, in order.
+    fn process(&self, w: &mut Worker) {
+        for s in &self.pkts {
+            let data = self.data.get(s.off..s.off + s.len).unwrap_or(&[]);
+            let raw = RawPacket {
+                ts: s.ts,
+                linktype: s.linktype,
+                interface: s.interface,
+                data,
+                wire_len: s.wire_len,
+            };
+            w.process(s.meta, &raw);
+        }
+    }
+}
+
+/// A worker thread: processes each batch, sends its observations with the
+/// round number and returns the emptied batch for reuse; ends when the
+/// batch channel closes, returning its counters.
+fn spawn_worker(
+    matcher: Arc<Matcher>,
+    cfg: WorkerConfig,
+    rx: crossbeam_channel::Receiver<Batch>,
+    res_tx: crossbeam_channel::Sender<(u64, Vec<Obs>)>,
+    free_tx: crossbeam_channel::Sender<Batch>,
+) -> std::thread::JoinHandle<Counters> {
+    std::thread::spawn(move || {
+        let mut w = Worker::new(matcher, cfg);
+        for mut b in rx {
+            b.process(&mut w);
+            let _ = res_tx.send((b.round, w.take()));
+            b.data.clear();
+            b.pkts.clear();
+            let _ = free_tx.try_send(b);
+        }
+        w.counters()
+    })
 }
 
 type Obs = crate::pipeline::Obs;
@@ -523,30 +576,13 @@ fn threaded(
     for _ in 0..threads {
         let (tx, rx) = bounded::<Batch>(BATCHES_IN_FLIGHT);
         txs.push(tx);
-        let res_tx = res_tx.clone();
-        let free_tx = free_tx.clone();
-        let matcher = matcher.clone();
-        handles.push(std::thread::spawn(move || {
-            let mut w = Worker::new(matcher, cfg);
-            for mut b in rx {
-                for s in &b.pkts {
-                    let data = b.data.get(s.off..s.off + s.len).unwrap_or(&[]);
-                    let raw = RawPacket {
-                        ts: s.ts,
-                        linktype: s.linktype,
-                        interface: s.interface,
-                        data,
-                        wire_len: s.wire_len,
-                    };
-                    w.process(s.meta, &raw);
-                }
-                let _ = res_tx.send((b.round, w.take()));
-                b.data.clear();
-                b.pkts.clear();
-                let _ = free_tx.try_send(b);
-            }
-            w.counters()
-        }));
+        handles.push(spawn_worker(
+            matcher.clone(),
+            cfg,
+            rx,
+            res_tx.clone(),
+            free_tx.clone(),
+        ));
     }
     drop(res_tx);
     let mut local = Worker::new(matcher.clone(), cfg);
@@ -584,19 +620,7 @@ fn threaded(
             .and_then(|s| cur.get_mut(s))
         {
             None => local.process(meta, raw),
-            Some(b) => {
-                let off = b.data.len();
-                b.data.extend_from_slice(raw.data);
-                b.pkts.push(Slot {
-                    meta,
-                    ts: raw.ts,
-                    linktype: raw.linktype,
-                    interface: raw.interface,
-                    wire_len: raw.wire_len,
-                    off,
-                    len: raw.data.len(),
-                });
-            }
+            Some(b) => b.push(meta, raw),
         }
         in_round += 1;
         if in_round >= BATCH_PACKETS * workers {
@@ -655,9 +679,8 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
     let listener = a
         .serve
         .map(|addr| {
-            std::net::TcpListener::bind(addr).map_err(|e| {
-                Error::runtime(format!("--serve {addr}"), crate::signatures::io_reason(&e))
-            })
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| Error::runtime(format!("--serve {addr}"), crate::error::io_reason(&e)))
         })
         .transpose()?;
     let info = crate::export::status::Info {
@@ -667,7 +690,7 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
         max_hosts: job.settings.max_hosts,
     };
     if let Some(p) = &a.metrics_out {
-        std::fs::File::create(p).map_err(|e| Error::input(p, crate::signatures::io_reason(&e)))?;
+        std::fs::File::create(p).map_err(|e| Error::input(p, crate::error::io_reason(&e)))?;
     }
     let stdout_taken = [a.common.events.as_deref(), a.all_names.as_deref()]
         .iter()
@@ -693,7 +716,7 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
             &out.merger.snapshot(&out.counters, &files),
             metrics::Format::for_path(p),
         );
-        std::fs::write(p, text).map_err(|e| Error::input(p, crate::signatures::io_reason(&e)))?;
+        std::fs::write(p, text).map_err(|e| Error::input(p, crate::error::io_reason(&e)))?;
     }
     let text = report::render(&out.merger.hosts, a.format);
     if stdout_taken {
@@ -918,3 +941,6 @@ fn explain_name(set: &SignatureSet, m: &Matcher, name: &str) -> String {
         m.pattern(h.sig)
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,21 +3,29 @@
 //! exporters (summary line, Prometheus) read the merged copy. Plain arrays
 //! indexed by enums: bumping a counter on the hot path is one add.
 
+/// A fieldless enum with a stable lowercase word per variant: `ALL` (in
+/// declaration order, which is also the discriminant), `COUNT` and `as_str`.
+/// Used for counter indices here and for the label enums (`Evidence`, `Role`,
+/// `Protocol`) shown in reports, events and metrics. Extra derives and
+/// per-variant attributes (docs, `#[default]`) pass through.
 macro_rules! counter_enum {
-    ($(#[$m:meta])* $name:ident { $($var:ident => $label:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident {
+        $($(#[$vm:meta])* $var:ident => $label:literal),+ $(,)?
+    }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name { $($var),+ }
+        pub enum $name { $($(#[$vm])* $var),+ }
         impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$var),+];
+            pub const ALL: [$name; [$($label),+].len()] = [$($name::$var),+];
             pub const COUNT: usize = Self::ALL.len();
-            /// Stable label used in metrics and the summary.
-            pub fn label(self) -> &'static str {
+            /// Stable word used in metrics, reports, events and the summary.
+            pub fn as_str(self) -> &'static str {
                 match self { $($name::$var => $label),+ }
             }
         }
     };
 }
+pub(crate) use counter_enum;
 
 counter_enum! {
     /// Where a packet failed to decode.
@@ -89,11 +97,16 @@ pub struct Counters {
 impl Counters {
     #[inline]
     pub fn decode_error(&mut self, l: Layer) {
-        self.decode_errors[l as usize] += 1;
+        // In range by construction (`Layer::COUNT` entries); the check folds away.
+        if let Some(n) = self.decode_errors.get_mut(l as usize) {
+            *n += 1;
+        }
     }
     #[inline]
     pub fn limit(&mut self, l: Limit) {
-        self.limit_drops[l as usize] += 1;
+        if let Some(n) = self.limit_drops.get_mut(l as usize) {
+            *n += 1;
+        }
     }
     pub fn unknown_linktype(&mut self, lt: u32) {
         self.decode_error(Layer::UnknownLinkType);
@@ -126,9 +139,9 @@ impl Counters {
         self.decode_errors.iter().sum()
     }
     pub fn get_limit(&self, l: Limit) -> u64 {
-        self.limit_drops[l as usize]
+        self.limit_drops.get(l as usize).copied().unwrap_or(0)
     }
     pub fn get_decode(&self, l: Layer) -> u64 {
-        self.decode_errors[l as usize]
+        self.decode_errors.get(l as usize).copied().unwrap_or(0)
     }
 }

@@ -7,6 +7,7 @@
 //! and the expected demo hosts. Also: a bad interface is one line and exit 1,
 //! bad flags are usage errors, and `--bpf` applies (same hosts as
 //! `read --filter` with the same expression).
+#![cfg(test)]
 
 mod common;
 #[path = "common/netns.rs"]

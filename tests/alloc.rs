@@ -17,6 +17,9 @@
 //! place (sequence numbers, DNS ids and names), so the measured loop itself
 //! allocates nothing.
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 use kaswatch::capture::RawPacket;
 use kaswatch::decode::linktype;
 use kaswatch::matcher::Matcher;

@@ -3,6 +3,9 @@
 //! started on the resulting data dir answers a range query with the
 //! capture's hosts at the capture's time (2026-03-02T09:00Z).
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 
 use common::*;

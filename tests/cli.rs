@@ -3,6 +3,9 @@
 //! tables, the exact report and events, formats, inputs (several files,
 //! directories, gzip), worker-count determinism, and bad input.
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 use common::*;
 use std::io::Write;

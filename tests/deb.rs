@@ -6,6 +6,9 @@
 //! installed man page, then purge it. Refuses to touch a kaswatch package
 //! that was installed before the test.
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 
 use common::*;

@@ -19,6 +19,9 @@
 //!
 //! A missing tool prints `SKIPPED ...`; with CI=true it fails instead.
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 
 use common::*;

@@ -8,6 +8,9 @@
 //! capture may make kaswatch fail or panic. Every truth row of tests/corpus
 //! must have been compared: the test cannot pass having checked nothing.
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 use common::*;
 use std::collections::HashMap;

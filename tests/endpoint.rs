@@ -16,6 +16,9 @@
 //! bcrypt crate. Tests that need root or a tool skip visibly (and fail under
 //! CI=true).
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 #[path = "common/netns.rs"]
 mod netns;

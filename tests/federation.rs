@@ -9,6 +9,9 @@
 //! sensor's `/api/hosts`. All namespaces and processes are removed by Drop
 //! guards.
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 
 use common::*;

@@ -3,6 +3,9 @@
 //! `captures/identity.pcap` and `captures/ksc.pcap` (made by
 //! `captures/make_identity.py`).
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 use common::*;
 use serde_json::Value;

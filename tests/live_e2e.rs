@@ -7,6 +7,9 @@
 //! retried, and setup errors are one line with exit 1. Namespaces and
 //! processes are cleaned up on every path by Drop guards.
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 
 use common::*;

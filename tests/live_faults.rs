@@ -6,6 +6,9 @@
 //! lines once space returns. (An interface that goes down and comes back is
 //! tested in tests/live_e2e.rs.)
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 #[path = "common/netns.rs"]
 mod netns;

@@ -3,6 +3,9 @@
 //! variant, `promtool check metrics`, and the --max-hosts cardinality cap
 //! with 50k matching hosts.
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 
 use common::*;

@@ -8,6 +8,9 @@
 //! report sections, with 1 and 2 workers, and what `--evidence` and
 //! `--count-resolvers` change.
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 use common::*;
 

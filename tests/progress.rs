@@ -2,6 +2,9 @@
 //! pty from `script` (util-linux) stands in for the terminal; a pipe (as
 //! every other test runs the binary) gets the summary line alone.
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 
 use common::*;

@@ -4,6 +4,7 @@
 //! with duplicates through the pipeline (`Worker::process` on frames built
 //! here) yield the same SNI as in one piece. Case counts keep the file well
 //! under 30 s in a debug build; `PROPTEST_CASES=N` overrides them all.
+#![cfg(test)]
 
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use aes::Aes128;

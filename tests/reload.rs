@@ -3,6 +3,7 @@
 //! line and the old set keeps matching; metrics show the active version and
 //! the reload results. Runs `live` on the loopback interface (root) and
 //! sends DNS queries to 127.0.0.1:53 (nothing needs to answer).
+#![cfg(test)]
 
 mod common;
 use common::*;

@@ -6,6 +6,9 @@
 //! target/test-artifacts/status-page.png. Without chromium the browser test
 //! is skipped visibly (and fails under CI=true).
 
+// Test code through and through: clippy.toml's allow-*-in-tests applies.
+#![cfg(test)]
+
 mod common;
 
 use common::*;

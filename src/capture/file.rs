@@ -5,8 +5,7 @@
 //! everything before the damage and reports where it stopped.
 
 use super::RawPacket;
-use crate::error::{Error, Result};
-use crate::signatures::io_reason;
+use crate::error::{io_reason, Error, Result};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::io::Read;
@@ -196,135 +195,206 @@ impl CaptureFile {
 
     /// Read every packet, calling `f` for each. Frames are numbered from 1.
     pub fn for_each(mut self, mut f: impl FnMut(u64, RawPacket<'_>)) -> FileSummary {
-        let mut ifaces: Vec<Iface> = Vec::new();
-        let mut legacy: Option<Iface> = None;
-        let mut frames = 0u64;
-        let mut offset = 0u64;
-        let mut last_ts = 0u64;
-        // Byte order of the current pcapng section (None: legacy pcap).
-        let mut ng_big_endian: Option<bool> = None;
+        let mut w = Walk::default();
         let end = loop {
-            if let Some(why) = short_ng_block(self.reader.data(), ng_big_endian, offset, frames) {
+            if let Some(why) =
+                short_ng_block(self.reader.data(), w.ng_big_endian, w.offset, w.frames)
+            {
                 break End::Damaged(why);
             }
             match self.reader.next() {
                 Ok((consumed, block)) => {
-                    match block {
-                        PcapBlockOwned::LegacyHeader(h) => {
-                            legacy = Some(Iface {
-                                linktype: h.network.0 as u32,
-                                resol: if h.is_nanosecond_precision() { 1_000_000_000 } else { 1_000_000 },
-                                offset_s: 0,
-                            });
-                        }
-                        PcapBlockOwned::Legacy(b) => {
-                            let Some(i) = legacy else {
-                                break End::Damaged(format!("packet before file header at byte {offset}"));
-                            };
-                            frames += 1;
-                            let ts = to_ns(u64::from(b.ts_sec), u64::from(b.ts_usec), i);
-                            last_ts = ts;
-                            let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
-                            f(frames, RawPacket { ts, linktype: i.linktype, interface: 0, data, wire_len: b.origlen });
-                        }
-                        PcapBlockOwned::NG(blk) => {
-                            use pcap_parser::Block;
-                            match blk {
-                                Block::SectionHeader(shb) => {
-                                    ng_big_endian = Some(shb.big_endian());
-                                    ifaces.clear();
-                                }
-                                Block::InterfaceDescription(idb) => {
-                                    if ifaces.len() >= MAX_INTERFACES {
-                                        break End::Damaged(format!("more than {MAX_INTERFACES} interfaces at byte {offset}"));
-                                    }
-                                    ifaces.push(Iface {
-                                        linktype: idb.linktype.0 as u32,
-                                        resol: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                                        offset_s: idb.ts_offset(),
-                                    });
-                                }
-                                Block::EnhancedPacket(epb) => {
-                                    frames += 1;
-                                    let Some(i) = ifaces.get(epb.if_id as usize).copied() else {
-                                        break End::Damaged(format!(
-                                            "frame {frames} names interface {} which was never described (byte {offset})",
-                                            epb.if_id
-                                        ));
-                                    };
-                                    let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                                    let ts = to_ns(raw / i.resol, raw % i.resol, i);
-                                    last_ts = ts;
-                                    let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
-                                    f(frames, RawPacket {
-                                        ts,
-                                        linktype: i.linktype,
-                                        interface: epb.if_id,
-                                        data,
-                                        wire_len: epb.origlen,
-                                    });
-                                }
-                                Block::SimplePacket(spb) => {
-                                    frames += 1;
-                                    let Some(i) = ifaces.first().copied() else {
-                                        break End::Damaged(format!("simple packet without interface at byte {offset}"));
-                                    };
-                                    f(frames, RawPacket {
-                                        ts: last_ts,
-                                        linktype: i.linktype,
-                                        interface: 0,
-                                        data: spb.data,
-                                        wire_len: spb.origlen,
-                                    });
-                                }
-                                _ => {}
-                            }
-                        }
+                    if let Err(end) = w.block(block, &mut f) {
+                        break end;
                     }
-                    offset += consumed as u64;
+                    w.offset += consumed as u64;
                     // No shift here: refill() moves only the partial tail block.
                     self.reader.consume_noshift(consumed);
                 }
-                Err(PcapError::Eof) => break End::Complete,
                 Err(PcapError::Incomplete(_)) => {
-                    if let Err(e) = self.reader.refill() {
-                        break End::Damaged(format!("read error at byte {offset}: {e:?}"));
-                    }
-                    // refill made no progress: the last block is cut short.
-                    if let Some(why) = short_ng_block(self.reader.data(), ng_big_endian, offset, frames) {
-                        break End::Damaged(why);
-                    }
-                    match self.reader.next() {
-                        Err(PcapError::Incomplete(_)) => {
-                            if !self.reader.grow(MAX_BLOCK_BYTES) || self.reader.refill().is_err() {
-                                break truncated(offset, frames);
-                            }
-                            if let Err(PcapError::Incomplete(_)) = self.reader.next() {
-                                break truncated(offset, frames);
-                            }
-                        }
-                        Err(PcapError::Eof) => break End::Complete,
-                        _ => {}
+                    if let Some(end) = refill(self.reader.as_mut(), &w) {
+                        break end;
                     }
                 }
-                Err(PcapError::UnexpectedEof) => break truncated(offset, frames),
-                Err(PcapError::BufferTooSmall) => {
-                    break End::Damaged(format!(
-                        "block at byte {offset} is larger than {MAX_BLOCK_BYTES} bytes (corrupt length?); stopped after frame {frames}"
-                    ))
-                }
-                Err(PcapError::ReadError) => {
-                    break End::Damaged(format!("read error at byte {offset} (corrupt gzip data?); stopped after frame {frames}"))
-                }
-                Err(e) => {
-                    break End::Damaged(format!(
-                        "damaged block at byte {offset} ({}); stopped after frame {frames}",
-                        short_err(&e)
-                    ))
-                }
+                Err(e) => break w.stop(&e),
             }
         };
-        FileSummary { frames, end }
+        FileSummary {
+            frames: w.frames,
+            end,
+        }
+    }
+}
+
+/// Where reading a file has got to: the interfaces described so far and
+/// the frame count, byte offset and timestamp of the last packet.
+#[derive(Default)]
+struct Walk {
+    ifaces: Vec<Iface>,
+    legacy: Option<Iface>,
+    frames: u64,
+    offset: u64,
+    last_ts: u64,
+    /// Byte order of the current pcapng section (None: legacy pcap).
+    ng_big_endian: Option<bool>,
+}
+
+impl Walk {
+    /// Take in one block, calling `f` for a packet; `Err` ends the file.
+    fn block(
+        &mut self,
+        block: PcapBlockOwned<'_>,
+        f: &mut impl FnMut(u64, RawPacket<'_>),
+    ) -> std::result::Result<(), End> {
+        let offset = self.offset;
+        match block {
+            PcapBlockOwned::LegacyHeader(h) => {
+                self.legacy = Some(Iface {
+                    linktype: h.network.0 as u32,
+                    resol: if h.is_nanosecond_precision() {
+                        1_000_000_000
+                    } else {
+                        1_000_000
+                    },
+                    offset_s: 0,
+                });
+            }
+            PcapBlockOwned::Legacy(b) => {
+                let Some(i) = self.legacy else {
+                    return Err(End::Damaged(format!(
+                        "packet before file header at byte {offset}"
+                    )));
+                };
+                self.frames += 1;
+                let ts = to_ns(u64::from(b.ts_sec), u64::from(b.ts_usec), i);
+                self.last_ts = ts;
+                let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
+                let raw = RawPacket {
+                    ts,
+                    linktype: i.linktype,
+                    interface: 0,
+                    data,
+                    wire_len: b.origlen,
+                };
+                f(self.frames, raw);
+            }
+            PcapBlockOwned::NG(blk) => self.ng_block(blk, f)?,
+        }
+        Ok(())
+    }
+
+    /// A pcapng block: section and interface descriptions, packets.
+    fn ng_block(
+        &mut self,
+        blk: pcap_parser::Block<'_>,
+        f: &mut impl FnMut(u64, RawPacket<'_>),
+    ) -> std::result::Result<(), End> {
+        use pcap_parser::Block;
+        let offset = self.offset;
+        match blk {
+            Block::SectionHeader(shb) => {
+                self.ng_big_endian = Some(shb.big_endian());
+                self.ifaces.clear();
+            }
+            Block::InterfaceDescription(idb) => {
+                if self.ifaces.len() >= MAX_INTERFACES {
+                    return Err(End::Damaged(format!(
+                        "more than {MAX_INTERFACES} interfaces at byte {offset}"
+                    )));
+                }
+                self.ifaces.push(Iface {
+                    linktype: idb.linktype.0 as u32,
+                    resol: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                    offset_s: idb.ts_offset(),
+                });
+            }
+            Block::EnhancedPacket(epb) => {
+                self.frames += 1;
+                let Some(i) = self.ifaces.get(epb.if_id as usize).copied() else {
+                    return Err(End::Damaged(format!(
+                        "frame {} names interface {} which was never described (byte {offset})",
+                        self.frames, epb.if_id
+                    )));
+                };
+                let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                let ts = to_ns(raw / i.resol, raw % i.resol, i);
+                self.last_ts = ts;
+                let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
+                let raw = RawPacket {
+                    ts,
+                    linktype: i.linktype,
+                    interface: epb.if_id,
+                    data,
+                    wire_len: epb.origlen,
+                };
+                f(self.frames, raw);
+            }
+            Block::SimplePacket(spb) => {
+                self.frames += 1;
+                let Some(i) = self.ifaces.first().copied() else {
+                    return Err(End::Damaged(format!(
+                        "simple packet without interface at byte {offset}"
+                    )));
+                };
+                let raw = RawPacket {
+                    ts: self.last_ts,
+                    linktype: i.linktype,
+                    interface: 0,
+                    data: spb.data,
+                    wire_len: spb.origlen,
+                };
+                f(self.frames, raw);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// How an error other than `Incomplete` ends the file.
+    fn stop<I>(&self, e: &PcapError<I>) -> End {
+        let (offset, frames) = (self.offset, self.frames);
+        match e {
+            PcapError::Eof => End::Complete,
+            PcapError::UnexpectedEof => truncated(offset, frames),
+            PcapError::BufferTooSmall => End::Damaged(format!(
+                "block at byte {offset} is larger than {MAX_BLOCK_BYTES} bytes (corrupt length?); stopped after frame {frames}"
+            )),
+            PcapError::ReadError => End::Damaged(format!(
+                "read error at byte {offset} (corrupt gzip data?); stopped after frame {frames}"
+            )),
+            e => End::Damaged(format!(
+                "damaged block at byte {offset} ({}); stopped after frame {frames}",
+                short_err(e)
+            )),
+        }
+    }
+}
+
+/// More bytes for an incomplete block: refill, and grow the buffer (up to
+/// [`MAX_BLOCK_BYTES`]) for a block larger than it. `Some` ends the file.
+fn refill(reader: &mut (dyn PcapReaderIterator + Send), w: &Walk) -> Option<End> {
+    if let Err(e) = reader.refill() {
+        return Some(End::Damaged(format!(
+            "read error at byte {}: {e:?}",
+            w.offset
+        )));
+    }
+    // refill made no progress: the last block is cut short.
+    if let Some(why) = short_ng_block(reader.data(), w.ng_big_endian, w.offset, w.frames) {
+        return Some(End::Damaged(why));
+    }
+    match reader.next() {
+        Err(PcapError::Incomplete(_)) => {
+            if !reader.grow(MAX_BLOCK_BYTES) || reader.refill().is_err() {
+                return Some(truncated(w.offset, w.frames));
+            }
+            if let Err(PcapError::Incomplete(_)) = reader.next() {
+                return Some(truncated(w.offset, w.frames));
+            }
+            None
+        }
+        Err(PcapError::Eof) => Some(End::Complete),
+        _ => None,
     }
 }
 
@@ -379,3 +449,6 @@ fn to_ns(secs: u64, frac: u64, i: Iface) -> u64 {
     };
     secs.saturating_mul(1_000_000_000).saturating_add(frac_ns)
 }
+
+#[cfg(test)]
+mod tests;

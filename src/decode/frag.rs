@@ -6,13 +6,6 @@
 //! Overlapping fragments with different bytes (teardrop and friends) drop the
 //! datagram; every drop is counted.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use super::{Fragment, TunnelPath};
 use crate::stats::{Counters, Layer, Limit};
 use std::collections::HashMap;
@@ -256,12 +249,6 @@ fn complete(p: &mut Pending) -> bool {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;

@@ -128,10 +128,14 @@ pub struct HttpStats {
 
 impl HttpStats {
     pub fn reject(&self, r: Reject) {
-        self.rejected[r as usize].fetch_add(1, Ordering::Relaxed);
+        if let Some(n) = self.rejected.get(r as usize) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
     }
     pub fn rejected(&self, r: Reject) -> u64 {
-        self.rejected[r as usize].load(Ordering::Relaxed)
+        self.rejected
+            .get(r as usize)
+            .map_or(0, |n| n.load(Ordering::Relaxed))
     }
     /// The `kaswatch_http_rejected` family in format `f`.
     pub fn render(&self, f: Format) -> String {

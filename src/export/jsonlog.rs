@@ -57,7 +57,7 @@ impl LineSink {
             ));
         }
         let f = std::fs::File::create(path)
-            .map_err(|e| Error::input(path, crate::signatures::io_reason(&e)))?;
+            .map_err(|e| Error::input(path, crate::error::io_reason(&e)))?;
         let mut s = Self::with_writer(
             path.display().to_string(),
             Box::new(f.try_clone().map_err(|e| Error::input(path, e))?),
@@ -172,7 +172,7 @@ impl LineSink {
                     "kaswatch: {}: write failed: {}; keeping up to {} KiB and dropping (counting) \
                      further lines until writing works again",
                     self.what,
-                    crate::signatures::io_reason(&e),
+                    crate::error::io_reason(&e),
                     MAX_PENDING_BYTES / 1024
                 );
             }

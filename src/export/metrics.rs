@@ -186,6 +186,15 @@ fn managed(h: &Host) -> &'static str {
 fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
     let mut hosts: Vec<&Host> = s.hosts.iter().collect();
     hosts.sort_by_key(|h| h.ip);
+    let mut out = host_families(s, &hosts);
+    out.extend(section_families(s, &hosts));
+    out.extend(callback_families(s));
+    out.push(evicted_family(s));
+    out
+}
+
+/// Per-host families: callbacks, first and last seen, details.
+fn host_families(s: &Snapshot<'_>, hosts: &[&Host]) -> Vec<Family> {
     let mut cb = Family::new(
         "kaswatch_host_callbacks",
         Kind::Counter,
@@ -206,7 +215,7 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
         Kind::Info,
         "Host details; labels are empty when unknown.",
     );
-    for h in &hosts {
+    for h in hosts {
         let ip = h.key.label();
         let m = managed(h);
         let role = h.role.as_str();
@@ -246,6 +255,11 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
             "1".into(),
         );
     }
+    vec![cb, first, last, info]
+}
+
+/// Host counts: all, and by report section.
+fn section_families(s: &Snapshot<'_>, hosts: &[&Host]) -> Vec<Family> {
     let mut count = Family::new(
         "kaswatch_hosts",
         Kind::Gauge,
@@ -274,6 +288,12 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
             );
         }
     }
+    vec![count, devices]
+}
+
+/// Callback totals over all hosts: by category and protocol, by evidence,
+/// and how address evidence was settled.
+fn callback_families(s: &Snapshot<'_>) -> Vec<Family> {
     let mut by_ev = Family::new(
         "kaswatch_callbacks_by_evidence",
         Kind::Counter,
@@ -322,6 +342,10 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
             );
         }
     }
+    vec![agg, by_ev, addr, shared]
+}
+
+fn evicted_family(s: &Snapshot<'_>) -> Family {
     let mut ev = Family::new(
         "kaswatch_hosts_evicted",
         Kind::Counter,
@@ -332,9 +356,7 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
         s.hosts.evicted_capacity.to_string(),
     );
     ev.push(&[("reason", "idle")], s.hosts.evicted_idle.to_string());
-    vec![
-        cb, first, last, info, count, devices, agg, by_ev, addr, shared, ev,
-    ]
+    ev
 }
 
 fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
@@ -373,8 +395,8 @@ fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
     );
     for l in Layer::ALL {
         de.push(
-            &[("layer", l.label())],
-            s.counters.get_decode(*l).to_string(),
+            &[("layer", l.as_str())],
+            s.counters.get_decode(l).to_string(),
         );
     }
     let mut ld = Family::new(
@@ -383,7 +405,7 @@ fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
         "Data dropped at a named limit.",
     );
     for l in Limit::ALL {
-        let mut n = s.counters.get_limit(*l);
+        let mut n = s.counters.get_limit(l);
         match l {
             Limit::Hosts => n += s.hosts.evicted_capacity,
             Limit::NamesPerHost => n += s.hosts.names_capped,
@@ -391,7 +413,7 @@ fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
             Limit::Events => n += s.event_write_errors,
             _ => {}
         }
-        ld.push(&[("limit", l.label())], n.to_string());
+        ld.push(&[("limit", l.as_str())], n.to_string());
     }
     let mut sg = Family::new(
         "kaswatch_signatures",

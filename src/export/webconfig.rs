@@ -157,7 +157,7 @@ fn parse_basic(v: &[u8]) -> Option<(String, Vec<u8>)> {
 /// Load and check `path`; every problem is an error naming the file.
 pub fn load(path: &Path) -> Result<WebConfig> {
     let bad = |reason: String| Error::input(path, reason);
-    let meta = std::fs::metadata(path).map_err(|e| bad(crate::signatures::io_reason(&e)))?;
+    let meta = std::fs::metadata(path).map_err(|e| bad(crate::error::io_reason(&e)))?;
     if !meta.is_file() {
         return Err(bad("not a regular file".into()));
     }
@@ -166,7 +166,7 @@ pub fn load(path: &Path) -> Result<WebConfig> {
             "larger than {MAX_WEB_CONFIG_BYTES} bytes, not a web config"
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| bad(crate::signatures::io_reason(&e)))?;
+    let text = std::fs::read_to_string(path).map_err(|e| bad(crate::error::io_reason(&e)))?;
     let raw: RawConfig = if text.trim().is_empty() {
         RawConfig::default()
     } else {
@@ -227,6 +227,41 @@ fn version(key: &str, v: &str) -> std::result::Result<u8, String> {
     }
 }
 
+/// A PEM file that could not be read, in the words of the other errors.
+fn pem_err(key: &str, p: &Path, e: rustls_pki_types::pem::Error) -> String {
+    let why = match e {
+        rustls_pki_types::pem::Error::Io(e) => crate::error::io_reason(&e),
+        rustls_pki_types::pem::Error::NoItemsFound => "no PEM item of the right kind".into(),
+        other => format!("{other:?}"),
+    };
+    format!("tls_server_config: {key} {}: {why}", p.display())
+}
+
+/// The client CAs of `client_ca_file` (at least one).
+fn client_roots(ca_path: &Path) -> std::result::Result<rustls::RootCertStore, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in
+        CertificateDer::pem_file_iter(ca_path).map_err(|e| pem_err("client_ca_file", ca_path, e))?
+    {
+        let c = c.map_err(|e| pem_err("client_ca_file", ca_path, e))?;
+        roots.add(c).map_err(|e| {
+            format!(
+                "tls_server_config: client_ca_file {}: {e}",
+                ca_path.display()
+            )
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "tls_server_config: client_ca_file {}: no certificate in it",
+            ca_path.display()
+        ));
+    }
+    Ok(roots)
+}
+
 fn tls_config(t: RawTls, base: &Path) -> std::result::Result<rustls::ServerConfig, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -243,14 +278,6 @@ fn tls_config(t: RawTls, base: &Path) -> std::result::Result<rustls::ServerConfi
     };
     let cert_path = resolve(cert_file);
     let key_path = resolve(key_file);
-    let pem_err = |key: &str, p: &Path, e: rustls_pki_types::pem::Error| -> String {
-        let why = match e {
-            rustls_pki_types::pem::Error::Io(e) => crate::signatures::io_reason(&e),
-            rustls_pki_types::pem::Error::NoItemsFound => "no PEM item of the right kind".into(),
-            other => format!("{other:?}"),
-        };
-        format!("tls_server_config: {key} {}: {why}", p.display())
-    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .map_err(|e| pem_err("cert_file", &cert_path, e))?
         .collect::<std::result::Result<_, _>>()
@@ -293,22 +320,7 @@ fn tls_config(t: RawTls, base: &Path) -> std::result::Result<rustls::ServerConfi
                     "tls_server_config: client_auth_type {auth_type} needs client_ca_file"
                 ));
             };
-            let ca_path = resolve(ca);
-            let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(&ca_path)
-                .map_err(|e| pem_err("client_ca_file", &ca_path, e))?
-            {
-                let c = c.map_err(|e| pem_err("client_ca_file", &ca_path, e))?;
-                roots.add(c).map_err(|e| {
-                    format!("tls_server_config: client_ca_file {}: {e}", ca_path.display())
-                })?;
-            }
-            if roots.is_empty() {
-                return Err(format!(
-                    "tls_server_config: client_ca_file {}: no certificate in it",
-                    ca_path.display()
-                ));
-            }
+            let roots = client_roots(&resolve(ca))?;
             let mut v = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,

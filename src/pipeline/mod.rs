@@ -164,5 +164,4 @@ pub fn shard_of(raw: &RawPacket<'_>, workers: usize, seed: &ahash::RandomState) 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests;

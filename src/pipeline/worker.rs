@@ -193,29 +193,7 @@ impl Worker {
             l4: L4::Tcp,
         };
         let flow = l.flow;
-        if tcp.flags & (decode::TCP_SYN | decode::TCP_ACK) == decode::TCP_SYN && l.created {
-            flow.conn = ConnTrack {
-                client: dir as u8,
-                pending: true,
-                opened: true,
-                ..ConnTrack::default()
-            };
-            out.push(Obs::at(&ctx, Protocol::Ip, ObsKind::Open(None)));
-        }
-        let from_client = usize::from(flow.conn.client) == dir;
-        if flow.conn.opened && !flow.conn.port_checked {
-            let syn_ack = decode::TCP_SYN | decode::TCP_ACK;
-            if !from_client && tcp.flags & syn_ack == syn_ack {
-                flow.conn.answered = true;
-            } else if from_client
-                && flow.conn.answered
-                && tcp.flags & (decode::TCP_ACK | decode::TCP_RST) == decode::TCP_ACK
-            {
-                // The handshake completed: a connection on a Kaspersky port.
-                flow.conn.port_checked = true;
-                port_signature(matcher, out, &ctx, true, from_client, &mut flow.conn);
-            }
-        }
+        let from_client = track_handshake(&mut flow.conn, l.created, dir, tcp, &ctx, matcher, out);
         let Some(d) = flow.dirs.get_mut(dir) else {
             return;
         };
@@ -253,24 +231,14 @@ impl Worker {
         }
         let client_done = from_client && !payload.is_empty() && d.is_done();
         let ended = tcp.flags & decode::TCP_RST != 0 || flow.closed();
-        if flow.conn.pending {
-            let decided = match named {
-                Some(_) if flow.conn.called => Some(Named::Kaspersky),
-                Some(n) if from_client => Some(n),
-                _ if client_done || ended => Some(Named::Nothing),
-                _ => None,
-            };
-            if decided.is_some() {
-                flow.conn.pending = false;
-            }
-            // A non-Kaspersky name was already reported (and settles the merger's hold).
-            if let Some(n) = decided.filter(|n| *n != Named::Other || !flow.conn.named_other) {
-                let done = flow.conn.port_checked;
-                let mut o = Obs::at(&ctx, Protocol::Ip, ObsKind::Decided(n, done));
-                o.client_first(from_client);
-                out.push(o);
-            }
-        }
+        settle_tcp(
+            &mut flow.conn,
+            named,
+            from_client,
+            client_done || ended,
+            &ctx,
+            out,
+        );
         // A reset or a FIN from both sides ends the connection: forget it now.
         if ended {
             flows.remove(&key);
@@ -380,6 +348,76 @@ impl Worker {
     /// Take the observations produced so far.
     pub fn take(&mut self) -> Vec<Obs> {
         std::mem::take(&mut self.out)
+    }
+}
+
+/// A SYN opening a connection under our eyes starts its [`ConnTrack`]; the
+/// handshake's completion (SYN-ACK back, then the client's ACK) checks the
+/// port signatures. Returns whether this segment is the client's.
+fn track_handshake(
+    conn: &mut ConnTrack,
+    created: bool,
+    dir: usize,
+    tcp: &decode::TcpInfo,
+    ctx: &Ctx<'_>,
+    matcher: &Matcher,
+    out: &mut Vec<Obs>,
+) -> bool {
+    if tcp.flags & (decode::TCP_SYN | decode::TCP_ACK) == decode::TCP_SYN && created {
+        *conn = ConnTrack {
+            client: dir as u8,
+            pending: true,
+            opened: true,
+            ..ConnTrack::default()
+        };
+        out.push(Obs::at(ctx, Protocol::Ip, ObsKind::Open(None)));
+    }
+    let from_client = usize::from(conn.client) == dir;
+    if conn.opened && !conn.port_checked {
+        let syn_ack = decode::TCP_SYN | decode::TCP_ACK;
+        if !from_client && tcp.flags & syn_ack == syn_ack {
+            conn.answered = true;
+        } else if from_client
+            && conn.answered
+            && tcp.flags & (decode::TCP_ACK | decode::TCP_RST) == decode::TCP_ACK
+        {
+            // The handshake completed: a connection on a Kaspersky port.
+            conn.port_checked = true;
+            port_signature(matcher, out, ctx, true, from_client, conn);
+        }
+    }
+    from_client
+}
+
+/// A connection the merger holds for address evidence is decided by the
+/// first thing it named (the client's, or anything once a callback was
+/// made), or as naming nothing once the client is done or it `ended`.
+fn settle_tcp(
+    conn: &mut ConnTrack,
+    named: Option<Named>,
+    from_client: bool,
+    ended: bool,
+    ctx: &Ctx<'_>,
+    out: &mut Vec<Obs>,
+) {
+    if !conn.pending {
+        return;
+    }
+    let decided = match named {
+        Some(_) if conn.called => Some(Named::Kaspersky),
+        Some(n) if from_client => Some(n),
+        _ if ended => Some(Named::Nothing),
+        _ => None,
+    };
+    if decided.is_some() {
+        conn.pending = false;
+    }
+    // A non-Kaspersky name was already reported (and settles the merger's hold).
+    if let Some(n) = decided.filter(|n| *n != Named::Other || !conn.named_other) {
+        let done = conn.port_checked;
+        let mut o = Obs::at(ctx, Protocol::Ip, ObsKind::Decided(n, done));
+        o.client_first(from_client);
+        out.push(o);
     }
 }
 

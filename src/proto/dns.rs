@@ -5,20 +5,18 @@
 //! matched a signature, to feed the IP->name attribution map. Called by the
 //! pipeline worker for UDP payloads and for messages cut from TCP streams.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
+pub mod tcp;
 
 use super::name::{push_label_byte, MAX_NAME_LEN};
+use crate::bytes::be16;
 use std::net::IpAddr;
 
 /// Questions read per message (mDNS packs many; RFC 1035 practice is 1).
 pub const MAX_QUESTIONS: usize = 64;
 /// Labels per name (255-byte wire limit / 2 bytes per label).
 pub const MAX_LABELS: usize = 128;
+// matcher.rs walks names with the same bound (its own constant, for now).
+const _: () = assert!(MAX_LABELS == crate::matcher::MAX_LABELS);
 /// Compression pointers followed per name; pointers must also go strictly backwards.
 pub const MAX_POINTERS: usize = 64;
 /// Answer records turned into resolutions per message.
@@ -44,11 +42,6 @@ impl Header {
     pub fn opcode(&self) -> u8 {
         ((self.flags >> 11) & 0xf) as u8
     }
-}
-
-#[inline]
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
 pub fn header(msg: &[u8]) -> Option<Header> {
@@ -387,10 +380,4 @@ pub fn answers(msg: &[u8]) -> Vec<Resolution> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests;

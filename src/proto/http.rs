@@ -5,12 +5,7 @@
 //! from their first bytes and the caller can stop buffering. The head is
 //! parsed by `httparse` into a fixed stack array of [`MAX_HTTP_HEADERS`]
 //! headers; nothing is allocated and every returned slice borrows the input.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
+pub mod stream;
 
 /// Most headers parsed in one request head (httparse's fixed array). Browsers
 /// send 10–20; proxies and API clients rarely exceed 40. A request with more
@@ -330,6 +325,18 @@ pub fn host_for_match(hostport: &[u8]) -> Option<&[u8]> {
 
 /// Authority of an absolute-form target `scheme://authority[/?#...]`.
 fn absolute_authority(target: &[u8]) -> Option<&[u8]> {
+    split_absolute(target)
+        .map(|(authority, _)| authority)
+        .filter(|a| !a.is_empty())
+}
+
+/// Split an absolute-form request target (RFC 9112 §3.2.2)
+/// `scheme://authority[/path][?query][#fragment]` into its authority
+/// (possibly empty) and what follows it (from the `/`, `?` or `#`; possibly
+/// empty). `None` for origin-form and anything whose scheme (looked for in
+/// the first [`MAX_SCHEME_LEN`] bytes) is not `ALPHA *(ALPHA / DIGIT / + - .)`.
+/// The one `://` parser: Host matching and update-path matching both use it.
+pub fn split_absolute(target: &[u8]) -> Option<(&[u8], &[u8])> {
     let head = target.get(..MAX_SCHEME_LEN + 3).unwrap_or(target);
     let sep = head.windows(3).position(|w| w == b"://")?;
     let scheme = target.get(..sep)?;
@@ -346,8 +353,7 @@ fn absolute_authority(target: &[u8]) -> Option<&[u8]> {
         .iter()
         .position(|&b| matches!(b, b'/' | b'?' | b'#'))
         .unwrap_or(rest.len());
-    let authority = rest.get(..end)?;
-    (!authority.is_empty()).then_some(authority)
+    Some((rest.get(..end)?, rest.get(end..)?))
 }
 
 /// Plain decimal (no sign, no spaces) that fits a u64.
@@ -359,12 +365,6 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

@@ -7,13 +7,7 @@
 //! them for UDP 67/68, 546/547 and 137, and turns the result into an
 //! identity observation (mDNS/LLMNR self-announcements go through `dns`).
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
+use crate::bytes::{be16, be32};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// DHCP options walked per message (each is at least 1 byte; 312 bytes of
@@ -141,7 +135,7 @@ pub fn dhcp4(b: &[u8]) -> Option<Dhcp4<'_>> {
             50 if len == 4 => {
                 d.requested = <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from);
             }
-            51 if len == 4 => d.lease_secs = <[u8; 4]>::try_from(v).ok().map(u32::from_be_bytes),
+            51 if len == 4 => d.lease_secs = be32(v, 0),
             81 if len > 3 => {
                 let flags = *v.first()?;
                 let name = v.get(3..)?;
@@ -202,10 +196,6 @@ pub fn dhcp6(b: &[u8]) -> Option<Dhcp6<'_>> {
         off += 4 + usize::from(len);
     }
     Some(d)
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
 /// A NetBIOS name a host claims for an address.
@@ -284,7 +274,6 @@ pub fn eui64_mac(a: &IpAddr) -> Option<[u8; 6]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

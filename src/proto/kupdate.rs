@@ -7,33 +7,16 @@
 //! detect-kaspersky. This module only cuts the path out of a request target;
 //! the pipeline worker hands it to the matcher.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 /// Longest target examined.
 pub const MAX_TARGET: usize = 2048;
 
-fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
-}
-
 /// The path of a request target: an absolute form loses its scheme and
-/// authority, and any target its query and fragment. `None` when nothing
+/// authority (`http::split_absolute`, so a `://` inside a query is no
+/// authority), and any target its query and fragment. `None` when nothing
 /// path-like is left.
 pub fn request_path(target: &[u8]) -> Option<&[u8]> {
     let t = target.get(..target.len().min(MAX_TARGET))?;
-    let t = match find_ci(t, b"://") {
-        Some(i) => {
-            let rest = t.get(i + 3..)?;
-            rest.get(rest.iter().position(|&b| b == b'/')?..)?
-        }
-        None => t,
-    };
+    let t = crate::proto::http::split_absolute(t).map_or(t, |(_, rest)| rest);
     let end = t
         .iter()
         .position(|&b| b == b'?' || b == b'#')
@@ -54,6 +37,15 @@ mod tests {
         assert_eq!(
             request_path(b"http://203.0.113.5/updates/a.klz#f"),
             Some(&b"/updates/a.klz"[..])
+        );
+        assert_eq!(
+            request_path(b"HTTP://u:p@h:80/index/u0607g.xml.dif"),
+            Some(&b"/index/u0607g.xml.dif"[..])
+        );
+        // `://` in the query of an origin-form target is no authority.
+        assert_eq!(
+            request_path(b"/updates/ksn/ksn-0607g.xml.klz?ref=http://a/b"),
+            Some(&b"/updates/ksn/ksn-0607g.xml.klz"[..])
         );
         assert_eq!(request_path(b"http://host"), None);
         assert_eq!(request_path(b""), None);

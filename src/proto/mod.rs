@@ -1,8 +1,14 @@
 //! Application-layer parsers: pure functions of bytes that find names. `dns`
 //! (questions zero-copy, answers via hickory-proto), `tls` (ClientHello SNI,
 //! ALPN, ECH), `quic` (Initial decryption and CRYPTO reassembly), `http`
-//! (request line and Host). The flow layer feeds them; `name` normalises what
-//! they return before the matcher sees it.
+//! (request and response heads), `kupdate` (update paths and magic), `ident`
+//! (DHCP, DHCPv6, NetBIOS, EUI-64 host identity). Per protocol, the parser and its
+//! stream state sit together: what a TCP direction carries next is asked of
+//! `dns::tcp` (length-prefixed messages), `tls` (records around a
+//! ClientHello), `socks` (proxy handshakes) and `http::stream` (bodies,
+//! response magic), and a UDP flow's QUIC hello collection is
+//! [`quic::QuicFlow`]; `flow.rs` only tracks and reassembles connections.
+//! `name` normalises what they return before the matcher sees it.
 
 pub mod dns;
 pub mod http;
@@ -10,36 +16,23 @@ pub mod ident;
 pub mod kupdate;
 pub mod name;
 pub mod quic;
+pub mod socks;
 pub mod tls;
 
-/// Where a name was seen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    Dns,
-    Tls,
-    Quic,
-    Http,
-    /// A connection to an address resolved from a matching name.
-    Ip,
+crate::stats::counter_enum! {
+    /// Where a name was seen.
+    #[derive(PartialOrd, Ord)]
+    Protocol {
+        Dns => "dns",
+        Tls => "tls",
+        Quic => "quic",
+        Http => "http",
+        /// A connection to an address resolved from a matching name.
+        Ip => "ip",
+    }
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] = [
-        Protocol::Dns,
-        Protocol::Tls,
-        Protocol::Quic,
-        Protocol::Http,
-        Protocol::Ip,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Dns => "dns",
-            Protocol::Tls => "tls",
-            Protocol::Quic => "quic",
-            Protocol::Http => "http",
-            Protocol::Ip => "ip",
-        }
-    }
     /// Kind column of `--all-names` (same words as the tshark truth files).
     pub fn name_kind(self) -> &'static str {
         match self {

@@ -3,13 +3,6 @@
 //! zone-file convention) so a hostile byte can never create a false label
 //! boundary or break a log line. Writes into caller-provided stack buffers.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 /// Longest name in text form: 255 wire bytes, each possibly escaped to 4 bytes.
 pub const MAX_NAME_LEN: usize = 1024;
 
@@ -69,12 +62,6 @@ pub fn to_string(name: &[u8]) -> String {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

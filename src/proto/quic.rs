@@ -20,13 +20,7 @@
 //!
 //! Supported versions: v1, v2, IETF drafts 23–32, mvfst `0xfaceb002` and
 //! `0xfaceb00e`, and Google T050/T051 (see [`is_supported_version`]).
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
+use crate::bytes::Reader;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use aes::Aes128;
 use aes_gcm::aead::AeadInOut;
@@ -200,36 +194,15 @@ pub enum QuicProgress {
     Limit(&'static str),
 }
 
-/// Cursor over a byte slice; every read is checked.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// QUIC variable-length integers (RFC 9000 §16) on the shared cursor.
+trait VarInt {
+    fn varint(&mut self) -> Option<u64>;
+    fn varint_usize(&mut self) -> Option<usize> {
+        usize::try_from(self.varint()?).ok()
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
-    }
-    fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        let b = *self.buf.get(self.pos)?;
-        self.pos = self.pos.checked_add(1)?;
-        Some(b)
-    }
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        let s = self.take(4)?;
-        let a: [u8; 4] = s.try_into().ok()?;
-        Some(u32::from_be_bytes(a))
-    }
-    /// QUIC variable-length integer (RFC 9000 §16).
+impl VarInt for Reader<'_> {
     fn varint(&mut self) -> Option<u64> {
         let first = self.u8()?;
         let extra = (1usize << (first >> 6)).saturating_sub(1);
@@ -238,9 +211,6 @@ impl<'a> Reader<'a> {
             rest.iter()
                 .fold(u64::from(first & 0x3f), |acc, b| (acc << 8) | u64::from(*b)),
         )
-    }
-    fn varint_usize(&mut self) -> Option<usize> {
-        usize::try_from(self.varint()?).ok()
     }
 }
 
@@ -297,7 +267,7 @@ fn parse_long_header(buf: &[u8]) -> Option<LongHeader<'_>> {
         &[]
     };
     let length = r.varint_usize()?;
-    let pn_offset = r.pos;
+    let pn_offset = r.pos();
     let packet_len = pn_offset.checked_add(length)?;
     if packet_len > buf.len() {
         return None;
@@ -850,7 +820,7 @@ fn parse_gquic_frame(
 
 /// Skip a run of PADDING (zero) bytes as one frame.
 fn skip_padding(r: &mut Reader<'_>) -> Option<()> {
-    let rest = r.buf.get(r.pos..)?;
+    let rest = r.rest();
     let run = rest.iter().position(|b| *b != 0).unwrap_or(rest.len());
     r.take(run).map(|_| ())
 }
@@ -917,13 +887,36 @@ fn parse_ietf_frame(
     Some(())
 }
 
+/// QUIC bookkeeping of one UDP flow, kept in `flow::Flow` (boxed: most
+/// flows never need it) and driven by the pipeline worker.
+#[derive(Debug, Default)]
+pub struct QuicFlow {
+    /// Client state while its ClientHello is being collected.
+    pub state: Option<Box<QuicClientState>>,
+    /// Direction the client sends in.
+    pub dir: u8,
+    pub done: bool,
+    /// ClientHellos seen on this flow (a second follows a Retry).
+    pub hellos: u8,
+    dcid: [u8; 20],
+    dcid_len: u8,
+}
+
+impl QuicFlow {
+    /// DCID of the connection whose hello is collected (to spot the post-Retry one).
+    pub fn dcid(&self) -> &[u8] {
+        self.dcid.get(..usize::from(self.dcid_len)).unwrap_or(&[])
+    }
+    pub fn set_dcid(&mut self, d: &[u8]) {
+        let n = d.len().min(self.dcid.len());
+        if let (Some(dst), Some(src)) = (self.dcid.get_mut(..n), d.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.dcid_len = n as u8;
+    }
+}
+
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

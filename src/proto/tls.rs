@@ -16,12 +16,8 @@
 //! A ClientHello fragmented over several handshake records is reassembled into
 //! the caller's `scratch` buffer (at most [`MAX_HELLO_LEN`] + 4 bytes); a
 //! hello that fits the first record is parsed in place without copying.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
+
+use crate::bytes::{be16, be24, Reader};
 
 /// Largest TLS record length accepted: RFC 8446 §5.2 caps a TLSCiphertext
 /// fragment at 2^14 + 256 bytes (plaintext records at 2^14, §5.1). A first
@@ -207,10 +203,9 @@ fn record(s: &[u8]) -> Rec<'_> {
         Some(&minor) if minor > 4 => return Rec::Bad,
         Some(_) => {}
     }
-    let (Some(&hi), Some(&lo)) = (s.get(3), s.get(4)) else {
+    let Some(len) = be16(s, 3).map(usize::from) else {
         return Rec::Short;
     };
-    let len = usize::from(u16::from_be_bytes([hi, lo]));
     if len == 0 || len > MAX_RECORD_LEN {
         return Rec::Bad;
     }
@@ -244,10 +239,9 @@ fn hs_header(b: &[u8]) -> Hs {
         Some(&t) if t != HS_CLIENT_HELLO => return Hs::NotHello,
         Some(_) => {}
     }
-    let (Some(&a), Some(&m), Some(&z)) = (b.get(1), b.get(2), b.get(3)) else {
+    let Some(len) = be24(b, 1) else {
         return Hs::Short;
     };
-    let len = usize::from(a) << 16 | usize::from(m) << 8 | usize::from(z);
     if len > MAX_HELLO_LEN {
         Hs::TooLong
     } else {
@@ -301,53 +295,57 @@ fn gather<'a>(buf: &'a [u8], scratch: &mut Vec<u8>) -> Result<usize, TlsScan<'a>
     Err(TlsScan::NoClientHello)
 }
 
+/// Bytes (whole TLS records) occupied by the ClientHello at the start of
+/// `b`, one that [`scan_client_stream`] has found: record lengths summed
+/// until they cover the handshake message. May exceed `b.len()` while the
+/// last record is still arriving.
+pub fn hello_extent(b: &[u8]) -> Option<usize> {
+    let need = be24(b, RECORD_HEADER_LEN + 1)? + HS_HEADER_LEN;
+    let mut off = 0usize;
+    let mut got = 0usize;
+    for _ in 0..MAX_HELLO_RECORDS {
+        let len = usize::from(be16(b, off + 3)?);
+        got += len;
+        off += RECORD_HEADER_LEN + len;
+        if got >= need {
+            return Some(off);
+        }
+    }
+    None
+}
+
+/// What follows a ClientHello on the client's stream, as far as it matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterHello {
+    NeedMore,
+    /// A ChangeCipherSpec record (middlebox compatibility, RFC 8446 D.4) of
+    /// this many bytes with its header, which may precede a retried hello.
+    ChangeCipherSpec(usize),
+    /// A handshake record holding another ClientHello (after a HelloRetryRequest).
+    Hello,
+    /// Anything else: encrypted data, nothing more to find.
+    Other,
+}
+
+/// Classify the record at the start of the stream after a ClientHello.
+pub fn after_hello(b: &[u8]) -> AfterHello {
+    let (Some(&typ), Some(len)) = (b.first(), be16(b, 3)) else {
+        return AfterHello::NeedMore;
+    };
+    match typ {
+        20 => AfterHello::ChangeCipherSpec(RECORD_HEADER_LEN + usize::from(len)),
+        CONTENT_HANDSHAKE => match b.get(RECORD_HEADER_LEN) {
+            None => AfterHello::NeedMore,
+            Some(&HS_CLIENT_HELLO) => AfterHello::Hello,
+            Some(_) => AfterHello::Other,
+        },
+        _ => AfterHello::Other,
+    }
+}
+
 /// RFC 8701 GREASE value: 0x?A?A with both bytes equal.
 fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
-}
-
-/// Bounds-checked big-endian reader over a borrowed slice.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Reader { buf }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let head = self.buf.get(..n)?;
-        self.buf = self.buf.get(n..)?;
-        Some(head)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1)?.first().copied()
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        match *self.take(2)? {
-            [hi, lo] => Some(u16::from_be_bytes([hi, lo])),
-            _ => None,
-        }
-    }
-
-    /// `opaque x<0..2^8-1>`
-    fn vec8(&mut self) -> Option<&'a [u8]> {
-        let n = self.u8()?;
-        self.take(usize::from(n))
-    }
-
-    /// `opaque x<0..2^16-1>`
-    fn vec16(&mut self) -> Option<&'a [u8]> {
-        let n = self.u16()?;
-        self.take(usize::from(n))
-    }
 }
 
 /// Parses a ClientHello body (after the handshake header). `None` if malformed.
@@ -463,12 +461,6 @@ fn parse_supported_versions(data: &[u8]) -> Option<Option<u16>> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

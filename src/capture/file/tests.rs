@@ -1,0 +1,221 @@
+use super::*;
+use std::io::Write;
+
+/// A classic pcap: `magic` picks the byte order and resolution.
+fn pcap(big_endian: bool, nanos: bool, linktype: u32, pkts: &[(u32, u32, &[u8])]) -> Vec<u8> {
+    let u32b = |v: u32| {
+        if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let u16b = |v: u16| {
+        if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let mut out = Vec::new();
+    out.extend(u32b(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 }));
+    out.extend(u16b(2));
+    out.extend(u16b(4));
+    out.extend(u32b(0)); // thiszone
+    out.extend(u32b(0)); // sigfigs
+    out.extend(u32b(65535));
+    out.extend(u32b(linktype));
+    for &(sec, frac, data) in pkts {
+        out.extend(u32b(sec));
+        out.extend(u32b(frac));
+        out.extend(u32b(data.len() as u32));
+        out.extend(u32b(data.len() as u32 + 10)); // origlen: snapped
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+    let pad = (4 - body.len() % 4) % 4;
+    let len = (12 + body.len() + pad) as u32;
+    let mut b = Vec::new();
+    b.extend(kind.to_le_bytes());
+    b.extend(len.to_le_bytes());
+    b.extend_from_slice(body);
+    b.extend(std::iter::repeat_n(0u8, pad));
+    b.extend(len.to_le_bytes());
+    b
+}
+
+fn shb() -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(0x1a2b_3c4du32.to_le_bytes());
+    body.extend(1u16.to_le_bytes());
+    body.extend(0u16.to_le_bytes());
+    body.extend((-1i64).to_le_bytes());
+    block(0x0a0d_0d0a, &body)
+}
+
+fn idb(linktype: u16) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(linktype.to_le_bytes());
+    body.extend(0u16.to_le_bytes());
+    body.extend(65535u32.to_le_bytes());
+    block(1, &body)
+}
+
+fn epb(if_id: u32, ts_us: u64, data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(if_id.to_le_bytes());
+    body.extend(((ts_us >> 32) as u32).to_le_bytes());
+    body.extend((ts_us as u32).to_le_bytes());
+    body.extend((data.len() as u32).to_le_bytes());
+    body.extend((data.len() as u32).to_le_bytes());
+    body.extend_from_slice(data);
+    block(6, &body)
+}
+
+/// (frame, ts, linktype, interface, data, wire_len) of every packet, and the end.
+type Seen = (u64, u64, u32, u32, Vec<u8>, u32);
+
+fn read(bytes: &[u8]) -> (Vec<Seen>, FileSummary) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.pcap");
+    std::fs::write(&p, bytes).unwrap();
+    read_path(&p)
+}
+
+fn read_path(p: &Path) -> (Vec<Seen>, FileSummary) {
+    let mut seen = Vec::new();
+    let sum = CaptureFile::open(p).unwrap().for_each(|n, r| {
+        seen.push((
+            n,
+            r.ts,
+            r.linktype,
+            r.interface,
+            r.data.to_vec(),
+            r.wire_len,
+        ));
+    });
+    (seen, sum)
+}
+
+#[test]
+fn pcap_both_byte_orders_and_resolutions() {
+    for (be, ns) in [(false, false), (true, false), (false, true), (true, true)] {
+        let f = pcap(be, ns, 101, &[(10, 5, b"abc"), (11, 0, b"")]);
+        let (seen, sum) = read(&f);
+        let frac = if ns { 5 } else { 5_000 };
+        assert_eq!(sum.end, End::Complete, "be={be} ns={ns}");
+        assert_eq!(sum.frames, 2);
+        assert_eq!(
+            seen[0],
+            (1, 10_000_000_000 + frac, 101, 0, b"abc".to_vec(), 13)
+        );
+        assert_eq!(seen[1].1, 11_000_000_000);
+    }
+}
+
+#[test]
+fn pcap_truncated_keeps_what_came_before() {
+    let f = pcap(false, false, 1, &[(1, 0, &[1; 40]), (2, 0, &[2; 40])]);
+    let (seen, sum) = read(&f[..f.len() - 20]);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(sum.frames, 1);
+    match sum.end {
+        End::Damaged(why) => assert!(
+            why.contains("truncated") && why.contains("read 1 frames"),
+            "{why}"
+        ),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn gzip_is_read_through() {
+    let f = pcap(false, false, 1, &[(1, 0, b"xyz")]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&f).unwrap();
+    let (seen, sum) = read(&gz.finish().unwrap());
+    assert_eq!(sum.end, End::Complete);
+    assert_eq!(seen[0].4, b"xyz");
+}
+
+#[test]
+fn pcapng_sections_reset_interfaces() {
+    let f = [
+        shb(),
+        idb(1),
+        idb(113),
+        epb(1, 2_000_001, b"sll"),
+        epb(0, 3_000_000, b"eth"),
+        shb(),
+        idb(101),
+        epb(0, 4_000_000, b"raw"),
+    ]
+    .concat();
+    let (seen, sum) = read(&f);
+    assert_eq!(sum.end, End::Complete);
+    let got: Vec<(u64, u64, u32, u32)> = seen.iter().map(|s| (s.0, s.1, s.2, s.3)).collect();
+    assert_eq!(
+        got,
+        [
+            (1, 2_000_001_000, 113, 1),
+            (2, 3_000_000_000, 1, 0),
+            (3, 4_000_000_000, 101, 0)
+        ]
+    );
+    // Interface 1 of the first section is gone after the second header.
+    let bad = [shb(), idb(1), idb(1), shb(), idb(1), epb(1, 0, b"x")].concat();
+    let (seen, sum) = read(&bad);
+    assert!(seen.is_empty());
+    match sum.end {
+        End::Damaged(why) => assert!(why.contains("never described"), "{why}"),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn pcapng_truncated_block() {
+    let f = [shb(), idb(1), epb(0, 1, &[7; 64]), epb(0, 2, &[8; 64])].concat();
+    let (seen, sum) = read(&f[..f.len() - 30]);
+    assert_eq!(seen.len(), 1);
+    assert!(
+        matches!(sum.end, End::Damaged(ref w) if w.contains("truncated")),
+        "{:?}",
+        sum.end
+    );
+}
+
+#[test]
+fn open_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = |bytes: &[u8]| {
+        let p = dir.path().join("x");
+        std::fs::write(&p, bytes).unwrap();
+        CaptureFile::open(&p).err().unwrap().to_string()
+    };
+    assert!(err(b"").contains("empty file"));
+    assert!(err(b"this is not a capture file at all").contains("not a pcap or pcapng"));
+    let e = CaptureFile::open(dir.path()).err().unwrap().to_string();
+    assert!(e.contains("is a directory"), "{e}");
+    let e = CaptureFile::open(&dir.path().join("missing"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("no such file"), "{e}");
+}
+
+#[test]
+fn timestamps_convert() {
+    let us = Iface {
+        linktype: 1,
+        resol: 1_000_000,
+        offset_s: 0,
+    };
+    assert_eq!(to_ns(2, 3, us), 2_000_003_000);
+    let shifted = Iface { offset_s: -5, ..us };
+    assert_eq!(to_ns(2, 0, shifted), 0, "negative times clamp to 0");
+    let ms = Iface { resol: 1_000, ..us };
+    assert_eq!(to_ns(1, 1, ms), 1_001_000_000);
+}

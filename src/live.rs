@@ -644,7 +644,7 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
     let listener = std::net::TcpListener::bind(a.listen).map_err(|e| {
         Error::runtime(
             format!("--listen {}", a.listen),
-            crate::signatures::io_reason(&e),
+            crate::error::io_reason(&e),
         )
     })?;
     listener

@@ -2,7 +2,7 @@
 //! validation. Produces a [`SignatureSet`] that `matcher.rs` compiles. Errors
 //! name the file, line and reason. Format documented in signatures/README.md.
 
-use crate::error::{Error, Result};
+use crate::error::{io_reason, Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -668,14 +668,6 @@ impl SignatureSet {
                 )
             })
             .collect()
-    }
-}
-
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
     }
 }
 

@@ -631,25 +631,8 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         bpf: a.bpf.clone(),
     };
     let af = afpacket_options(a)?;
-    let mut caps = Vec::new();
-    for name in &a.interfaces {
-        caps.push(match &af {
-            None => Opened::Pcap(live::open(name, &opts)?),
-            Some(o) => {
-                let (socks, group) = afpacket::open_group(name, o, a.fanout)?;
-                Opened::Af(socks, group)
-            }
-        });
-    }
-    let listener = std::net::TcpListener::bind(a.listen).map_err(|e| {
-        Error::runtime(
-            format!("--listen {}", a.listen),
-            crate::error::io_reason(&e),
-        )
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::runtime("--listen", e))?;
+    let caps = open_captures(a, &opts, af.as_ref())?;
+    let listener = bind_listener(a)?;
     if let Some(u) = &a.user {
         drop_privileges(u)?;
     }
@@ -661,11 +644,11 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
     let listener =
         tokio::net::TcpListener::from_std(listener).map_err(|e| Error::runtime("--listen", e))?;
     // Install the handlers before any thread starts, so an early signal is caught.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::runtime("signals", e))?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Error::runtime("signals", e))?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| Error::runtime("signals", e))?;
 
     let mut merger = Merger::new(matcher.clone(), settings.host_table());
@@ -688,29 +671,7 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
     let names = a.interfaces.clone();
     let merger_handle =
         std::thread::spawn(move || merger_thread(merger, names, rx, scrape_rx, status_rx, info));
-    let mut handles = Vec::new();
-    for (i, (cap, name)) in caps.into_iter().zip(a.interfaces.iter()).enumerate() {
-        let cap = match (cap, &af) {
-            (Opened::Pcap(c), _) => c,
-            (Opened::Af(socks, group), Some(o)) => {
-                handles.extend(spawn_fanout(
-                    i, name, o, socks, group, &published, &stop, &tx,
-                ));
-                continue;
-            }
-            (Opened::Af(..), None) => continue,
-        };
-        let (name, opts, published, stop, tx) = (
-            name.clone(),
-            opts.clone(),
-            published.clone(),
-            stop.clone(),
-            tx.clone(),
-        );
-        handles.push(std::thread::spawn(move || {
-            capture_thread(i, name, opts, cap, published, stop, tx)
-        }));
-    }
+    let handles = spawn_captures(a, caps, af.as_ref(), &opts, &published, &stop, &tx);
     let hup_flag = Arc::new(AtomicBool::new(false));
     let reloader = {
         let (stop, tx, flag) = (stop.clone(), tx.clone(), hup_flag.clone());
@@ -731,8 +692,34 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         a.listen
     ));
 
+    let signals = Signals { term, int, hup };
+    let served = serve_until_signal(&rt, listener, scrape_tx, status_tx, web, signals, &hup_flag);
+    stop.store(true, Ordering::Relaxed);
+    let _ = reloader.join();
+    shut_down(handles, merger_handle, served)
+}
+
+/// The signals `live` answers: TERM and INT stop it, HUP reloads.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+/// Serve HTTP until SIGTERM/SIGINT (SIGHUP raises `hup_flag` for the
+/// reloader), then stop the server, giving requests in flight a moment.
+fn serve_until_signal(
+    rt: &tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+    scrape_tx: crossbeam_channel::Sender<Scrape>,
+    status_tx: crossbeam_channel::Sender<status::Request>,
+    web: crate::export::webconfig::WebConfig,
+    mut sig: Signals,
+    hup_flag: &Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let hup_flag = hup_flag.clone();
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = rt.block_on(async move {
+    rt.block_on(async move {
         let server = tokio::spawn(http::serve(
             listener,
             scrape_tx,
@@ -744,9 +731,9 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
         ));
         loop {
             tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => hup_flag.store(true, Ordering::Relaxed),
+                _ = sig.term.recv() => break,
+                _ = sig.int.recv() => break,
+                _ = sig.hup.recv() => hup_flag.store(true, Ordering::Relaxed),
             }
         }
         let _ = stop_http.send(());
@@ -755,10 +742,83 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
             Ok(Ok(r)) => r,
             _ => Ok(()),
         }
-    });
-    stop.store(true, Ordering::Relaxed);
-    let _ = reloader.join();
-    // A capture thread that panicked is reported (as `read` does), not ignored.
+    })
+}
+
+/// Open every interface with the chosen backend (one line and exit 1 on failure).
+fn open_captures(
+    a: &LiveArgs,
+    opts: &LiveOptions,
+    af: Option<&afpacket::AfOptions>,
+) -> Result<Vec<Opened>> {
+    let mut caps = Vec::new();
+    for name in &a.interfaces {
+        caps.push(match af {
+            None => Opened::Pcap(live::open(name, opts)?),
+            Some(o) => {
+                let (socks, group) = afpacket::open_group(name, o, a.fanout)?;
+                Opened::Af(socks, group)
+            }
+        });
+    }
+    Ok(caps)
+}
+
+/// Bind `--listen` before dropping privileges (a port in use is one line).
+fn bind_listener(a: &LiveArgs) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(a.listen).map_err(|e| {
+        Error::runtime(
+            format!("--listen {}", a.listen),
+            crate::error::io_reason(&e),
+        )
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::runtime("--listen", e))?;
+    Ok(listener)
+}
+
+/// One capture thread per libpcap interface, one per AF_PACKET socket.
+fn spawn_captures(
+    a: &LiveArgs,
+    caps: Vec<Opened>,
+    af: Option<&afpacket::AfOptions>,
+    opts: &LiveOptions,
+    published: &Arc<Published>,
+    stop: &Arc<AtomicBool>,
+    tx: &Sender<Msg>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let mut handles = Vec::new();
+    for (i, (cap, name)) in caps.into_iter().zip(a.interfaces.iter()).enumerate() {
+        let cap = match (cap, af) {
+            (Opened::Pcap(c), _) => c,
+            (Opened::Af(socks, group), Some(o)) => {
+                handles.extend(spawn_fanout(i, name, o, socks, group, published, stop, tx));
+                continue;
+            }
+            (Opened::Af(..), None) => continue,
+        };
+        let (name, opts, published, stop, tx) = (
+            name.clone(),
+            opts.clone(),
+            published.clone(),
+            stop.clone(),
+            tx.clone(),
+        );
+        handles.push(std::thread::spawn(move || {
+            capture_thread(i, name, opts, cap, published, stop, tx)
+        }));
+    }
+    handles
+}
+
+/// After the stop signal: join the threads, report, close the events file.
+/// A capture thread that panicked is reported (as `read` does), not ignored.
+fn shut_down(
+    handles: Vec<std::thread::JoinHandle<()>>,
+    merger_handle: std::thread::JoinHandle<Merger>,
+    served: std::io::Result<()>,
+) -> Result<i32> {
     let mut failed = 0usize;
     for h in handles {
         if h.join().is_err() {

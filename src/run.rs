@@ -904,16 +904,14 @@ fn explain(set: &SignatureSet, m: &Matcher, probe: &str) -> String {
     if let Ok(a) = probe.parse::<std::net::IpAddr>() {
         return content(m.address(&a), "; only completed connections count");
     }
-    if let Some(rest) = probe.split_once("://").map(|(_, r)| r) {
-        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let host = crate::proto::http::host_for_match(host.as_bytes())
+    if let Some((authority, rest)) = crate::proto::http::split_absolute(probe.as_bytes()) {
+        let host = crate::proto::http::host_for_match(authority)
             .map(|h| String::from_utf8_lossy(h).into_owned())
             .unwrap_or_default();
         let by_name = explain_name(set, m, &host);
-        let by_path = content(
-            crate::proto::kupdate::request_path(path.as_bytes()).and_then(|p| m.http_path(p)),
-            "",
-        );
+        let path = crate::proto::kupdate::request_path(rest).unwrap_or_default();
+        let by_path = content(m.http_path(path), "");
+        let path = String::from_utf8_lossy(path);
         return format!("host {host}: {by_name}; path {path}: {by_path}");
     }
     explain_name(set, m, probe)

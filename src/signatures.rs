@@ -307,11 +307,19 @@ fn category_and_source(
     Ok(c)
 }
 
-/// The file an error closure names.
-fn raw_path(err: &dyn Fn(usize, String) -> Error) -> PathBuf {
-    match err(0, String::new()) {
-        Error::Signature { path, .. } => path,
-        _ => PathBuf::new(),
+/// The file being loaded: names it and its lines in errors.
+struct FileCtx<'a> {
+    path: &'a Path,
+    lines: Lines,
+}
+
+impl FileCtx<'_> {
+    fn err(&self, offset: usize, reason: String) -> Error {
+        Error::Signature {
+            path: self.path.to_path_buf(),
+            line: self.lines.of(offset),
+            reason,
+        }
     }
 }
 
@@ -409,12 +417,11 @@ impl SignatureSet {
 
     /// Parse signature text as if read from `path` (used by tests too).
     pub fn load_str(&mut self, path: &Path, text: &str) -> Result<()> {
-        let lines = Lines::new(text);
-        let err = |offset: usize, reason: String| Error::Signature {
-            path: path.to_path_buf(),
-            line: lines.of(offset),
-            reason,
+        let cx = FileCtx {
+            path,
+            lines: Lines::new(text),
         };
+        let err = |offset: usize, reason: String| cx.err(offset, reason);
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let off = e.span().map(|s| s.start).unwrap_or(0);
             let msg = e.message().trim().replace('\n', " ");
@@ -433,7 +440,21 @@ impl SignatureSet {
         {
             return Err(err(text.len(), "no entries ([[signature]], [[port]], [[http_path]], [[user_agent]], [[body_magic]] or [[address]])".into()));
         }
-        self.load_content(&raw, &err)?;
+        self.load_content(&raw, &cx)?;
+        self.load_ports(&raw, &cx)?;
+        self.load_names(&raw, &cx)?;
+        self.files.push(FileMeta {
+            path: path.to_path_buf(),
+            version: meta.version.clone(),
+            date: meta.date.clone(),
+        });
+        Ok(())
+    }
+
+    /// The `[[port]]` entries of one parsed file.
+    fn load_ports(&mut self, raw: &RawFile, cx: &FileCtx<'_>) -> Result<()> {
+        let err = |offset: usize, reason: String| cx.err(offset, reason);
+        let (path, lines) = (cx.path, &cx.lines);
         for s in &raw.port {
             let r = s.get_ref();
             let port = u16::try_from(*r.port.get_ref())
@@ -483,6 +504,13 @@ impl SignatureSet {
                 line: lines.of(s.span().start),
             });
         }
+        Ok(())
+    }
+
+    /// The `[[signature]]` (name) entries of one parsed file.
+    fn load_names(&mut self, raw: &RawFile, cx: &FileCtx<'_>) -> Result<()> {
+        let err = |offset: usize, reason: String| cx.err(offset, reason);
+        let (path, lines) = (cx.path, &cx.lines);
         for s in &raw.signature {
             let r = s.get_ref();
             let pattern = normalise_pattern(r.pattern.get_ref())
@@ -545,17 +573,13 @@ impl SignatureSet {
                 line: lines.of(s.span().start),
             });
         }
-        self.files.push(FileMeta {
-            path: path.to_path_buf(),
-            version: meta.version.clone(),
-            date: meta.date.clone(),
-        });
         Ok(())
     }
 
     /// The content kinds of one parsed file.
-    fn load_content(&mut self, raw: &RawFile, err: &dyn Fn(usize, String) -> Error) -> Result<()> {
-        let path = raw_path(err);
+    fn load_content(&mut self, raw: &RawFile, cx: &FileCtx<'_>) -> Result<()> {
+        let err = &|offset: usize, reason: String| cx.err(offset, reason);
+        let path = cx.path.to_path_buf();
         let kinds: [(&str, &Vec<Spanned<RawContent>>); 4] = [
             ("http_path", &raw.http_path),
             ("user_agent", &raw.user_agent),
@@ -632,10 +656,7 @@ impl SignatureSet {
                         ),
                     ));
                 }
-                let line = match err(s.span().start, String::new()) {
-                    Error::Signature { line, .. } => line,
-                    _ => 0,
-                };
+                let line = cx.lines.of(s.span().start);
                 self.content.push(ContentSignature {
                     kind,
                     pattern: p.to_string(),

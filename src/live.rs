@@ -134,19 +134,7 @@ fn capture_thread(
             if let Some(c) = cap.as_mut() {
                 cur = c.drops();
             }
-            let drops = Drops {
-                kernel: base.kernel + cur.kernel,
-                interface: base.interface + cur.interface,
-            };
-            if tx
-                .send(Msg::Stats {
-                    iface,
-                    counters: Box::new(w.counters()),
-                    drops,
-                    last_ts,
-                })
-                .is_err()
-            {
+            if send_stats(&tx, iface, &w, base, cur, last_ts).is_err() {
                 return;
             }
         }
@@ -154,19 +142,32 @@ fn capture_thread(
     if let Some(c) = cap.as_mut() {
         cur = c.drops();
     }
+    if !w.out.is_empty() {
+        let _ = tx.send(Msg::Obs(w.take()));
+    }
+    let _ = send_stats(&tx, iface, &w, base, cur, last_ts);
+}
+
+/// A capture thread's counters and drops (closed captures' plus the
+/// current one's) for the merger thread.
+fn send_stats(
+    tx: &Sender<Msg>,
+    iface: usize,
+    w: &Worker,
+    base: Drops,
+    cur: Drops,
+    last_ts: u64,
+) -> std::result::Result<(), crossbeam_channel::SendError<Msg>> {
     let drops = Drops {
         kernel: base.kernel + cur.kernel,
         interface: base.interface + cur.interface,
     };
-    if !w.out.is_empty() {
-        let _ = tx.send(Msg::Obs(w.take()));
-    }
-    let _ = tx.send(Msg::Stats {
+    tx.send(Msg::Stats {
         iface,
         counters: Box::new(w.counters()),
         drops,
         last_ts,
-    });
+    })
 }
 
 // ------------------------------------------------------------- AF_PACKET fanout

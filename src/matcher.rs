@@ -8,8 +8,8 @@
 use crate::signatures::{Category, ContentKind, MatchKind, PortSide, SignatureSet};
 use std::collections::HashMap;
 
-/// Most labels a DNS name can have (255-byte wire form, 2 bytes per label).
-pub const MAX_LABELS: usize = 128;
+/// Most labels a DNS name can have: the one bound, defined with the DNS parser.
+pub use crate::proto::dns::MAX_LABELS;
 
 /// Result of a successful match: index into the signature list of the
 /// matcher `set` (a matcher's id, so a hit made just before a reload is

@@ -15,8 +15,6 @@ use std::net::IpAddr;
 pub const MAX_QUESTIONS: usize = 64;
 /// Labels per name (255-byte wire limit / 2 bytes per label).
 pub const MAX_LABELS: usize = 128;
-// matcher.rs walks names with the same bound (its own constant, for now).
-const _: () = assert!(MAX_LABELS == crate::matcher::MAX_LABELS);
 /// Compression pointers followed per name; pointers must also go strictly backwards.
 pub const MAX_POINTERS: usize = 64;
 /// Answer records turned into resolutions per message.

@@ -264,41 +264,39 @@ impl HostTable {
     /// Put `h` under `key`, merging with a host already there.
     fn absorb(&mut self, key: DeviceKey, mut h: Host) {
         if let Some(mut into) = self.remove(&key) {
-            {
-                into.first_seen = into.first_seen.min(h.first_seen);
-                if h.last_seen >= into.last_seen {
-                    into.last_seen = h.last_seen;
-                    into.ip = h.ip;
-                }
-                for (c, p, e, n) in h.counts.drain(..) {
-                    match into
-                        .counts
-                        .iter_mut()
-                        .find(|x| (x.0, x.1, x.2) == (c, p, e))
-                    {
-                        Some(x) => x.3 += n,
-                        None => into.counts.push((c, p, e, n)),
-                    }
-                }
-                for n in h.names.drain(..) {
-                    if !into.names.contains(&n) && into.names.len() < MAX_NAMES_PER_HOST {
-                        into.names.push(n);
-                    }
-                }
-                into.overflow_names += h.overflow_names;
-                for a in h.addresses.drain(..) {
-                    push_address(&mut into.addresses, a, &mut self.addresses_capped);
-                }
-                if h.role == Role::Resolver {
-                    into.role = Role::Resolver;
-                }
-                into.managed |= h.managed;
-                if into.inventory_name.is_none() {
-                    into.inventory_name = h.inventory_name.take();
-                }
-                into.mac = into.mac.or(h.mac);
-                h = into;
+            into.first_seen = into.first_seen.min(h.first_seen);
+            if h.last_seen >= into.last_seen {
+                into.last_seen = h.last_seen;
+                into.ip = h.ip;
             }
+            for (c, p, e, n) in h.counts.drain(..) {
+                match into
+                    .counts
+                    .iter_mut()
+                    .find(|x| (x.0, x.1, x.2) == (c, p, e))
+                {
+                    Some(x) => x.3 += n,
+                    None => into.counts.push((c, p, e, n)),
+                }
+            }
+            for n in h.names.drain(..) {
+                if !into.names.contains(&n) && into.names.len() < MAX_NAMES_PER_HOST {
+                    into.names.push(n);
+                }
+            }
+            into.overflow_names += h.overflow_names;
+            for a in h.addresses.drain(..) {
+                push_address(&mut into.addresses, a, &mut self.addresses_capped);
+            }
+            if h.role == Role::Resolver {
+                into.role = Role::Resolver;
+            }
+            into.managed |= h.managed;
+            if into.inventory_name.is_none() {
+                into.inventory_name = h.inventory_name.take();
+            }
+            into.mac = into.mac.or(h.mac);
+            h = into;
         }
         h.key = key;
         if let DeviceKey::Mac(m) = key {

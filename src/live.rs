@@ -521,10 +521,6 @@ fn merger_thread(
     merger
 }
 
-fn merger_version(set: &crate::signatures::SignatureSet) -> String {
-    crate::reload::version_of(set)
-}
-
 /// Reloads signatures and inventory on SIGHUP (`hup`) or when a watched
 /// file changes; validates first, publishes a good set to the capture
 /// threads and the merger, refuses a bad one with one log line.
@@ -677,7 +673,7 @@ pub fn cmd_live(a: &LiveArgs) -> Result<i32> {
     let reloader = {
         let (stop, tx, flag) = (stop.clone(), tx.clone(), hup_flag.clone());
         let inventory = a.common.inventory.clone();
-        let version = merger_version(&set);
+        let version = reload::version_of(&set);
         std::thread::spawn(move || {
             reload_thread(sig_paths, inventory, version, published, flag, stop, tx)
         })

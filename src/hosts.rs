@@ -10,7 +10,8 @@
 use crate::evidence::{Evidence, Role, Selection};
 use crate::proto::Protocol;
 use crate::signatures::Category;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use crate::table::Lru;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 /// Distinct names kept per host; further distinct names are only counted.
@@ -65,13 +66,25 @@ pub struct Host {
     pub counts: Vec<(Category, Protocol, Evidence, u64)>,
     pub role: Role,
     pub names: Vec<String>,
+    /// Fingerprints of `names`, index for index (a membership test without
+    /// comparing every name).
+    name_keys: Vec<u64>,
     overflow: HashSet<u64>,
     pub overflow_names: u64,
     pub managed: bool,
     pub inventory_name: Option<String>,
+    /// Its slot in the table's eviction order.
+    lru: u32,
 }
 
 impl Host {
+    fn has_name(&self, key: u64, name: &str) -> bool {
+        self.name_keys
+            .iter()
+            .zip(&self.names)
+            .any(|(k, n)| *k == key && n == name)
+    }
+
     pub fn category_total(&self, c: Category) -> u64 {
         self.counts.iter().filter(|x| x.0 == c).map(|x| x.3).sum()
     }
@@ -173,9 +186,11 @@ pub const MAX_ADDRESSES_PER_HOST: usize = 16;
 
 /// The bounded host table.
 pub struct HostTable {
-    map: HashMap<DeviceKey, Host, ahash::RandomState>,
-    /// (last_seen, key): the front is the least recently seen host.
-    order: BTreeSet<(u64, DeviceKey)>,
+    /// Boxed: a host is a few hundred bytes, moved on every insert and
+    /// eviction and on every rehash otherwise.
+    map: HashMap<DeviceKey, Box<Host>, ahash::RandomState>,
+    /// Keys by last seen: the front is the least recently seen host.
+    order: Lru<DeviceKey>,
     /// Every address of every host in the table -> its host.
     by_ip: HashMap<IpAddr, DeviceKey, ahash::RandomState>,
     max_hosts: usize,
@@ -197,7 +212,7 @@ impl HostTable {
     pub fn new(max_hosts: usize, idle_ns: Option<u64>) -> Self {
         HostTable {
             map: HashMap::with_hasher(ahash::RandomState::new()),
-            order: BTreeSet::new(),
+            order: Lru::default(),
             by_ip: HashMap::with_hasher(ahash::RandomState::new()),
             max_hosts: max_hosts.max(1),
             idle_ns,
@@ -219,17 +234,20 @@ impl HostTable {
     }
     /// The host an address belongs to.
     pub fn get(&self, ip: &IpAddr) -> Option<&Host> {
-        self.by_ip.get(ip).and_then(|k| self.map.get(k))
+        self.by_ip
+            .get(ip)
+            .and_then(|k| self.map.get(k))
+            .map(|h| &**h)
     }
     pub fn get_mut(&mut self, ip: &IpAddr) -> Option<&mut Host> {
         let k = *self.by_ip.get(ip)?;
-        self.map.get_mut(&k)
+        self.map.get_mut(&k).map(|h| &mut **h)
     }
     pub fn iter(&self) -> impl Iterator<Item = &Host> {
-        self.map.values()
+        self.map.values().map(|h| &**h)
     }
     pub fn get_key_mut(&mut self, k: &DeviceKey) -> Option<&mut Host> {
-        self.map.get_mut(k)
+        self.map.get_mut(k).map(|h| &mut **h)
     }
 
     fn key_for(&self, ip: IpAddr, bound: Option<[u8; 6]>) -> DeviceKey {
@@ -239,9 +257,9 @@ impl HostTable {
         }
     }
 
-    fn remove(&mut self, k: &DeviceKey) -> Option<Host> {
+    fn remove(&mut self, k: &DeviceKey) -> Option<Box<Host>> {
         let h = self.map.remove(k)?;
-        self.order.remove(&(h.last_seen, *k));
+        self.order.remove(h.lru);
         for a in &h.addresses {
             if self.by_ip.get(a) == Some(k) {
                 self.by_ip.remove(a);
@@ -262,7 +280,7 @@ impl HostTable {
     }
 
     /// Put `h` under `key`, merging with a host already there.
-    fn absorb(&mut self, key: DeviceKey, mut h: Host) {
+    fn absorb(&mut self, key: DeviceKey, mut h: Box<Host>) {
         if let Some(mut into) = self.remove(&key) {
             into.first_seen = into.first_seen.min(h.first_seen);
             if h.last_seen >= into.last_seen {
@@ -279,9 +297,10 @@ impl HostTable {
                     None => into.counts.push((c, p, e, n)),
                 }
             }
-            for n in h.names.drain(..) {
-                if !into.names.contains(&n) && into.names.len() < MAX_NAMES_PER_HOST {
+            for (k, n) in h.name_keys.drain(..).zip(h.names.drain(..)) {
+                if !into.has_name(k, &n) && into.names.len() < MAX_NAMES_PER_HOST {
                     into.names.push(n);
+                    into.name_keys.push(k);
                 }
             }
             into.overflow_names += h.overflow_names;
@@ -305,7 +324,7 @@ impl HostTable {
         for a in &h.addresses {
             self.by_ip.insert(*a, key);
         }
-        self.order.insert((h.last_seen, key));
+        h.lru = self.order.push(key, h.last_seen).unwrap_or(u32::MAX);
         self.map.insert(key, h);
     }
 
@@ -321,19 +340,23 @@ impl HostTable {
         }
         if !self.map.contains_key(&key) {
             while self.map.len() >= self.max_hosts {
-                let Some(&(_, victim)) = self.order.iter().next() else {
+                let Some((_, victim)) = self.order.front() else {
                     break;
                 };
-                self.remove(&victim);
+                if self.remove(&victim).is_none() {
+                    self.order.pop_front();
+                    continue;
+                }
                 self.evicted_capacity += 1;
                 evicted.push((victim, Eviction::Capacity));
             }
+            let lru = self.order.push(key, ts).unwrap_or(u32::MAX);
             self.map.insert(
                 key,
-                Host {
+                Box::new(Host {
                     key,
                     ip,
-                    addresses: Vec::new(),
+                    addresses: Vec::with_capacity(1),
                     mac,
                     hostname: None,
                     fqdn: None,
@@ -341,16 +364,17 @@ impl HostTable {
                     ksc_servers: Vec::new(),
                     first_seen: ts,
                     last_seen: ts,
-                    counts: Vec::new(),
+                    counts: Vec::with_capacity(2),
                     role: r.role,
-                    names: Vec::new(),
+                    names: Vec::with_capacity(2),
+                    name_keys: Vec::with_capacity(2),
                     overflow: HashSet::new(),
                     overflow_names: 0,
                     managed: false,
                     inventory_name: None,
-                },
+                    lru,
+                }),
             );
-            self.order.insert((ts, key));
         }
         if self.by_ip.get(&ip) != Some(&key) {
             // A lease moved this address to another device: it is this one's now.
@@ -368,10 +392,11 @@ impl HostTable {
             h.mac = mac;
         }
         if ts >= h.last_seen {
-            self.order.remove(&(h.last_seen, key));
+            if ts > h.last_seen {
+                self.order.touch(h.lru, ts);
+            }
             h.last_seen = ts;
             h.ip = ip;
-            self.order.insert((ts, key));
         }
         h.first_seen = h.first_seen.min(ts);
         if r.role == Role::Resolver {
@@ -384,11 +409,12 @@ impl HostTable {
             None if !full => h.counts.push((ck.0, ck.1, ck.2, 1)),
             None => {}
         }
-        if !h.names.iter().any(|n| n == name) {
+        let k = self.name_hasher.hash_one(name);
+        if !h.has_name(k, name) {
             if h.names.len() < MAX_NAMES_PER_HOST {
                 h.names.push(name.to_string());
+                h.name_keys.push(k);
             } else {
-                let k = self.name_hasher.hash_one(name);
                 if h.overflow.len() < MAX_OVERFLOW_NAMES {
                     if h.overflow.insert(k) {
                         h.overflow_names += 1;
@@ -407,11 +433,14 @@ impl HostTable {
     pub fn expire(&mut self, now: u64) -> Vec<(DeviceKey, Eviction)> {
         let mut out = Vec::new();
         let Some(idle) = self.idle_ns else { return out };
-        while let Some(&(t, k)) = self.order.iter().next() {
+        while let Some((t, k)) = self.order.front() {
             if now.saturating_sub(t) <= idle {
                 break;
             }
-            self.remove(&k);
+            if self.remove(&k).is_none() {
+                self.order.pop_front();
+                continue;
+            }
             self.evicted_idle += 1;
             out.push((k, Eviction::Idle));
         }
@@ -427,7 +456,7 @@ impl HostTable {
 
     /// Hosts sorted by last seen, most recent first (ties by key).
     pub fn sorted(&self) -> Vec<&Host> {
-        let mut v: Vec<&Host> = self.map.values().collect();
+        let mut v: Vec<&Host> = self.map.values().map(|h| &**h).collect();
         v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.key.cmp(&b.key)));
         v
     }

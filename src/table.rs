@@ -8,6 +8,10 @@
 //! back into the current generation, so live entries survive a flood of new
 //! ones for at least `max / 2` inserts. Used by `pipeline::merger` and
 //! `pipeline::address`; the callers count what was dropped.
+//!
+//! An [`Lru`] orders the host table's entries by packet time for eviction
+//! (least recently seen first) in O(1) per touch: a doubly linked list in a
+//! slab, no tree, no allocation once the slab has grown.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -100,6 +104,166 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     }
 }
 
+/// Steps an out-of-order touch may walk back from the newest entry to find
+/// its place by time; beyond that it is placed there (eviction order is
+/// then approximate for that entry; in-order packet time never walks).
+pub const MAX_ORDER_WALK: usize = 64;
+
+const NIL: u32 = u32::MAX;
+
+struct Node<K> {
+    key: K,
+    ts: u64,
+    /// In the list (false once removed, until the slot is reused).
+    live: bool,
+    prev: u32,
+    next: u32,
+}
+
+/// Keys ordered by time (oldest at the front), ties in arrival order. Each
+/// key is held by the slot number [`Lru::push`] returned; the caller keeps it.
+pub struct Lru<K> {
+    nodes: Vec<Node<K>>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+    len: usize,
+}
+
+impl<K: Copy> Default for Lru<K> {
+    fn default() -> Self {
+        Lru {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            len: 0,
+        }
+    }
+}
+
+impl<K: Copy> Lru<K> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn node(&self, i: u32) -> Option<&Node<K>> {
+        self.nodes.get(i as usize)
+    }
+
+    fn node_mut(&mut self, i: u32) -> Option<&mut Node<K>> {
+        self.nodes.get_mut(i as usize)
+    }
+
+    /// The oldest entry: (time, key).
+    pub fn front(&self) -> Option<(u64, K)> {
+        self.node(self.head).map(|n| (n.ts, n.key))
+    }
+
+    /// Drop the oldest entry (for a caller whose own record of it is gone).
+    pub fn pop_front(&mut self) {
+        self.remove(self.head);
+    }
+
+    /// Add `key` seen at `ts`; returns its slot. `None` only when 2^32 - 1
+    /// entries are held at once (the host table is far smaller).
+    pub fn push(&mut self, key: K, ts: u64) -> Option<u32> {
+        let node = Node {
+            key,
+            ts,
+            live: true,
+            prev: NIL,
+            next: NIL,
+        };
+        let slot = match self.free.pop() {
+            Some(i) => {
+                *self.node_mut(i)? = node;
+                i
+            }
+            None => {
+                let i = u32::try_from(self.nodes.len()).ok().filter(|i| *i != NIL)?;
+                self.nodes.push(node);
+                i
+            }
+        };
+        self.link(slot, ts);
+        self.len += 1;
+        Some(slot)
+    }
+
+    /// `slot` was seen again at `ts` (later than before): move it to its
+    /// place by time, normally the back.
+    pub fn touch(&mut self, slot: u32, ts: u64) {
+        if !self.node(slot).is_some_and(|n| n.live) {
+            return;
+        }
+        self.unlink(slot);
+        if let Some(n) = self.node_mut(slot) {
+            n.ts = ts;
+        }
+        self.link(slot, ts);
+    }
+
+    /// Drop `slot` (its number may be handed out again).
+    pub fn remove(&mut self, slot: u32) {
+        if !self.node(slot).is_some_and(|n| n.live) {
+            return;
+        }
+        self.unlink(slot);
+        if let Some(n) = self.node_mut(slot) {
+            n.live = false;
+        }
+        self.free.push(slot);
+        self.len = self.len.saturating_sub(1);
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        let Some((prev, next)) = self.node(slot).map(|n| (n.prev, n.next)) else {
+            return;
+        };
+        match self.node_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.head = next,
+        }
+        match self.node_mut(next) {
+            Some(n) => n.prev = prev,
+            None => self.tail = prev,
+        }
+    }
+
+    /// Insert an unlinked `slot` after the newest entry not later than `ts`
+    /// (walking back at most [`MAX_ORDER_WALK`] entries).
+    fn link(&mut self, slot: u32, ts: u64) {
+        let mut after = self.tail;
+        for _ in 0..MAX_ORDER_WALK {
+            match self.node(after) {
+                Some(n) if n.ts > ts => after = n.prev,
+                _ => break,
+            }
+        }
+        let next = match self.node(after) {
+            Some(n) => n.next,
+            None => self.head,
+        };
+        if let Some(n) = self.node_mut(slot) {
+            n.prev = after;
+            n.next = next;
+        }
+        match self.node_mut(after) {
+            Some(a) => a.next = slot,
+            None => self.head = slot,
+        }
+        match self.node_mut(next) {
+            Some(n) => n.prev = slot,
+            None => self.tail = slot,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +297,63 @@ mod tests {
         assert!(dropped > 0 && dropped <= 10, "{dropped}");
         assert_eq!(m.remove(&19), Some(false));
         assert!(m.get(&19).is_none());
+    }
+
+    fn order(l: &Lru<u32>) -> Vec<(u64, u32)> {
+        let mut out = Vec::new();
+        let mut i = l.head;
+        while let Some(n) = l.node(i) {
+            out.push((n.ts, n.key));
+            i = n.next;
+        }
+        out
+    }
+
+    #[test]
+    fn lru_orders_by_time_and_reuses_slots() {
+        let mut l = Lru::default();
+        let a = l.push(1, 10).unwrap();
+        let b = l.push(2, 20).unwrap();
+        let c = l.push(3, 30).unwrap();
+        assert_eq!(l.front(), Some((10, 1)));
+        l.touch(a, 40);
+        assert_eq!(order(&l), vec![(20, 2), (30, 3), (40, 1)]);
+        // Out of order: placed by time, not at the back.
+        l.touch(b, 35);
+        assert_eq!(order(&l), vec![(30, 3), (35, 2), (40, 1)]);
+        // Equal times keep arrival order.
+        let d = l.push(4, 40).unwrap();
+        assert_eq!(order(&l), vec![(30, 3), (35, 2), (40, 1), (40, 4)]);
+        l.remove(c);
+        l.remove(d);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l.front(), Some((35, 2)));
+        // A freed slot is reused; an older time goes to the front.
+        let e = l.push(5, 1).unwrap();
+        assert!(e == c || e == d);
+        assert_eq!(order(&l), vec![(1, 5), (35, 2), (40, 1)]);
+        l.remove(a);
+        l.remove(b);
+        l.remove(e);
+        assert!(l.is_empty() && l.front().is_none());
+        // Removing twice or an unknown slot changes nothing.
+        l.remove(e);
+        l.touch(99, 5);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn lru_walk_is_bounded() {
+        let mut l = Lru::default();
+        for i in 0..1000u32 {
+            l.push(i, 1000 + u64::from(i));
+        }
+        // Older than everything: walks MAX_ORDER_WALK steps, then stops.
+        l.push(5000, 0);
+        let o = order(&l);
+        let at = o.iter().position(|x| x.1 == 5000).unwrap();
+        assert_eq!(at, 1000 - MAX_ORDER_WALK);
+        assert_eq!(o.len(), 1001);
     }
 
     #[test]

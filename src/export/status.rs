@@ -72,16 +72,15 @@ fn page_csp() -> &'static str {
     static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     CSP.get_or_init(|| {
         use base64::Engine;
-        use sha2::Digest;
         let hash = |open: &str, close: &str| -> String {
             let body = PAGE
                 .split_once(open)
                 .and_then(|(_, rest)| rest.split_once(close))
                 .map_or("", |(b, _)| b);
-            let d = sha2::Sha256::digest(body.as_bytes());
+            let d = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
             format!(
                 "'sha256-{}'",
-                base64::engine::general_purpose::STANDARD.encode(d)
+                base64::engine::general_purpose::STANDARD.encode(d.as_ref())
             )
         };
         format!(

@@ -23,7 +23,6 @@
 
 use crate::error::{Error, Result};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -99,12 +98,13 @@ impl BasicAuth {
             Some(h) => (h.as_str(), true),
             None => (self.dummy.as_str(), false),
         };
-        let mut d = Sha256::new();
+        let mut d = ring::digest::Context::new(&ring::digest::SHA256);
         for part in [user.as_bytes(), pass.as_slice(), hash.as_bytes()] {
-            d.update((part.len() as u64).to_le_bytes());
+            d.update(&(part.len() as u64).to_le_bytes());
             d.update(part);
         }
-        Some((d.finalize().into(), pass, hash, known))
+        let key = <[u8; 32]>::try_from(d.finish().as_ref()).ok()?;
+        Some((key, pass, hash, known))
     }
 
     /// Were these credentials verified before? Cheap (no bcrypt): lets a

@@ -21,12 +21,9 @@
 //! Supported versions: v1, v2, IETF drafts 23–32, mvfst `0xfaceb002` and
 //! `0xfaceb00e`, and Google T050/T051 (see [`is_supported_version`]).
 use crate::bytes::Reader;
-use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
-use aes::Aes128;
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::{Aes128Gcm, Nonce, Tag};
-use hkdf::Hkdf;
-use sha2::Sha256;
+use ring::aead::quic::{HeaderProtectionKey, AES_128};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
+use ring::hkdf::{KeyType, Prk, Salt, HKDF_SHA256};
 
 /// QUIC version 1 (RFC 9000).
 pub const VERSION_1: u32 = 0x0000_0001;
@@ -321,37 +318,39 @@ pub fn peek_initial(datagram: &[u8]) -> Option<InitialHeader<'_>> {
 }
 
 /// Client Initial keys for one (version, DCID).
-#[derive(Clone)]
 struct InitialKeys {
     version: u32,
     dcid: Vec<u8>,
-    aead: Aes128Gcm,
+    aead: LessSafeKey,
     iv: [u8; 12],
-    hp: Aes128,
+    hp: HeaderProtectionKey,
 }
 
-/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context (labels up to
-/// 48 bytes; the QUIC ones are at most 10). No allocation.
-fn expand_label(hk: &Hkdf<Sha256>, label: &[u8], out: &mut [u8]) -> Option<()> {
-    let out_len = u16::try_from(out.len()).ok()?;
-    let full_len = u8::try_from(label.len().checked_add(6)?).ok()?;
-    let mut info = [0u8; 58];
-    let n = usize::from(full_len) + 4;
-    let [l0, l1] = out_len.to_be_bytes();
-    let head = [l0, l1, full_len, b't', b'l', b's', b'1', b'3', b' '];
-    info.get_mut(..head.len())?.copy_from_slice(&head);
-    info.get_mut(head.len()..head.len() + label.len())?
-        .copy_from_slice(label);
-    *info.get_mut(n - 1)? = 0;
-    hk.expand(info.get(..n)?, out).ok()
+/// An HKDF output length, for ring's `expand`.
+struct OutLen(usize);
+
+impl KeyType for OutLen {
+    fn len(&self) -> usize {
+        self.0
+    }
 }
 
-/// HKDF-Extract keyed by each version salt, set up once per process: the
-/// HMAC key schedule of the salt (two SHA-256 blocks) is then not repeated
-/// for every connection's Initial keys.
-fn salted_extract(salt: &'static [u8; 20]) -> Option<hkdf::HkdfExtract<Sha256>> {
+/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context: the HkdfLabel
+/// structure is passed to ring as pieces, so nothing is allocated. Labels
+/// are at most 10 bytes here (`quicv2 key`).
+fn expand_label(prk: &Prk, label: &[u8], out: &mut [u8]) -> Option<()> {
+    let out_len = u16::try_from(out.len()).ok()?.to_be_bytes();
+    let full_len = [u8::try_from(label.len().checked_add(6)?).ok()?];
+    let info: [&[u8]; 5] = [&out_len, &full_len, b"tls13 ", label, &[0]];
+    prk.expand(&info, OutLen(out.len())).ok()?.fill(out).ok()
+}
+
+/// HKDF salts, one per version salt, set up once per process: the HMAC key
+/// schedule of a salt (two SHA-256 blocks) is not repeated for every
+/// connection's Initial keys.
+fn salt_for(salt: &'static [u8; 20]) -> Option<&'static Salt> {
     use std::sync::OnceLock;
-    static SALTS: OnceLock<Vec<(&'static [u8; 20], hkdf::HkdfExtract<Sha256>)>> = OnceLock::new();
+    static SALTS: OnceLock<Vec<(&'static [u8; 20], Salt)>> = OnceLock::new();
     let all = SALTS.get_or_init(|| {
         [
             &SALT_V1,
@@ -362,39 +361,34 @@ fn salted_extract(salt: &'static [u8; 20]) -> Option<hkdf::HkdfExtract<Sha256>> 
             &SALT_T051,
         ]
         .into_iter()
-        .map(|s| (s, hkdf::HkdfExtract::<Sha256>::new(Some(s))))
+        .map(|s| (s, Salt::new(HKDF_SHA256, s)))
         .collect()
     });
-    all.iter().find(|(s, _)| *s == salt).map(|(_, e)| e.clone())
+    all.iter().find(|(s, _)| *s == salt).map(|(_, e)| e)
 }
 
 /// Raw client Initial key material: (key, iv, hp).
 type KeyMaterial = ([u8; 16], [u8; 12], [u8; 16]);
 
 /// Derive the client Initial key, IV and header protection key
-/// (RFC 9001 §5.2, RFC 9369 §3.3).
+/// (RFC 9001 §5.2, RFC 9369 §3.3). HMAC-SHA256 and AES come from ring, whose
+/// assembly uses the CPU's SHA and AES instructions where it has them.
 fn derive_client_key_material(version: u32, dcid: &[u8]) -> Option<KeyMaterial> {
     let params = version_params(version)?;
     if dcid.len() > MAX_CID_LEN {
         return None;
     }
-    let initial = match salted_extract(params.salt) {
-        Some(mut e) => {
-            e.input_ikm(dcid);
-            e.finalize().1
-        }
-        None => Hkdf::<Sha256>::extract(Some(params.salt), dcid).1,
-    };
+    let initial = salt_for(params.salt)?.extract(dcid);
     let mut client_secret = [0u8; 32];
     expand_label(&initial, b"client in", &mut client_secret)?;
-    let hk = Hkdf::<Sha256>::from_prk(&client_secret).ok()?;
+    let client = Prk::new_less_safe(HKDF_SHA256, &client_secret);
     let [key_label, iv_label, hp_label] = params.labels;
     let mut key = [0u8; 16];
     let mut iv = [0u8; 12];
     let mut hp = [0u8; 16];
-    expand_label(&hk, key_label, &mut key)?;
-    expand_label(&hk, iv_label, &mut iv)?;
-    expand_label(&hk, hp_label, &mut hp)?;
+    expand_label(&client, key_label, &mut key)?;
+    expand_label(&client, iv_label, &mut iv)?;
+    expand_label(&client, hp_label, &mut hp)?;
     Some((key, iv, hp))
 }
 
@@ -404,18 +398,16 @@ impl InitialKeys {
         Some(Self {
             version,
             dcid: dcid.to_vec(),
-            aead: Aes128Gcm::new(&Array::from(key)),
+            aead: LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &key).ok()?),
             iv,
-            hp: Aes128::new(&Array::from(hp)),
+            hp: HeaderProtectionKey::new(&AES_128, &hp).ok()?,
         })
     }
 
-    /// Header protection mask from a 16-byte sample (RFC 9001 §5.4.3).
-    fn mask(&self, sample: &[u8]) -> Option<[u8; 16]> {
-        let s: [u8; 16] = sample.try_into().ok()?;
-        let mut block = Array::from(s);
-        self.hp.encrypt_block(&mut block);
-        Some(block.into())
+    /// Header protection mask from a 16-byte sample (RFC 9001 §5.4.3): the
+    /// first 5 bytes of AES-ECB(hp, sample), all a client Initial needs.
+    fn mask(&self, sample: &[u8]) -> Option<[u8; 5]> {
+        self.hp.new_mask(sample).ok()
     }
 
     /// Unprotect and decrypt one Initial packet (`packet` is exactly the
@@ -454,13 +446,17 @@ impl InitialKeys {
         if tag_start < pn_end {
             return None;
         }
-        let (head, tag) = scratch.split_at_mut(tag_start);
-        let tag = Tag::try_from(&*tag).ok()?;
-        let (aad, ciphertext) = head.split_at_mut(pn_end);
-        self.aead
-            .decrypt_inout_detached(&Nonce::from(nonce), aad, ciphertext.into(), &tag)
-            .ok()?;
-        Some((pn, pn_end..tag_start))
+        let (aad, sealed) = scratch.split_at_mut(pn_end);
+        let plain_len = self
+            .aead
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&*aad),
+                sealed,
+            )
+            .ok()?
+            .len();
+        Some((pn, pn_end..pn_end.checked_add(plain_len)?))
     }
 }
 
@@ -595,7 +591,6 @@ impl CryptoBuffer {
 
 /// Per-connection state for the client side of one QUIC connection (one per
 /// client->server UDP flow).
-#[derive(Clone)]
 pub struct QuicClientState {
     /// Keys from the original DCID.
     keys: InitialKeys,
@@ -919,6 +914,12 @@ impl QuicFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Test packets are sealed with RustCrypto (an implementation independent
+    // of the ring code that opens them).
+    use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
+    use aes::Aes128;
+    use aes_gcm::aead::AeadInOut;
+    use aes_gcm::Aes128Gcm;
 
     fn hex(s: &str) -> Vec<u8> {
         let s: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
@@ -1100,7 +1101,11 @@ mod tests {
         }
         let aead = Aes128Gcm::new(&Array::from(key));
         let tag = aead
-            .encrypt_inout_detached(&Nonce::from(nonce), &pkt, payload.as_mut_slice().into())
+            .encrypt_inout_detached(
+                &aes_gcm::Nonce::from(nonce),
+                &pkt,
+                payload.as_mut_slice().into(),
+            )
             .unwrap();
         pkt.extend_from_slice(&payload);
         pkt.extend_from_slice(&tag);

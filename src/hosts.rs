@@ -69,7 +69,7 @@ pub struct Host {
     /// Fingerprints of `names`, index for index (a membership test without
     /// comparing every name).
     name_keys: Vec<u64>,
-    overflow: HashSet<u64>,
+    overflow: HashSet<u64, ahash::RandomState>,
     pub overflow_names: u64,
     pub managed: bool,
     pub inventory_name: Option<String>,
@@ -368,7 +368,7 @@ impl HostTable {
                     role: r.role,
                     names: Vec::with_capacity(2),
                     name_keys: Vec::with_capacity(2),
-                    overflow: HashSet::new(),
+                    overflow: HashSet::default(),
                     overflow_names: 0,
                     managed: false,
                     inventory_name: None,

@@ -340,9 +340,8 @@ impl Merger {
         if !unicast(&o.dst) {
             return; // mDNS/LLMNR answers to a group are not a host's callback
         }
-        let mut c = o.clone();
-        c.reverse(); // the response's source MAC is the resolver's or the router's
-        self.callback(&c, hit, &o.name);
+        // The response's source MAC is the resolver's or the router's.
+        self.callback(&o.reversed_head(), hit, &o.name);
     }
 
     /// Remember a matched query until its response.

@@ -138,6 +138,34 @@ pub struct Obs {
 }
 
 impl Obs {
+    /// The observation told from the other end (a response's or a server's
+    /// packet, from the client's side) for a callback: the addresses and
+    /// ports swapped, the MAC dropped (it is the other end's or a router's),
+    /// and none of the owned payload (name, answers) copied.
+    pub fn reversed_head(&self) -> Obs {
+        Obs {
+            meta: self.meta,
+            ts: self.ts,
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            l4: self.l4,
+            src_mac: None,
+            tunnel: self.tunnel,
+            protocol: self.protocol,
+            name: String::new(),
+            shown: None,
+            hit: self.hit,
+            evidence: self.evidence,
+            repeat: self.repeat,
+            alpn: self.alpn.clone(),
+            ech: self.ech,
+            dns_id: self.dns_id,
+            kind: ObsKind::Name,
+        }
+    }
+
     /// Key of the connection this observation belongs to, client first.
     pub fn conn_key(&self) -> ConnKey {
         (self.src, self.dst, self.sport, self.dport, self.l4)

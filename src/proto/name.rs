@@ -36,6 +36,28 @@ pub fn push_label_byte(b: u8, out: &mut [u8], n: &mut usize) -> bool {
     }
 }
 
+/// Appends a whole raw label in text form (as [`push_label_byte`] for each
+/// byte); `false` when `out` is full. A label of plain printable bytes (the
+/// usual case) is copied and lowercased in one go.
+#[inline]
+pub fn push_label(label: &[u8], out: &mut [u8], n: &mut usize) -> bool {
+    let plain = label
+        .iter()
+        .all(|b| matches!(b, 0x21..=0x7e) && *b != b'.' && *b != b'\\');
+    if plain {
+        return match out.get_mut(*n..*n + label.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(label);
+                dst.make_ascii_lowercase();
+                *n += label.len();
+                true
+            }
+            None => false,
+        };
+    }
+    label.iter().all(|&b| push_label_byte(b, out, n))
+}
+
 /// Normalise a dotted name from SNI, Host or text: lowercase, drop one
 /// trailing dot, escape odd bytes (dots stay separators). `None` if empty or
 /// too long.
@@ -64,6 +86,40 @@ pub fn to_string(name: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_label_equals_byte_by_byte() {
+        // Every byte value alone, then pseudo-random labels of mixed bytes.
+        let mut labels: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b'a', b, b'Z']).collect();
+        let mut x = 0x9e37_79b9_u32;
+        for len in 0..64usize {
+            let l = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    // Mostly printable, sometimes anything.
+                    if x % 7 == 0 {
+                        (x >> 8) as u8
+                    } else {
+                        0x21 + (x >> 8) as u8 % 94
+                    }
+                })
+                .collect();
+            labels.push(l);
+        }
+        for l in &labels {
+            let (mut a, mut b) = ([0u8; MAX_NAME_LEN], [0u8; MAX_NAME_LEN]);
+            let (mut na, mut nb) = (0, 0);
+            assert!(push_label(l, &mut a, &mut na));
+            assert!(l.iter().all(|&c| push_label_byte(c, &mut b, &mut nb)));
+            assert_eq!(a[..na], b[..nb], "{l:?}");
+        }
+        // Full buffer: refused, like the byte path.
+        let mut small = [0u8; 4];
+        let mut n = 0;
+        assert!(!push_label(b"abcde", &mut small, &mut n));
+    }
 
     fn norm(s: &[u8]) -> Option<String> {
         let mut b = [0u8; MAX_NAME_LEN];

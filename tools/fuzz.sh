@@ -78,12 +78,6 @@ run_for() {
         cargo fuzz run "${BUILD_FLAGS[@]}" "$t" "$work" "fuzz/corpus/$t" "fuzz/regressions/$t" -- \
             -max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 \
             -print_final_stats=1 -artifact_prefix="$ROOT/fuzz/artifacts/$t/" >"$log" 2>&1 || rc=$?
-        # pcap_file writes each input to a per-process file: drop those of exited processes.
-        for f in /dev/shm/kaswatch-fuzz-pcap-*.bin "${TMPDIR:-/tmp}"/kaswatch-fuzz-pcap-*.bin; do
-            [ -e "$f" ] || continue
-            local pid=${f##*-pcap-}
-            kill -0 "${pid%.bin}" 2>/dev/null || rm -f "$f"
-        done
         local execs secs_run
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
         secs_run=$(grep -o 'exec/s: [0-9]*' "$log" | tail -1 | sed 's/.*: //')

@@ -1,30 +1,14 @@
 //! The capture file readers (pcap, pcapng, either gzipped) over arbitrary
-//! file contents, through `CaptureFile::open` + `for_each` as `kaswatch read`
-//! uses them. The API takes a path, so each input is written to a file in
-//! /dev/shm (tmpfs) first, or the system temp dir.
+//! file contents, through `CaptureFile::from_bytes` + `for_each`: the same
+//! recognition and reading loop as `CaptureFile::open` on a file holding
+//! these bytes (`kaswatch read`), without a file per input.
 #![no_main]
 
 use kaswatch::capture::file::{CaptureFile, End};
 use libfuzzer_sys::fuzz_target;
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-fn path() -> &'static PathBuf {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = if std::path::Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        dir.join(format!("kaswatch-fuzz-pcap-{}.bin", std::process::id()))
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
-    let p = path();
-    std::fs::write(p, data).expect("write temp capture");
-    let Ok(f) = CaptureFile::open(p) else {
+    let Ok(f) = CaptureFile::from_bytes(data.to_vec()) else {
         return;
     };
     let mut frames = 0u64;

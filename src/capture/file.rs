@@ -1,5 +1,6 @@
 //! Capture files: pcap (both byte orders, µs and ns) and pcapng (several
-//! sections and interfaces with different link types), plain or gzip. Reads
+//! sections and interfaces with different link types), plain or gzip, from a
+//! file, standard input or memory (one reading path for all three). Reads
 //! with pcap-parser into one reusable buffer and calls back once per packet
 //! with a borrowed [`RawPacket`]. A truncated or damaged file yields
 //! everything before the damage and reports where it stopped.
@@ -18,6 +19,8 @@ pub const MAX_BLOCK_BYTES: usize = 16 << 20;
 const INITIAL_BUFFER: usize = 1 << 20;
 /// Interfaces per pcapng section.
 pub const MAX_INTERFACES: usize = 4096;
+/// What [`CaptureFile::from_bytes`] calls its capture in errors and `path()`.
+pub const MEMORY_NAME: &str = "(capture in memory)";
 /// Files found when expanding directories.
 pub const MAX_DIR_FILES: usize = 100_000;
 
@@ -112,6 +115,20 @@ pub fn is_stdin(path: &Path) -> bool {
     path == Path::new("-")
 }
 
+/// The first two bytes of a gzip member.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The stream as the capture reader sees it: gunzipped when `head` (the
+/// first bytes of `r`, still unread by the caller) is the gzip magic. Shared
+/// by files, standard input and [`CaptureFile::from_bytes`].
+fn decompressing<R: Read + Send + 'static>(head: &[u8], r: R) -> Box<dyn Read + Send> {
+    if head.starts_with(&GZIP_MAGIC) {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else {
+        Box::new(r)
+    }
+}
+
 fn open_stream(path: &Path) -> Result<Box<dyn Read + Send>> {
     if is_stdin(path) {
         use std::io::BufRead;
@@ -119,11 +136,8 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read + Send>> {
         let head = r
             .fill_buf()
             .map_err(|e| Error::input("standard input", io_reason(&e)))?;
-        return Ok(if head.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::read::MultiGzDecoder::new(r))
-        } else {
-            Box::new(r)
-        });
+        let head: Vec<u8> = head.iter().take(GZIP_MAGIC.len()).copied().collect();
+        return Ok(decompressing(&head, r));
     }
     let mut f = std::fs::File::open(path).map_err(|e| Error::input(path, io_reason(&e)))?;
     if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
@@ -136,13 +150,12 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read + Send>> {
     use std::io::Seek;
     f.seek(std::io::SeekFrom::Start(0))
         .map_err(|e| Error::input(path, io_reason(&e)))?;
-    if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(
-            std::io::BufReader::with_capacity(1 << 16, f),
-        )))
+    let head = magic.get(..n).unwrap_or_default();
+    Ok(if head.starts_with(&GZIP_MAGIC) {
+        decompressing(head, std::io::BufReader::with_capacity(1 << 16, f))
     } else {
-        Ok(Box::new(f))
-    }
+        decompressing(head, f)
+    })
 }
 
 /// A capture file opened and recognised, ready to read.
@@ -161,6 +174,23 @@ impl CaptureFile {
             path
         };
         let stream = open_stream(path)?;
+        Self::recognise(path, shown, stream)
+    }
+
+    /// A capture held in memory (pcap or pcapng, either gzipped), read by
+    /// the same code as [`CaptureFile::open`] on a file with these bytes:
+    /// same recognition, same frames, same end. [`CaptureFile::path`] and
+    /// errors name it [`MEMORY_NAME`].
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        let name = Path::new(MEMORY_NAME);
+        let head: Vec<u8> = bytes.iter().take(GZIP_MAGIC.len()).copied().collect();
+        let stream = decompressing(&head, std::io::Cursor::new(bytes));
+        Self::recognise(name, name, stream)
+    }
+
+    /// Recognise pcap or pcapng at the start of `stream` (already gunzipped
+    /// if need be); `shown` names it in errors.
+    fn recognise(path: &Path, shown: &Path, stream: Box<dyn Read + Send>) -> Result<Self> {
         let reader = match pcap_parser::create_reader(INITIAL_BUFFER, stream) {
             Ok(r) => r,
             Err(PcapError::Eof) => return Err(Error::input(shown, "empty file, not a capture")),

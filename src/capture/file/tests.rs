@@ -219,3 +219,78 @@ fn timestamps_convert() {
     let ms = Iface { resol: 1_000, ..us };
     assert_eq!(to_ns(1, 1, ms), 1_001_000_000);
 }
+
+/// Every frame of `bytes` through `CaptureFile::from_bytes`.
+fn read_bytes(bytes: &[u8]) -> (Vec<Seen>, FileSummary) {
+    let mut seen = Vec::new();
+    let sum = CaptureFile::from_bytes(bytes.to_vec())
+        .unwrap()
+        .for_each(|n, r| {
+            seen.push((
+                n,
+                r.ts,
+                r.linktype,
+                r.interface,
+                r.data.to_vec(),
+                r.wire_len,
+            ));
+        });
+    (seen, sum)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn bytes_and_path_give_the_same_frames() {
+    let caps = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut checked = 0;
+    for name in ["demo.pcapng", "ksc.pcap", "quic.pcap", "real-clients.pcap"] {
+        let whole = std::fs::read(caps.join(name)).unwrap();
+        // Whole, cut inside a block (truncated), and gzipped whole and cut.
+        let cut = whole.get(..whole.len() * 2 / 3).unwrap().to_vec();
+        for (what, bytes) in [
+            ("whole", whole.clone()),
+            ("cut", cut.clone()),
+            ("gzip", gzip(&whole)),
+            ("gzip cut", gzip(&cut)),
+        ] {
+            let (by_path, path_sum) = read(&bytes);
+            let (in_memory, mem_sum) = read_bytes(&bytes);
+            assert!(!by_path.is_empty(), "{name} {what}: no frames");
+            assert_eq!(by_path, in_memory, "{name} {what}: frames differ");
+            assert_eq!(path_sum.frames, mem_sum.frames, "{name} {what}");
+            assert_eq!(path_sum.end, mem_sum.end, "{name} {what}");
+            if what.contains("cut") {
+                assert!(
+                    matches!(mem_sum.end, End::Damaged(ref w) if w.contains("truncated")),
+                    "{name} {what}: {:?}",
+                    mem_sum.end
+                );
+            } else {
+                assert_eq!(mem_sum.end, End::Complete, "{name} {what}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 16);
+}
+
+#[test]
+fn bytes_refused_like_files() {
+    let err = |bytes: &[u8]| {
+        CaptureFile::from_bytes(bytes.to_vec())
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    let e = err(b"");
+    assert!(e.contains("empty file") && e.contains(MEMORY_NAME), "{e}");
+    assert!(err(b"this is not a capture file at all").contains("not a pcap or pcapng"));
+    assert!(err(&gzip(b"not a capture either")).contains("not a pcap or pcapng"));
+    let f = CaptureFile::from_bytes(pcap(false, false, 1, &[])).unwrap();
+    assert_eq!(f.path(), Path::new(MEMORY_NAME));
+}

@@ -225,7 +225,10 @@ impl CaptureFile {
 
     /// Read every packet, calling `f` for each. Frames are numbered from 1.
     pub fn for_each(mut self, mut f: impl FnMut(u64, RawPacket<'_>)) -> FileSummary {
-        let mut w = Walk::default();
+        let mut w = Walk {
+            capacity: INITIAL_BUFFER,
+            ..Walk::default()
+        };
         let end = loop {
             if let Some(why) =
                 short_ng_block(self.reader.data(), w.ng_big_endian, w.offset, w.frames)
@@ -242,8 +245,19 @@ impl CaptureFile {
                     self.reader.consume_noshift(consumed);
                 }
                 Err(PcapError::Incomplete(_)) => {
-                    if let Some(end) = refill(self.reader.as_mut(), &w) {
+                    if let Some(end) = refill(self.reader.as_mut(), &mut w) {
                         break end;
+                    }
+                }
+                // A block larger than the buffer (jumbo or TSO frames, big
+                // pcapng blocks): grow it, at most to MAX_BLOCK_BYTES.
+                Err(PcapError::BufferTooSmall) if w.capacity < MAX_BLOCK_BYTES => {
+                    w.capacity = w.capacity.saturating_mul(4).min(MAX_BLOCK_BYTES);
+                    if !self.reader.grow(w.capacity) {
+                        break w.stop(&PcapError::<&[u8]>::BufferTooSmall);
+                    }
+                    if let Err(e) = self.reader.refill() {
+                        break End::Damaged(format!("read error at byte {}: {e:?}", w.offset));
                     }
                 }
                 Err(e) => break w.stop(&e),
@@ -267,6 +281,9 @@ struct Walk {
     last_ts: u64,
     /// Byte order of the current pcapng section (None: legacy pcap).
     ng_big_endian: Option<bool>,
+    /// The reader's buffer size: [`INITIAL_BUFFER`], grown for larger
+    /// blocks up to [`MAX_BLOCK_BYTES`].
+    capacity: usize,
 }
 
 impl Walk {
@@ -402,7 +419,7 @@ impl Walk {
 
 /// More bytes for an incomplete block: refill, and grow the buffer (up to
 /// [`MAX_BLOCK_BYTES`]) for a block larger than it. `Some` ends the file.
-fn refill(reader: &mut (dyn PcapReaderIterator + Send), w: &Walk) -> Option<End> {
+fn refill(reader: &mut (dyn PcapReaderIterator + Send), w: &mut Walk) -> Option<End> {
     if let Err(e) = reader.refill() {
         return Some(End::Damaged(format!(
             "read error at byte {}: {e:?}",
@@ -415,7 +432,13 @@ fn refill(reader: &mut (dyn PcapReaderIterator + Send), w: &Walk) -> Option<End>
     }
     match reader.next() {
         Err(PcapError::Incomplete(_)) => {
-            if !reader.grow(MAX_BLOCK_BYTES) || reader.refill().is_err() {
+            if w.capacity < MAX_BLOCK_BYTES {
+                w.capacity = MAX_BLOCK_BYTES;
+                if !reader.grow(MAX_BLOCK_BYTES) {
+                    return Some(truncated(w.offset, w.frames));
+                }
+            }
+            if reader.refill().is_err() {
                 return Some(truncated(w.offset, w.frames));
             }
             if let Err(PcapError::Incomplete(_)) = reader.next() {

@@ -294,3 +294,52 @@ fn bytes_refused_like_files() {
     let f = CaptureFile::from_bytes(pcap(false, false, 1, &[])).unwrap();
     assert_eq!(f.path(), Path::new(MEMORY_NAME));
 }
+
+/// A frame larger than the 1 MiB read buffer (pcap-parser reports
+/// BufferTooSmall, not Incomplete): the buffer grows and every frame is read,
+/// in pcap and pcapng, from a file and from memory; a block beyond
+/// MAX_BLOCK_BYTES still ends the file with the block size named.
+#[test]
+fn blocks_larger_than_the_buffer_are_read() {
+    for big_len in [
+        INITIAL_BUFFER + 1000,
+        3 * INITIAL_BUFFER,
+        9 * INITIAL_BUFFER,
+    ] {
+        let big = vec![0x5a; big_len];
+        let small = [1u8; 60];
+        let legacy = pcap(
+            false,
+            false,
+            1,
+            &[(1, 0, &small[..]), (2, 0, &big[..]), (3, 0, &small[..])],
+        );
+        let mut ng = shb();
+        ng.extend(idb(1));
+        ng.extend(epb(0, 1, &small));
+        ng.extend(epb(0, 2, &big));
+        ng.extend(epb(0, 3, &small));
+        for bytes in [&legacy, &ng] {
+            for (seen, sum) in [read(bytes), read_bytes(bytes)] {
+                assert_eq!(sum.end, End::Complete, "{big_len}");
+                let lens: Vec<usize> = seen.iter().map(|s| s.4.len()).collect();
+                assert_eq!(lens, vec![60, big_len, 60]);
+                assert!(seen[1].4.iter().all(|b| *b == 0x5a));
+            }
+        }
+    }
+    // Over the limit: refused with the limit named, frames before it kept.
+    let huge = vec![0u8; MAX_BLOCK_BYTES + 16];
+    let legacy = pcap(
+        false,
+        false,
+        1,
+        &[(1, 0, &[1u8; 60][..]), (2, 0, &huge[..])],
+    );
+    let (seen, sum) = read_bytes(&legacy);
+    assert_eq!(seen.len(), 1);
+    match sum.end {
+        End::Damaged(why) => assert!(why.contains("larger than 16777216"), "{why}"),
+        e => panic!("{e:?}"),
+    }
+}

@@ -25,19 +25,52 @@ fn parts(ns: u64) -> (i64, u32, u32, u64, u64, u64, u64) {
     (y, m, d, rem / 3600, (rem / 60) % 60, rem % 60, frac)
 }
 
+/// Append `v` as exactly `width` decimal digits (zero-padded, truncated
+/// to the low digits): no `fmt` machinery, which costs a few thousand
+/// instructions per timestamp (issue 16: reports of 10,000 hosts, events).
+fn push_digits(out: &mut String, v: u64, width: u32) {
+    for i in (0..width).rev() {
+        let d = (v / 10u64.pow(i)) % 10;
+        out.push(char::from(b'0' + d as u8));
+    }
+}
+
+fn push_date_time(out: &mut String, ns: u64) -> u64 {
+    let (y, mo, d, h, mi, s, frac) = parts(ns);
+    if (0..=9999).contains(&y) {
+        push_digits(out, y as u64, 4);
+    } else {
+        out.push_str(&format!("{y:04}"));
+    }
+    out.push('-');
+    push_digits(out, u64::from(mo), 2);
+    out.push('-');
+    push_digits(out, u64::from(d), 2);
+    out.push('T');
+    push_digits(out, h, 2);
+    out.push(':');
+    push_digits(out, mi, 2);
+    out.push(':');
+    push_digits(out, s, 2);
+    frac
+}
+
 /// `2026-03-02T09:00:00Z` (seconds).
 pub fn rfc3339(ns: u64) -> String {
-    let (y, mo, d, h, mi, s, _) = parts(ns);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    let mut out = String::with_capacity(20);
+    push_date_time(&mut out, ns);
+    out.push('Z');
+    out
 }
 
 /// `2026-03-02T09:00:00.123456Z` (microseconds), for events.
 pub fn rfc3339_micros(ns: u64) -> String {
-    let (y, mo, d, h, mi, s, frac) = parts(ns);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z",
-        frac / 1000
-    )
+    let mut out = String::with_capacity(27);
+    let frac = push_date_time(&mut out, ns);
+    out.push('.');
+    push_digits(&mut out, frac / 1000, 6);
+    out.push('Z');
+    out
 }
 
 /// Parse `30s`, `15m`, `12h`, `7d`, `1w` or plain seconds into nanoseconds.
@@ -70,6 +103,40 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn fast_forms_equal_format() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut samples = vec![
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            u64::MAX,
+            4_102_444_799_999_999_999,
+        ];
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push(x);
+            samples.push(x % 4_102_444_800_000_000_000);
+        }
+        for ns in samples {
+            let (y, mo, d, h, mi, s, frac) = parts(ns);
+            assert_eq!(
+                rfc3339(ns),
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+            );
+            assert_eq!(
+                rfc3339_micros(ns),
+                format!(
+                    "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z",
+                    frac / 1000
+                )
+            );
+        }
+    }
+
     #[test]
     fn formats() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");

@@ -5,7 +5,7 @@
 //! clients'), and other hosts (only evidence outside the selection). Reads
 //! the merger's [`HostTable`].
 
-use crate::hosts::{Host, HostTable, Section};
+use crate::hosts::{ip_text, Host, HostTable, Section};
 use crate::signatures::Category;
 use crate::timefmt::rfc3339;
 use serde::Serialize;
@@ -60,15 +60,15 @@ struct JsonReport<'a> {
 
 fn row(h: &Host) -> HostRow<'_> {
     HostRow {
-        host: h.ip.to_string(),
+        host: ip_text(&h.ip),
         device: h.key.label(),
-        addresses: h.addresses.iter().map(|a| a.to_string()).collect(),
+        addresses: h.addresses.iter().map(ip_text).collect(),
         mac: h.mac_string(),
         vendor: h.vendor(),
         hostname: h.hostname.as_deref(),
         fqdn: h.fqdn.as_deref(),
         vendor_class: h.vendor_class.as_deref(),
-        ksc_servers: h.ksc_servers.iter().map(|a| a.to_string()).collect(),
+        ksc_servers: h.ksc_servers.iter().map(ip_text).collect(),
         first_seen: rfc3339(h.first_seen),
         last_seen: rfc3339(h.last_seen),
         callbacks: Category::ALL

@@ -417,9 +417,9 @@ impl Merger {
             .unwrap_or("");
         let e = Event {
             ts: crate::timefmt::rfc3339_micros(o.ts),
-            src_ip: o.src.to_string(),
+            src_ip: crate::hosts::ip_text(&o.src),
             src_mac: o.src_mac.map(crate::hosts::fmt_mac),
-            dst_ip: o.dst.to_string(),
+            dst_ip: crate::hosts::ip_text(&o.dst),
             dst_port: o.dport,
             transport: o.l4.as_str(),
             protocol: o.protocol.as_str(),

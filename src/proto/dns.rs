@@ -327,11 +327,7 @@ fn answers_walk(msg: &[u8]) -> Option<Vec<Resolution>> {
     if w.error.is_some() || w.capped > 0 {
         return None;
     }
-    // read_name's text is ASCII (other bytes are escaped).
-    let text = |b: &[u8]| match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
-    };
+    let text = super::name::to_string;
     let mut buf = [0u8; MAX_NAME_LEN];
     let mut out = Vec::new();
     let mut off = w.end;

@@ -80,7 +80,11 @@ pub fn normalise(raw: &[u8], out: &mut [u8; MAX_NAME_LEN]) -> Option<usize> {
 
 /// Text form as a `String` (only for events and reports).
 pub fn to_string(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).into_owned()
+    // Normalised names are ASCII: the plain check is the fast path.
+    match std::str::from_utf8(name) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(name).into_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -133,6 +133,10 @@ impl TunnelPath {
     pub fn len(&self) -> usize {
         self.len
     }
+    /// The path on the heap, or `None` when no encapsulation was crossed.
+    pub fn boxed(&self) -> Option<Box<TunnelPath>> {
+        (self.len > 0).then(|| Box::new(*self))
+    }
     /// Labels for events, e.g. `["vlan:10","vxlan:42"]`.
     pub fn labels(&self) -> Vec<String> {
         self.iter().map(|e| e.to_string()).collect()

@@ -83,7 +83,9 @@ pub struct AddressBook {
     attrib: GenMap<IpAddr, Attribution>,
     /// Address -> packet time until which it counts as shared.
     shared: GenMap<IpAddr, u64>,
-    held: HashMap<ConnKey, Held, ahash::RandomState>,
+    /// Boxed: an observation is a few hundred bytes, and a flood of
+    /// connections inserts and removes one per packet.
+    held: HashMap<ConnKey, Box<Held>, ahash::RandomState>,
     /// Held connections in the order they opened: (open time, key).
     queue: VecDeque<(u64, ConnKey)>,
     resolvers: GenMap<IpAddr, ()>,
@@ -238,10 +240,10 @@ impl AddressBook {
         self.queue.push_back((o.ts, key));
         self.held.insert(
             key,
-            Held {
+            Box::new(Held {
                 open: o.clone(),
                 listed,
-            },
+            }),
         );
     }
 
@@ -262,7 +264,7 @@ impl AddressBook {
             self.stats.settled_by_name += 1;
             return None;
         }
-        self.release(held, o.ts, completed)
+        self.release(*held, o.ts, completed)
     }
 
     /// A listed address counts for completed handshakes only; a connection
@@ -304,7 +306,7 @@ impl AddressBook {
             self.queue.pop_front();
             if self.held.get(&k).is_some_and(|h| h.open.ts == t) {
                 if let Some(h) = self.held.remove(&k) {
-                    out.extend(self.release(h, now, false));
+                    out.extend(self.release(*h, now, false));
                 }
             }
         }
@@ -316,7 +318,7 @@ impl AddressBook {
         while let Some((t, k)) = self.queue.pop_front() {
             if self.held.get(&k).is_some_and(|h| h.open.ts == t) {
                 if let Some(h) = self.held.remove(&k) {
-                    out.extend(self.release(h, now, false));
+                    out.extend(self.release(*h, now, false));
                 }
             }
         }

@@ -432,9 +432,13 @@ impl Merger {
             frame: o.meta.frame,
             alpn: o.alpn.clone(),
             ech: o.ech,
-            tunnel: o.tunnel.labels(),
+            tunnel: o
+                .tunnel
+                .as_deref()
+                .map(crate::decode::TunnelPath::labels)
+                .unwrap_or_default(),
             managed: host.is_some_and(|h| h.managed),
-            device: host.map_or_else(|| o.src.to_string(), |h| h.key.label()),
+            device: host.map_or_else(|| crate::hosts::ip_text(&o.src), |h| h.key.label()),
             hostname: host.and_then(|h| h.hostname.clone()),
             vendor: host.and_then(|h| h.vendor()),
         };

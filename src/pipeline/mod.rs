@@ -119,7 +119,9 @@ pub struct Obs {
     pub dport: u16,
     pub l4: L4,
     pub src_mac: Option<[u8; 6]>,
-    pub tunnel: TunnelPath,
+    /// Encapsulations crossed, boxed when there are any (most packets have
+    /// none; the path is 150 bytes an observation would otherwise carry).
+    pub tunnel: Option<Box<TunnelPath>>,
     pub protocol: Protocol,
     /// Normalised name used for matching.
     pub name: String,
@@ -152,7 +154,7 @@ impl Obs {
             dport: self.sport,
             l4: self.l4,
             src_mac: None,
-            tunnel: self.tunnel,
+            tunnel: self.tunnel.clone(),
             protocol: self.protocol,
             name: String::new(),
             shown: None,

@@ -114,7 +114,7 @@ fn conn_obs(src: u8, dst: u8, sport: u16, ts: u64, kind: ObsKind) -> Obs {
         dport: 443,
         l4: L4::Tcp,
         src_mac: None,
-        tunnel: Default::default(),
+        tunnel: None,
         protocol: Protocol::Ip,
         name: String::new(),
         shown: None,

@@ -478,7 +478,7 @@ impl Obs {
             dport: ctx.dport,
             l4: ctx.l4,
             src_mac: ctx.pkt.src_mac,
-            tunnel: ctx.pkt.tunnel,
+            tunnel: ctx.pkt.tunnel.boxed(),
             protocol,
             name: String::new(),
             shown: None,

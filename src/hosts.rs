@@ -362,12 +362,13 @@ impl HostTable {
         self.map.insert(key, h);
     }
 
-    /// Record one callback. Returns the hosts evicted to make room.
-    pub fn record(&mut self, r: &Record<'_>) -> Vec<(DeviceKey, Eviction)> {
+    /// Record one callback. Returns how many hosts left the table (idle,
+    /// or the least recently seen to make room; both counted in the table).
+    pub fn record(&mut self, r: &Record<'_>) -> usize {
         let Record {
             ip, mac, ts, name, ..
         } = *r;
-        let mut evicted = self.expire(ts);
+        let mut evicted = self.expire(ts).len();
         let key = self.key_for(ip, r.bound);
         if matches!(key, DeviceKey::Mac(_)) {
             self.bind(ip, r.bound.unwrap_or_default());
@@ -382,7 +383,7 @@ impl HostTable {
                     continue;
                 }
                 self.evicted_capacity += 1;
-                evicted.push((victim, Eviction::Capacity));
+                evicted += 1;
             }
             let lru = self.order.push(key, ts).unwrap_or(u32::MAX);
             self.map.insert(
@@ -601,7 +602,8 @@ mod tests {
         t.record(&rec(ip(2), None, 20, Category::Update, Protocol::Dns, "x"));
         t.record(&rec(ip(1), None, 30, Category::Update, Protocol::Dns, "x"));
         let ev = t.record(&rec(ip(3), None, 40, Category::Update, Protocol::Dns, "x"));
-        assert_eq!(ev, vec![(DeviceKey::Ip(ip(2)), Eviction::Capacity)]);
+        assert_eq!(ev, 1);
+        assert!(t.get(&ip(2)).is_none() && t.get(&ip(1)).is_some());
         assert_eq!(t.evicted_capacity, 1);
         let ev = t.expire(135);
         assert_eq!(ev, vec![(DeviceKey::Ip(ip(1)), Eviction::Idle)]);

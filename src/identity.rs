@@ -146,8 +146,13 @@ impl IdentityBook {
 
     /// Names for a device seen at `addr` with MAC `mac` (the device's own
     /// announcements first, then what its MAC said in DHCP).
+    /// Nothing announced or bound yet.
+    pub fn is_empty(&self) -> bool {
+        self.by_addr.is_empty() && self.by_mac.is_empty()
+    }
+
     pub fn names(&self, addr: &IpAddr, mac: Option<[u8; 6]>) -> Names {
-        if self.by_addr.is_empty() && self.by_mac.is_empty() {
+        if self.is_empty() {
             // Nothing announced on this segment yet (and no hashing per callback).
             return Names::default();
         }

@@ -287,6 +287,9 @@ impl Merger {
 
     /// Copy what is known of the device at `ip` into its host entry.
     fn refresh_names(&mut self, ip: &IpAddr) {
+        if self.identity.is_empty() {
+            return;
+        }
         let Some(h) = self.hosts.get_mut(ip) else {
             return;
         };

@@ -399,7 +399,7 @@ fn bench_hosts(c: &mut Criterion) {
                 Protocol::Dns,
                 "ksn-a.kaspersky-labs.com",
             ));
-            black_box(ev.len())
+            black_box(ev)
         })
     });
     g.finish();

@@ -534,9 +534,7 @@ impl FlowTable {
     fn rotate(&mut self, c: &mut Counters) {
         let dropped = self.old.values().filter(|f| !f.finished()).count();
         c.flows_evicted += self.old.len() as u64;
-        for _ in 0..dropped {
-            c.limit(Limit::Flows);
-        }
+        c.limit_n(Limit::Flows, dropped as u64);
         self.old.clear();
         std::mem::swap(&mut self.cur, &mut self.old);
         self.present.fill(0);

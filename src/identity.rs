@@ -101,9 +101,7 @@ impl IdentityBook {
                     dropped += self.by_mac.insert(m, n, |_| true);
                 }
             }
-            for _ in 0..dropped {
-                c.limit(Limit::Identities);
-            }
+            c.limit_n(Limit::Identities, dropped);
         }
         let addr = id.addr?;
         let bind = if id.binding { id.mac } else { None };
@@ -129,9 +127,7 @@ impl IdentityBook {
                 new_binding = bind.map(|b| (addr, b));
             }
         }
-        for _ in 0..dropped {
-            c.limit(Limit::Identities);
-        }
+        c.limit_n(Limit::Identities, dropped);
         new_binding
     }
 

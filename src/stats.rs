@@ -72,6 +72,7 @@ counter_enum! {
         SharedAddresses => "max_shared_addresses",
         HeldConnections => "max_held_connections",
         Resolvers => "max_resolvers",
+        ForwardedQuestions => "max_forwarded_questions",
         Identities => "max_identities",
         AddressesPerHost => "max_addresses_per_host",
         DnsNameLen => "max_dns_name_len",
@@ -104,8 +105,12 @@ impl Counters {
     }
     #[inline]
     pub fn limit(&mut self, l: Limit) {
-        if let Some(n) = self.limit_drops.get_mut(l as usize) {
-            *n += 1;
+        self.limit_n(l, 1);
+    }
+    /// `n` drops at one limit (a table generation cleared at once).
+    pub fn limit_n(&mut self, l: Limit, n: u64) {
+        if let Some(c) = self.limit_drops.get_mut(l as usize) {
+            *c += n;
         }
     }
     pub fn unknown_linktype(&mut self, lt: u32) {

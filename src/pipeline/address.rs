@@ -132,9 +132,7 @@ impl AddressBook {
             expires: ts.saturating_add(life(ttl)),
         };
         let dropped = self.attrib.insert(addr, a, |a| a.expires >= ts);
-        for _ in 0..dropped {
-            c.limit(Limit::Resolutions);
-        }
+        c.limit_n(Limit::Resolutions, dropped);
         if self.is_shared(&addr, ts) {
             self.stats.shared += 1;
         }
@@ -152,9 +150,7 @@ impl AddressBook {
             }
             None => dropped + self.shared.insert(addr, until, |u| *u >= ts),
         };
-        for _ in 0..dropped {
-            c.limit(Limit::SharedAddresses);
-        }
+        c.limit_n(Limit::SharedAddresses, dropped);
         if !was && self.attrib.get(&addr).is_some_and(|a| a.expires >= ts) {
             self.stats.shared += 1;
         }

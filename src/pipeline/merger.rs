@@ -263,9 +263,7 @@ impl Merger {
             let dropped = self.asked.insert((o.dst, k), now, |t| {
                 now.saturating_sub(*t) <= FORWARD_WINDOW_NS
             });
-            for _ in 0..dropped {
-                self.counters.limit(Limit::Resolvers);
-            }
+            self.counters.limit_n(Limit::ForwardedQuestions, dropped);
         }
     }
 
@@ -355,9 +353,7 @@ impl Merger {
             .insert((o.src, o.dst, o.sport, o.dns_id), now, |t| {
                 now.saturating_sub(*t) < QUERY_WAIT_NS
             });
-        for _ in 0..dropped {
-            self.counters.limit(Limit::DnsPendingQueries);
-        }
+        self.counters.limit_n(Limit::DnsPendingQueries, dropped);
     }
 
     fn callback(&mut self, o: &Obs, hit: Hit, name: &str) {

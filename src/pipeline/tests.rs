@@ -235,3 +235,31 @@ fn held_connections_are_bounded() {
     assert!(b.held() <= address::MAX_HELD_CONNECTIONS);
     assert_eq!(c.get_limit(crate::stats::Limit::HeldConnections), 100);
 }
+
+/// Questions a host was asked at port 53 (remembered to spot a forwarder)
+/// are bounded by MAX_ASKED; what is forgotten at the bound is counted under
+/// its own limit, not as dropped resolvers.
+#[test]
+fn forwarded_questions_are_bounded_and_counted_apart() {
+    use super::merger::{Merger, MAX_ASKED};
+    use crate::hosts::HostTable;
+    use crate::stats::Limit;
+    let mut m = Merger::new(matcher(), HostTable::new(100, None));
+    let h = hit();
+    for i in 0..(3 * MAX_ASKED) as u64 {
+        let mut o = conn_obs(7, 53, 40_000, i * 1_000, ObsKind::Name);
+        o.dst = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 53));
+        o.dport = 53;
+        o.l4 = L4::Udp;
+        o.protocol = Protocol::Dns;
+        o.name = format!("r{i}.kaspersky.com");
+        o.hit = Some(h);
+        o.dns_id = i as u16;
+        m.apply(&o);
+    }
+    let c = &m.counters;
+    assert!(c.limit_drops[Limit::ForwardedQuestions as usize] >= MAX_ASKED as u64 / 2);
+    assert_eq!(c.limit_drops[Limit::Resolvers as usize], 0);
+    // The asking host is a device (it never answered nor forwarded).
+    assert_eq!(m.hosts.len(), 1);
+}

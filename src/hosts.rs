@@ -10,14 +10,17 @@
 use crate::evidence::{Evidence, Role, Selection};
 use crate::proto::Protocol;
 use crate::signatures::Category;
-use crate::table::Lru;
-use std::collections::{HashMap, HashSet};
+use crate::table::{GenMap, Lru};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Distinct names kept per host; further distinct names are only counted.
 pub const MAX_NAMES_PER_HOST: usize = 64;
-/// Distinct overflow names remembered (as hashes) to count "+N more".
-pub const MAX_OVERFLOW_NAMES: usize = 4096;
+/// Overflow-name fingerprints remembered across all hosts, to count each
+/// host's "+N more" distinct names. One table for all hosts (a per-host set
+/// of 4,096 was ~70 KB a host: 700 MB for a full table of spoofed hosts);
+/// a name forgotten at the bound may be counted again.
+pub const MAX_OVERFLOW_NAMES: usize = 65_536;
 /// Default host-table cap (`--max-hosts`).
 pub const DEFAULT_MAX_HOSTS: usize = 10_000;
 
@@ -69,7 +72,6 @@ pub struct Host {
     /// Fingerprints of `names`, index for index (a membership test without
     /// comparing every name).
     name_keys: Vec<u64>,
-    overflow: HashSet<u64, ahash::RandomState>,
     pub overflow_names: u64,
     pub managed: bool,
     pub inventory_name: Option<String>,
@@ -238,6 +240,8 @@ pub struct HostTable {
     pub names_capped: u64,
     /// Addresses not remembered at [`MAX_ADDRESSES_PER_HOST`].
     pub addresses_capped: u64,
+    /// Names beyond MAX_NAMES_PER_HOST already counted: (host, fingerprint).
+    overflow: GenMap<(DeviceKey, u64), ()>,
     /// Random hasher for the overflow-name fingerprints (names are attacker-chosen).
     name_hasher: ahash::RandomState,
 }
@@ -256,6 +260,7 @@ impl HostTable {
             evicted_idle: 0,
             names_capped: 0,
             addresses_capped: 0,
+            overflow: GenMap::new(MAX_OVERFLOW_NAMES),
             name_hasher: ahash::RandomState::new(),
         }
     }
@@ -403,7 +408,6 @@ impl HostTable {
                     role: r.role,
                     names: Vec::with_capacity(2),
                     name_keys: Vec::with_capacity(2),
-                    overflow: HashSet::default(),
                     overflow_names: 0,
                     managed: false,
                     inventory_name: None,
@@ -450,12 +454,9 @@ impl HostTable {
                 h.names.push(name.to_string());
                 h.name_keys.push(k);
             } else {
-                if h.overflow.len() < MAX_OVERFLOW_NAMES {
-                    if h.overflow.insert(k) {
-                        h.overflow_names += 1;
-                        self.names_capped += 1;
-                    }
-                } else {
+                let fp = (key, k);
+                if !self.overflow.contains_key(&fp) {
+                    self.overflow.insert(fp, (), |_| true);
                     h.overflow_names += 1;
                     self.names_capped += 1;
                 }
@@ -608,6 +609,32 @@ mod tests {
         let ev = t.expire(135);
         assert_eq!(ev, vec![(DeviceKey::Ip(ip(1)), Eviction::Idle)]);
         assert_eq!(t.len(), 1);
+    }
+
+    /// Hosts that each send ever new names (a flood of random subdomains
+    /// from many sources): the overflow fingerprints stay within one global
+    /// bound, however many hosts overflow; distinct names are still counted.
+    #[test]
+    fn overflow_names_are_bounded_across_hosts() {
+        let mut t = HostTable::new(100, None);
+        let per_host = MAX_NAMES_PER_HOST + 5_000;
+        for h in 0..40u8 {
+            for i in 0..per_host {
+                let name = format!("r{i}.kaspersky.com");
+                t.record(&rec(ip(h), None, 1, Category::Other, Protocol::Dns, &name));
+            }
+            assert!(
+                t.overflow.len() <= MAX_OVERFLOW_NAMES,
+                "{}",
+                t.overflow.len()
+            );
+        }
+        for h in 0..40u8 {
+            let host = t.get(&ip(h)).unwrap();
+            assert_eq!(host.names.len(), MAX_NAMES_PER_HOST);
+            assert_eq!(host.overflow_names, 5_000, "host {h}");
+        }
+        assert_eq!(t.names_capped, 40 * 5_000);
     }
 
     #[test]

@@ -239,27 +239,31 @@ pub fn answer_owned_addrs(msg: &[u8], f: impl FnMut(&[u8], IpAddr, u32)) -> usiz
     walk_answers(msg, true, f)
 }
 
-fn walk_answers(msg: &[u8], owners: bool, mut f: impl FnMut(&[u8], IpAddr, u32)) -> usize {
-    let Some(w) = questions(msg, |_| {}) else {
-        return 0;
-    };
+/// One record of the answer section, as [`for_each_answer`] finds it.
+struct Answer<'m> {
+    /// Offset of the owner name (often a compression pointer).
+    owner_at: usize,
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    /// Offset of the record data, and the data.
+    rdata_at: usize,
+    rdata: &'m [u8],
+}
+
+/// Walk the first [`MAX_ANSWERS`] records of the answer section in order,
+/// calling `f` for each until it returns false. `Some(true)`: every record
+/// up to the bound was read; `Some(false)`: stopped, by `f` or at a record
+/// that cannot be read; `None`: the question section cannot be read.
+fn for_each_answer<'m>(msg: &'m [u8], mut f: impl FnMut(&Answer<'m>) -> bool) -> Option<bool> {
+    let w = questions(msg, |_| {})?;
     if w.error.is_some() || w.capped > 0 {
-        return 0;
+        return None;
     }
-    let mut buf = [0u8; MAX_NAME_LEN];
     let mut off = w.end;
-    let mut n = 0usize;
     for _ in 0..usize::from(w.header.ancount).min(MAX_ANSWERS) {
-        let (owner_len, p) = if owners {
-            match read_name(msg, off, &mut buf) {
-                Ok(x) => x,
-                Err(_) => break,
-            }
-        } else {
-            match skip_name(msg, off) {
-                Some(p) => (0, p),
-                None => break,
-            }
+        let Some(p) = skip_name(msg, off) else {
+            return Some(false);
         };
         let (Some(rtype), Some(class), Some(t1), Some(t2), Some(rdlen)) = (
             be16(msg, p),
@@ -268,27 +272,54 @@ fn walk_answers(msg: &[u8], owners: bool, mut f: impl FnMut(&[u8], IpAddr, u32))
             be16(msg, p + 6),
             be16(msg, p + 8),
         ) else {
-            break;
+            return Some(false);
         };
-        let ttl = u32::from(t1) << 16 | u32::from(t2);
-        let start = p + 10;
-        let Some(rdata) = msg.get(start..start + usize::from(rdlen)) else {
-            break;
+        let rdata_at = p + 10;
+        let end = rdata_at + usize::from(rdlen);
+        let Some(rdata) = msg.get(rdata_at..end) else {
+            return Some(false);
         };
-        let owner = buf.get(..owner_len).unwrap_or(&[]);
-        if class & 0x7fff == 1 {
-            let addr = match (rtype, rdata.len()) {
-                (1, 4) => <[u8; 4]>::try_from(rdata).ok().map(IpAddr::from),
-                (28, 16) => <[u8; 16]>::try_from(rdata).ok().map(IpAddr::from),
+        let a = Answer {
+            owner_at: off,
+            rtype,
+            class,
+            ttl: u32::from(t1) << 16 | u32::from(t2),
+            rdata_at,
+            rdata,
+        };
+        if !f(&a) {
+            return Some(false);
+        }
+        off = end;
+    }
+    Some(true)
+}
+
+fn walk_answers(msg: &[u8], owners: bool, mut f: impl FnMut(&[u8], IpAddr, u32)) -> usize {
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let mut n = 0usize;
+    for_each_answer(msg, |a| {
+        let owner_len = if owners {
+            match read_name(msg, a.owner_at, &mut buf) {
+                Ok((len, _)) => len,
+                Err(_) => return false,
+            }
+        } else {
+            0
+        };
+        if a.class & 0x7fff == 1 {
+            let addr = match (a.rtype, a.rdata.len()) {
+                (1, 4) => <[u8; 4]>::try_from(a.rdata).ok().map(IpAddr::from),
+                (28, 16) => <[u8; 16]>::try_from(a.rdata).ok().map(IpAddr::from),
                 _ => None,
             };
-            if let Some(a) = addr {
-                f(owner, a, ttl);
+            if let Some(addr) = addr {
+                f(buf.get(..owner_len).unwrap_or(&[]), addr, a.ttl);
                 n += 1;
             }
         }
-        off = start + usize::from(rdlen);
-    }
+        true
+    });
     n
 }
 
@@ -323,81 +354,68 @@ pub fn answers(msg: &[u8]) -> Vec<Resolution> {
 
 /// `None`: leave the message to hickory-proto.
 fn answers_walk(msg: &[u8]) -> Option<Vec<Resolution>> {
-    let w = questions(msg, |_| {})?;
-    if w.error.is_some() || w.capped > 0 {
-        return None;
-    }
     let text = super::name::to_string;
     let mut buf = [0u8; MAX_NAME_LEN];
     let mut out = Vec::new();
-    let mut off = w.end;
     // Owners are mostly one compression pointer, the same for every record:
     // decoded once.
     let mut last: Option<(u8, u8, String)> = None;
-    // The first MAX_ANSWERS records, as hickory's path reads them.
-    for _ in 0..usize::from(w.header.ancount).min(MAX_ANSWERS) {
-        let ptr = match (msg.get(off), msg.get(off + 1)) {
-            (Some(&a), Some(&b)) if a & 0xc0 == 0xc0 => Some((a, b)),
+    let mut readable = true;
+    let mut record = |a: &Answer<'_>| -> Option<()> {
+        let ptr = match (msg.get(a.owner_at), msg.get(a.owner_at + 1)) {
+            (Some(&x), Some(&y)) if x & 0xc0 == 0xc0 => Some((x, y)),
             _ => None,
         };
-        let (owner_text, p) = match (&last, ptr) {
-            (Some((a, b, t)), Some(x)) if (*a, *b) == x => (t.clone(), off + 2),
+        let owner = match (&last, ptr) {
+            (Some((x, y, t)), Some(p)) if (*x, *y) == p => t.clone(),
             _ => {
-                let (n, p) = read_name(msg, off, &mut buf).ok()?;
+                let (n, _) = read_name(msg, a.owner_at, &mut buf).ok()?;
                 let t = text(buf.get(..n)?);
-                if let Some((a, b)) = ptr {
-                    last = Some((a, b, t.clone()));
+                if let Some((x, y)) = ptr {
+                    last = Some((x, y, t.clone()));
                 }
-                (t, p)
+                t
             }
         };
-        let (rtype, class, t1, t2, rdlen) = (
-            be16(msg, p)?,
-            be16(msg, p + 2)?,
-            be16(msg, p + 4)?,
-            be16(msg, p + 6)?,
-            be16(msg, p + 8)?,
-        );
-        let ttl = u32::from(t1) << 16 | u32::from(t2);
-        let start = p + 10;
-        let end = start + usize::from(rdlen);
-        let rdata = msg.get(start..end)?;
-        match (rtype, class & 0x7fff) {
+        match (a.rtype, a.class & 0x7fff) {
             (64 | 65, _) => return None,
             (1 | 28, 1) => {
-                let addr = match rdata.len() {
-                    4 => IpAddr::from(<[u8; 4]>::try_from(rdata).ok()?),
-                    16 => IpAddr::from(<[u8; 16]>::try_from(rdata).ok()?),
+                let addr = match a.rdata.len() {
+                    4 => IpAddr::from(<[u8; 4]>::try_from(a.rdata).ok()?),
+                    16 => IpAddr::from(<[u8; 16]>::try_from(a.rdata).ok()?),
                     _ => return None,
                 };
-                if (rtype == 1) != addr.is_ipv4() {
+                if (a.rtype == 1) != addr.is_ipv4() {
                     return None;
                 }
                 out.push(Resolution::Addr {
-                    owner: owner_text,
+                    owner,
                     addr,
-                    ttl,
+                    ttl: a.ttl,
                 });
             }
             (5, 1) => {
-                let (n, after) = read_name(msg, start, &mut buf).ok()?;
-                if after != end {
+                let (n, after) = read_name(msg, a.rdata_at, &mut buf).ok()?;
+                if after != a.rdata_at + a.rdata.len() {
                     return None;
                 }
                 out.push(Resolution::Cname {
-                    owner: owner_text,
+                    owner,
                     target: text(buf.get(..n)?),
-                    ttl,
+                    ttl: a.ttl,
                 });
             }
             _ => {}
         }
-        if out.len() >= MAX_ANSWERS {
-            break;
-        }
-        off = end;
-    }
-    Some(out)
+        Some(())
+    };
+    // The first MAX_ANSWERS records, as hickory's path reads them; a record
+    // the walker cannot take leaves the message to hickory.
+    let complete = for_each_answer(msg, |a| {
+        readable = record(a).is_some();
+        readable
+    })?;
+    (complete && readable).then_some(out)
 }
 
 /// The answer section through hickory-proto: for messages with HTTPS/SVCB

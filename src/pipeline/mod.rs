@@ -145,15 +145,15 @@ impl Obs {
     /// ports swapped, the MAC dropped (it is the other end's or a router's),
     /// and none of the owned payload (name, answers) copied.
     pub fn reversed_head(&self) -> Obs {
-        Obs {
+        let mut head = Obs {
             meta: self.meta,
             ts: self.ts,
-            src: self.dst,
-            dst: self.src,
-            sport: self.dport,
-            dport: self.sport,
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
             l4: self.l4,
-            src_mac: None,
+            src_mac: self.src_mac,
             tunnel: self.tunnel.clone(),
             protocol: self.protocol,
             name: String::new(),
@@ -165,7 +165,9 @@ impl Obs {
             ech: self.ech,
             dns_id: self.dns_id,
             kind: ObsKind::Name,
-        }
+        };
+        head.reverse();
+        head
     }
 
     /// Key of the connection this observation belongs to, client first.

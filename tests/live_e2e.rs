@@ -13,92 +13,12 @@
 mod common;
 
 use common::*;
+#[path = "common/netns.rs"]
+mod netns;
+
+use netns::{sh, Netns};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-fn sh(argv: &[&str]) -> bool {
-    Command::new(argv[0])
-        .args(&argv[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Two namespaces joined by a veth pair; deleted on drop.
-struct Netns {
-    sensor: String,
-    peer: String,
-    sensor_if: String,
-    peer_if: String,
-}
-
-impl Netns {
-    fn new() -> Netns {
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{n}", std::process::id());
-        let ns = Netns {
-            sensor: format!("kwtest{id}s"),
-            peer: format!("kwtest{id}p"),
-            sensor_if: format!("kw{id}a"),
-            peer_if: format!("kw{id}b"),
-        };
-        for argv in [
-            vec!["ip", "netns", "add", &ns.sensor],
-            vec!["ip", "netns", "add", &ns.peer],
-            vec![
-                "ip",
-                "link",
-                "add",
-                &ns.sensor_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &ns.peer_if,
-            ],
-            vec!["ip", "link", "set", &ns.sensor_if, "netns", &ns.sensor],
-            vec!["ip", "link", "set", &ns.peer_if, "netns", &ns.peer],
-            vec!["ip", "-n", &ns.sensor, "link", "set", "lo", "up"],
-            vec!["ip", "-n", &ns.sensor, "link", "set", &ns.sensor_if, "up"],
-            vec!["ip", "-n", &ns.peer, "link", "set", &ns.peer_if, "up"],
-        ] {
-            assert!(sh(&argv), "setup failed: {}", argv.join(" "));
-        }
-        ns
-    }
-
-    fn replay(&self, file: &std::path::Path) {
-        let o = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.peer,
-                "tcpreplay",
-                &format!("--intf1={}", self.peer_if),
-            ])
-            .arg(file)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "tcpreplay: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Deleting the namespaces removes the veth pair with them.
-        sh(&["ip", "netns", "del", &self.sensor]);
-        sh(&["ip", "netns", "del", &self.peer]);
-        sh(&["ip", "link", "del", &self.sensor_if]);
-    }
-}
 
 fn usable(test: &str) -> bool {
     if !is_root() {

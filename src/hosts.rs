@@ -307,6 +307,17 @@ impl HostTable {
         Some(h)
     }
 
+    /// Remove `k`, the front of the eviction order. False when no host has
+    /// that key (the front entry is stale): it is dropped so the caller's
+    /// loop moves on.
+    fn remove_oldest(&mut self, k: &DeviceKey) -> bool {
+        if self.remove(k).is_some() {
+            return true;
+        }
+        self.order.pop_front();
+        false
+    }
+
     /// An address turned out to be bound to `mac` on the local segment:
     /// its host (keyed by address so far) joins the MAC's host.
     pub fn bind(&mut self, ip: IpAddr, mac: [u8; 6]) {
@@ -383,8 +394,7 @@ impl HostTable {
                 let Some((_, victim)) = self.order.front() else {
                     break;
                 };
-                if self.remove(&victim).is_none() {
-                    self.order.pop_front();
+                if !self.remove_oldest(&victim) {
                     continue;
                 }
                 self.evicted_capacity += 1;
@@ -473,8 +483,7 @@ impl HostTable {
             if now.saturating_sub(t) <= idle {
                 break;
             }
-            if self.remove(&k).is_none() {
-                self.order.pop_front();
+            if !self.remove_oldest(&k) {
                 continue;
             }
             self.evicted_idle += 1;

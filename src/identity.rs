@@ -148,10 +148,6 @@ impl IdentityBook {
     }
 
     pub fn names(&self, addr: &IpAddr, mac: Option<[u8; 6]>) -> Names {
-        if self.is_empty() {
-            // Nothing announced on this segment yet (and no hashing per callback).
-            return Names::default();
-        }
         let by_addr = self
             .by_addr
             .get(addr)

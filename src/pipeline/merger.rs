@@ -286,6 +286,7 @@ impl Merger {
     /// Copy what is known of the device at `ip` into its host entry.
     fn refresh_names(&mut self, ip: &IpAddr) {
         if self.identity.is_empty() {
+            // Nothing announced on this segment yet: no lookups per callback.
             return;
         }
         let Some(h) = self.hosts.get_mut(ip) else {

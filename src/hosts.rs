@@ -81,10 +81,12 @@ pub struct Host {
 
 impl Host {
     fn has_name(&self, key: u64, name: &str) -> bool {
+        // Keys first (a tight loop over u64s); the text only on a key match.
         self.name_keys
             .iter()
-            .zip(&self.names)
-            .any(|(k, n)| *k == key && n == name)
+            .enumerate()
+            .filter(|(_, k)| **k == key)
+            .any(|(i, _)| self.names.get(i).is_some_and(|n| n == name))
     }
 
     pub fn category_total(&self, c: Category) -> u64 {
@@ -464,9 +466,7 @@ impl HostTable {
                 h.names.push(name.to_string());
                 h.name_keys.push(k);
             } else {
-                let fp = (key, k);
-                if !self.overflow.contains_key(&fp) {
-                    self.overflow.insert(fp, (), |_| true);
+                if self.overflow.insert_new((key, k), (), |_| true).is_some() {
                     h.overflow_names += 1;
                     self.names_capped += 1;
                 }

@@ -14,25 +14,75 @@
 //! slab, no tree, no allocation once the slab has grown.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// A key with its hash computed once ([`GenMap`] looks a key up in two
+/// generations, then inserts it: one hash, not five).
+#[derive(Clone, Copy)]
+struct Hashed<K> {
+    h: u64,
+    k: K,
+}
+
+impl<K: Eq> PartialEq for Hashed<K> {
+    fn eq(&self, o: &Self) -> bool {
+        self.h == o.h && self.k == o.k
+    }
+}
+impl<K: Eq> Eq for Hashed<K> {}
+
+impl<K> Hash for Hashed<K> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.h);
+    }
+}
+
+/// Hands the precomputed hash of a [`Hashed`] key to the map unchanged.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `Hashed`; fold anything else anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type Gen<K, V> = HashMap<Hashed<K>, V, BuildHasherDefault<PassThrough>>;
 
 /// A map bounded to `max` entries with generational eviction.
 pub struct GenMap<K, V> {
-    cur: HashMap<K, V, ahash::RandomState>,
-    old: HashMap<K, V, ahash::RandomState>,
+    cur: Gen<K, V>,
+    old: Gen<K, V>,
     half: usize,
+    /// Random per-run hasher: keys (addresses, ports, ids) are chosen by
+    /// whoever sends packets.
+    seed: ahash::RandomState,
 }
 
 impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
-    /// A map of at most `max` entries (at least 2). Random per-run hasher:
-    /// keys (addresses, ports, ids) are chosen by whoever sends packets.
+    /// A map of at most `max` entries (at least 2).
     pub fn new(max: usize) -> Self {
-        let half = (max / 2).max(1);
-        let seed = ahash::RandomState::new();
         GenMap {
-            cur: HashMap::with_hasher(seed.clone()),
-            old: HashMap::with_hasher(seed),
-            half,
+            cur: HashMap::default(),
+            old: HashMap::default(),
+            half: (max / 2).max(1),
+            seed: ahash::RandomState::new(),
+        }
+    }
+
+    fn key(&self, k: &K) -> Hashed<K> {
+        Hashed {
+            h: self.seed.hash_one(k),
+            k: *k,
         }
     }
 
@@ -46,24 +96,27 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     }
 
     pub fn get(&self, k: &K) -> Option<&V> {
-        self.cur.get(k).or_else(|| self.old.get(k))
+        let k = self.key(k);
+        self.cur.get(&k).or_else(|| self.old.get(&k))
     }
 
     pub fn contains_key(&self, k: &K) -> bool {
-        self.cur.contains_key(k) || self.old.contains_key(k)
+        let k = self.key(k);
+        self.cur.contains_key(&k) || self.old.contains_key(&k)
     }
 
     /// Mutable access; an entry of the older generation moves to the
     /// current one (it is in use). Returns the value and the number of
     /// entries for which `live` held that a rotation dropped.
     pub fn get_mut(&mut self, k: &K, live: impl Fn(&V) -> bool) -> (Option<&mut V>, u64) {
-        if self.cur.contains_key(k) {
-            return (self.cur.get_mut(k), 0);
+        let k = self.key(k);
+        if self.cur.contains_key(&k) {
+            return (self.cur.get_mut(&k), 0);
         }
-        match self.old.remove(k) {
+        match self.old.remove(&k) {
             Some(v) => {
                 let dropped = self.make_room(&live);
-                (Some(self.cur.entry(*k).or_insert(v)), dropped)
+                (Some(self.cur.entry(k).or_insert(v)), dropped)
             }
             None => (None, 0),
         }
@@ -72,6 +125,7 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     /// Insert or replace. Returns how many entries for which `live` held
     /// were dropped to make room (0 almost always).
     pub fn insert(&mut self, k: K, v: V, live: impl Fn(&V) -> bool) -> u64 {
+        let k = self.key(&k);
         if let Some(slot) = self.cur.get_mut(&k) {
             *slot = v;
             return 0;
@@ -82,13 +136,30 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
         dropped
     }
 
+    /// Insert `k` unless present (in either generation, which is left as
+    /// it is). `None` when it was present; otherwise what [`Self::insert`]
+    /// returns.
+    pub fn insert_new(&mut self, k: K, v: V, live: impl Fn(&V) -> bool) -> Option<u64> {
+        let k = self.key(&k);
+        if self.cur.contains_key(&k) || self.old.contains_key(&k) {
+            return None;
+        }
+        let dropped = self.make_room(&live);
+        self.cur.insert(k, v);
+        Some(dropped)
+    }
+
     pub fn remove(&mut self, k: &K) -> Option<V> {
-        self.cur.remove(k).or_else(|| self.old.remove(k))
+        let k = self.key(k);
+        self.cur.remove(&k).or_else(|| self.old.remove(&k))
     }
 
     /// Entries of both generations, current first.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.cur.iter().chain(self.old.iter())
+        self.cur
+            .iter()
+            .chain(self.old.iter())
+            .map(|(k, v)| (&k.k, v))
     }
 
     /// Rotate when the current generation is full: the older one is

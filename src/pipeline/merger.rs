@@ -6,7 +6,7 @@
 //! the exporters (report, metrics) through its host table and counters.
 
 use super::address::{AddressBook, Release};
-use super::{Obs, ObsKind, L4};
+use super::{Obs, ObsKind, Resolved, L4};
 use crate::event::Event;
 use crate::evidence::{Evidence, Role};
 use crate::export::jsonlog::LineSink;
@@ -14,7 +14,7 @@ use crate::export::metrics::{Backfill, CallbackCounts, IfaceStats, Snapshot};
 use crate::hosts::{DeviceKey, HostTable, Record};
 use crate::identity::IdentityBook;
 use crate::matcher::{Hit, Matcher};
-use crate::proto::{dns, Protocol};
+use crate::proto::Protocol;
 use crate::signatures::Category;
 use crate::stats::{Counters, Limit};
 use crate::table::GenMap;
@@ -318,13 +318,11 @@ impl Merger {
         }
     }
 
-    fn learn(&mut self, o: &Obs, answers: &[dns::Resolution]) {
+    fn learn(&mut self, o: &Obs, answers: &Resolved) {
         let Some(hit) = o.hit else { return };
-        for r in answers {
-            if let dns::Resolution::Addr { addr, ttl, .. } = r {
-                self.address
-                    .learn(*addr, &o.name, hit, o.ts, *ttl, &mut self.counters);
-            }
+        for (addr, ttl) in answers.iter() {
+            self.address
+                .learn(addr, &o.name, hit, o.ts, ttl, &mut self.counters);
         }
     }
 

@@ -27,7 +27,7 @@ use crate::capture::RawPacket;
 use crate::decode::{self, TunnelPath};
 use crate::evidence::Evidence;
 use crate::matcher::Hit;
-use crate::proto::{dns, Protocol};
+use crate::proto::Protocol;
 use std::net::IpAddr;
 
 /// Where a packet came from: sequence number across the run, input index
@@ -84,6 +84,28 @@ impl AddrList {
     }
 }
 
+/// The addresses of a response to a matching question, in answer order:
+/// the first [`ANSWERS_PER_OBS`] inline, any further ones (rare; at most
+/// `dns::MAX_ANSWERS` in all) in `more`, so the usual answer allocates nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resolved {
+    head: AddrList,
+    more: Vec<(IpAddr, u32)>,
+}
+
+impl Resolved {
+    pub fn push(&mut self, addr: IpAddr, ttl: u32) {
+        match self.head.addrs.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => *slot = Some((addr, ttl)),
+            None => self.more.push((addr, ttl)),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (IpAddr, u32)> + '_ {
+        self.head.iter().chain(self.more.iter().copied())
+    }
+}
+
 /// What an observation carries.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum ObsKind {
@@ -99,7 +121,7 @@ pub enum ObsKind {
     /// seen to complete (the server's SYN-ACK, then the client's ACK).
     Decided(Named, bool),
     /// A DNS response to a matching question: addresses for attribution.
-    Resolved(Vec<dns::Resolution>),
+    Resolved(Resolved),
     /// A DNS response to other questions: addresses that serve other names.
     Answers(AddrList),
     /// What a device said about itself (DHCP, DHCPv6, mDNS, LLMNR, NetBIOS).

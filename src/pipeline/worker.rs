@@ -5,7 +5,7 @@
 //! connection's client named, and the addresses DNS responses hand out.
 //! Owns its flow table and fragment reassembler; shares only the matcher.
 
-use super::{AddrList, Named, Obs, ObsKind, PktMeta, ANSWERS_PER_OBS, L4};
+use super::{AddrList, Named, Obs, ObsKind, PktMeta, Resolved, ANSWERS_PER_OBS, L4};
 use crate::capture::RawPacket;
 use crate::decode::{self, Decoded, Packet, Transport};
 use crate::evidence::Evidence;
@@ -616,16 +616,30 @@ impl Emitter<'_> {
     fn dns_response(&mut self, ctx: &Ctx<'_>, msg: &[u8], id: u16) {
         let mut first: Option<(Hit, String)> = None;
         let mut questions = 0usize;
-        dns::questions(msg, |q| {
+        let mut buf = [0u8; name::MAX_NAME_LEN];
+        let matcher = self.matcher;
+        let Some(walk) = dns::questions_in(msg, &mut buf, |q| {
             questions += 1;
             if first.is_none() {
-                if let Some(hit) = self.matcher.lookup(q.name) {
+                if let Some(hit) = matcher.lookup(q.name) {
                     first = Some((hit, name::to_string(q.name)));
                 }
             }
-        });
+        }) else {
+            return;
+        };
         if let Some((hit, qname)) = first {
-            let mut o = Obs::at(ctx, Protocol::Dns, ObsKind::Resolved(dns::answers(msg)));
+            let mut addrs = Resolved::default();
+            if !dns::resolved_addrs(msg, &walk, &mut buf, |a, t| addrs.push(a, t)) {
+                // HTTPS/SVCB hints, or records only hickory-proto reads.
+                addrs = Resolved::default();
+                for r in dns::answers(msg) {
+                    if let dns::Resolution::Addr { addr, ttl, .. } = r {
+                        addrs.push(addr, ttl);
+                    }
+                }
+            }
+            let mut o = Obs::at(ctx, Protocol::Dns, ObsKind::Resolved(addrs));
             o.name = qname;
             o.hit = Some(hit);
             o.dns_id = id;
@@ -642,7 +656,7 @@ impl Emitter<'_> {
         let mut list = AddrList::default();
         let mut n = 0usize;
         let mut sent = false;
-        dns::answer_addrs(msg, |addr, ttl| {
+        dns::answer_addrs_after(msg, &walk, |addr, ttl| {
             if let Some(slot) = list.addrs.get_mut(n) {
                 *slot = Some((addr, ttl));
                 n += 1;

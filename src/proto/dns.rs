@@ -142,10 +142,18 @@ pub struct Walk {
 
 /// Walk the question section, calling `f` for each question. `None` if the
 /// header is short. No allocation.
-pub fn questions(msg: &[u8], mut f: impl FnMut(Question<'_>)) -> Option<Walk> {
+pub fn questions(msg: &[u8], f: impl FnMut(Question<'_>)) -> Option<Walk> {
+    questions_in(msg, &mut [0u8; MAX_NAME_LEN], f)
+}
+
+/// [`questions`] with a caller's name buffer (no 1 KiB buffer to clear per call).
+pub fn questions_in(
+    msg: &[u8],
+    buf: &mut [u8; MAX_NAME_LEN],
+    mut f: impl FnMut(Question<'_>),
+) -> Option<Walk> {
     let h = header(msg)?;
     let mut off = 12usize;
-    let mut buf = [0u8; MAX_NAME_LEN];
     let mut w = Walk {
         header: h,
         delivered: 0,
@@ -159,7 +167,7 @@ pub fn questions(msg: &[u8], mut f: impl FnMut(Question<'_>)) -> Option<Walk> {
             w.capped = qd - i;
             break;
         }
-        match read_name(msg, off, &mut buf) {
+        match read_name(msg, off, buf) {
             Ok((n, next)) => {
                 let (Some(qtype), Some(qclass)) = (be16(msg, next), be16(msg, next + 2)) else {
                     w.error = Some(NameError::Truncated);
@@ -233,6 +241,79 @@ pub fn answer_addrs(msg: &[u8], mut f: impl FnMut(IpAddr, u32)) -> usize {
     walk_answers(msg, false, |_, a, t| f(a, t))
 }
 
+/// [`answer_addrs`] for a message whose questions the caller walked (`w`).
+pub fn answer_addrs_after(msg: &[u8], w: &Walk, mut f: impl FnMut(IpAddr, u32)) -> usize {
+    let mut n = 0usize;
+    for_each_answer_after(msg, w, |a| {
+        if let Some(addr) = record_addr(a) {
+            f(addr, a.ttl);
+            n += 1;
+        }
+        true
+    });
+    n
+}
+
+/// The address of an A or AAAA record of class IN with data of its size.
+fn record_addr(a: &Answer<'_>) -> Option<IpAddr> {
+    if a.class & 0x7fff != 1 {
+        return None;
+    }
+    match (a.rtype, a.rdata.len()) {
+        (1, 4) => <[u8; 4]>::try_from(a.rdata).ok().map(IpAddr::from),
+        (28, 16) => <[u8; 16]>::try_from(a.rdata).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// The addresses [`answers`] gives for `msg` (its `Resolution::Addr`
+/// records, in order), without allocating, for a message whose questions the
+/// caller walked (`w`). `false`: the message needs [`answers`] itself (an
+/// HTTPS/SVCB record, or a record the zero-copy walker cannot take); the
+/// caller then discards what `f` was given. Owner names are checked as
+/// [`answers`] reads them; the usual owner, a pointer to the first
+/// question, is known good from `w` and not read again.
+pub fn resolved_addrs(
+    msg: &[u8],
+    w: &Walk,
+    buf: &mut [u8; MAX_NAME_LEN],
+    mut f: impl FnMut(IpAddr, u32),
+) -> bool {
+    // A pointer to offset 12 names the first question, which `w` read.
+    let mut good_ptr: Option<(u8, u8)> = (w.delivered > 0).then_some((0xc0, 12));
+    let mut ok = true;
+    let complete = for_each_answer_after(msg, w, |a| {
+        let ptr = match (msg.get(a.owner_at), msg.get(a.owner_at + 1)) {
+            (Some(&x), Some(&y)) if x & 0xc0 == 0xc0 => Some((x, y)),
+            _ => None,
+        };
+        if ptr.is_none() || ptr != good_ptr {
+            if read_name(msg, a.owner_at, buf).is_err() {
+                ok = false;
+                return false;
+            }
+            if ptr.is_some() {
+                good_ptr = ptr;
+            }
+        }
+        ok = match (a.rtype, a.class & 0x7fff) {
+            (64 | 65, _) => false,
+            (1 | 28, 1) => match record_addr(a) {
+                Some(addr) => {
+                    f(addr, a.ttl);
+                    true
+                }
+                None => false,
+            },
+            (5, 1) => matches!(read_name(msg, a.rdata_at, buf),
+                Ok((_, after)) if after == a.rdata_at + a.rdata.len()),
+            _ => true,
+        };
+        ok
+    });
+    complete == Some(true) && ok
+}
+
 /// Like [`answer_addrs`], with each record's owner name (lowercased text):
 /// mDNS and LLMNR responders announce their own names this way.
 pub fn answer_owned_addrs(msg: &[u8], f: impl FnMut(&[u8], IpAddr, u32)) -> usize {
@@ -255,8 +336,18 @@ struct Answer<'m> {
 /// calling `f` for each until it returns false. `Some(true)`: every record
 /// up to the bound was read; `Some(false)`: stopped, by `f` or at a record
 /// that cannot be read; `None`: the question section cannot be read.
-fn for_each_answer<'m>(msg: &'m [u8], mut f: impl FnMut(&Answer<'m>) -> bool) -> Option<bool> {
+fn for_each_answer<'m>(msg: &'m [u8], f: impl FnMut(&Answer<'m>) -> bool) -> Option<bool> {
     let w = questions(msg, |_| {})?;
+    for_each_answer_after(msg, &w, f)
+}
+
+/// [`for_each_answer`] for a message whose question section the caller
+/// has already walked (`w`, from [`questions`] on the same `msg`).
+fn for_each_answer_after<'m>(
+    msg: &'m [u8],
+    w: &Walk,
+    mut f: impl FnMut(&Answer<'m>) -> bool,
+) -> Option<bool> {
     if w.error.is_some() || w.capped > 0 {
         return None;
     }
@@ -307,16 +398,9 @@ fn walk_answers(msg: &[u8], owners: bool, mut f: impl FnMut(&[u8], IpAddr, u32))
         } else {
             0
         };
-        if a.class & 0x7fff == 1 {
-            let addr = match (a.rtype, a.rdata.len()) {
-                (1, 4) => <[u8; 4]>::try_from(a.rdata).ok().map(IpAddr::from),
-                (28, 16) => <[u8; 16]>::try_from(a.rdata).ok().map(IpAddr::from),
-                _ => None,
-            };
-            if let Some(addr) = addr {
-                f(buf.get(..owner_len).unwrap_or(&[]), addr, a.ttl);
-                n += 1;
-            }
+        if let Some(addr) = record_addr(a) {
+            f(buf.get(..owner_len).unwrap_or(&[]), addr, a.ttl);
+            n += 1;
         }
         true
     });

@@ -38,24 +38,61 @@ pub fn push_label_byte(b: u8, out: &mut [u8], n: &mut usize) -> bool {
 
 /// Appends a whole raw label in text form (as [`push_label_byte`] for each
 /// byte); `false` when `out` is full. A label of plain printable bytes (the
-/// usual case) is copied and lowercased in one go.
+/// usual case) is checked, lowercased and copied eight bytes at a time.
 #[inline]
 pub fn push_label(label: &[u8], out: &mut [u8], n: &mut usize) -> bool {
-    let plain = label
-        .iter()
-        .all(|b| matches!(b, 0x21..=0x7e) && *b != b'.' && *b != b'\\');
-    if plain {
-        return match out.get_mut(*n..*n + label.len()) {
-            Some(dst) => {
-                dst.copy_from_slice(label);
-                dst.make_ascii_lowercase();
-                *n += label.len();
-                true
-            }
-            None => false,
-        };
+    let Some(dst) = out.get_mut(*n..*n + label.len()) else {
+        // Too long as plain text; escaping only makes it longer.
+        return false;
+    };
+    if copy_plain(label, dst) {
+        *n += label.len();
+        return true;
     }
     label.iter().all(|&b| push_label_byte(b, out, n))
+}
+
+/// Copies `src` lowercased into `dst` (same length) when every byte is
+/// printable ASCII other than `.` and `\\`; `false` otherwise (`dst` then
+/// holds partial output the caller overwrites). Eight bytes per step: the
+/// tests of bytes below 0x21, above 0x7e and equal to a given byte are the
+/// exact SWAR forms ("hasless", "hasmore", "haszero").
+#[inline]
+fn copy_plain(src: &[u8], dst: &mut [u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut bad = 0u64;
+    let mut put = |x: u64, d: &mut [u8]| {
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        bad |= (x.wrapping_sub(ONES * 0x21) & !x)
+            | (x.wrapping_add(ONES) | x)
+            | zero(x ^ (ONES * u64::from(b'.')))
+            | zero(x ^ (ONES * u64::from(b'\\')));
+        // Every byte is below 0x80 when nothing is bad: no carries.
+        let upper = x.wrapping_add(ONES * (0x80 - 0x41)) & !x.wrapping_add(ONES * (0x80 - 0x5b));
+        let lower = (x | ((upper & HIGH) >> 2)).to_le_bytes();
+        for (o, b) in d.iter_mut().zip(lower) {
+            *o = b;
+        }
+    };
+    let mut s = src.chunks_exact(8);
+    let mut d = dst.chunks_exact_mut(8);
+    for (sc, dc) in (&mut s).zip(&mut d) {
+        put(
+            u64::from_le_bytes(<[u8; 8]>::try_from(sc).unwrap_or([0; 8])),
+            dc,
+        );
+    }
+    let (sr, dr) = (s.remainder(), d.into_remainder());
+    if !sr.is_empty() {
+        // Pad with a plain byte so only the real bytes can be bad.
+        let mut w = [b'a'; 8];
+        for (o, b) in w.iter_mut().zip(sr) {
+            *o = *b;
+        }
+        put(u64::from_le_bytes(w), dr);
+    }
+    bad & HIGH == 0
 }
 
 /// Normalise a dotted name from SNI, Host or text: lowercase, drop one
@@ -95,6 +132,14 @@ mod tests {
     fn push_label_equals_byte_by_byte() {
         // Every byte value alone, then pseudo-random labels of mixed bytes.
         let mut labels: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b'a', b, b'Z']).collect();
+        // Every byte value at every place of a label longer than two 8-byte steps.
+        for b in 0..=255u8 {
+            for at in 0..19 {
+                let mut l = b"Ab-Z0_xYzAbCdEfGhIj".to_vec();
+                l[at] = b;
+                labels.push(l);
+            }
+        }
         let mut x = 0x9e37_79b9_u32;
         for len in 0..64usize {
             let l = (0..len)

@@ -212,6 +212,12 @@ struct Ctx {
     vlans: usize,
     /// Stop at the first IP header (used for sharding by outer addresses).
     outer_only: bool,
+    /// Decode only as far as addresses need (for sharding by inner
+    /// addresses, [`inner_addrs`]): TCP headers are not parsed, and every
+    /// IP header reached is recorded in `deepest`.
+    addrs_only: bool,
+    /// Addresses of the deepest IP header reached (`addrs_only` only).
+    deepest: Option<(IpAddr, IpAddr)>,
 }
 
 impl Ctx {
@@ -239,6 +245,61 @@ pub fn outer_addrs(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)> {
         Decoded::Fragment(f) => Some((f.src, f.dst)),
         Decoded::Skip => None,
     }
+}
+
+/// Where a frame's innermost traffic is, for sharding it across workers
+/// ([`inner_addrs`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Inner<'a> {
+    /// The innermost IP address pair (source, destination): of the decoded
+    /// packet, or of the deepest IP header reached before decoding failed.
+    Addrs(IpAddr, IpAddr),
+    /// An IP fragment (at whatever depth): its own addresses are known, the
+    /// innermost ones only from the fragment at offset 0 ([`inner_addrs_of_first`]).
+    Fragment(Fragment<'a>),
+    /// Not IP (ARP, LLDP, ...) or undecodable before any IP header.
+    None,
+}
+
+fn inner_of<'a>(d: Decoded<'a>, ctx: &Ctx) -> Inner<'a> {
+    match d {
+        Decoded::Packet(p) => Inner::Addrs(p.src, p.dst),
+        Decoded::Fragment(f) => Inner::Fragment(f),
+        Decoded::Skip => match ctx.deepest {
+            Some((a, b)) => Inner::Addrs(a, b),
+            None => Inner::None,
+        },
+    }
+}
+
+/// The innermost addresses of a frame, decoding through every tunnel the
+/// worker's [`decode`] unwraps (same layers, same choices) but without
+/// parsing TCP headers: the shard key of `read --workers N`. Decode errors
+/// are counted in `c`, which the caller keeps apart from the run's counters
+/// (the worker counts them again).
+pub fn inner_addrs<'a>(linktype: u32, data: &'a [u8], c: &mut Counters) -> Inner<'a> {
+    let mut ctx = Ctx {
+        addrs_only: true,
+        ..Ctx::default()
+    };
+    let d = decode_link(linktype, data, &mut ctx, c);
+    inner_of(d, &ctx)
+}
+
+/// The innermost addresses inside the first fragment (offset 0) of a
+/// datagram, decoding its data as the start of the IP payload, as the
+/// worker will after reassembly. A header cut by the fragment boundary gives
+/// the deepest addresses reached (at least the fragment's own).
+pub fn inner_addrs_of_first<'a>(f: &Fragment<'a>, c: &mut Counters) -> Inner<'a> {
+    let mut ctx = Ctx {
+        src_mac: f.src_mac,
+        tunnel: f.tunnel,
+        addrs_only: true,
+        deepest: Some((f.src, f.dst)),
+        ..Ctx::default()
+    };
+    let d = ip_payload(f.proto, f.src, f.dst, f.data, &mut ctx, c);
+    inner_of(d, &ctx)
 }
 
 /// Decode one captured frame of the given link type.
@@ -554,6 +615,9 @@ fn ipv4<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     if ctx.outer_only {
         return outer(src, dst);
     }
+    if ctx.addrs_only {
+        ctx.deepest = Some((src, dst));
+    }
     let proto = h.protocol().0;
     let off = u32::from(h.fragments_offset().value()) * 8;
     if h.more_fragments() || off != 0 {
@@ -589,6 +653,9 @@ fn ipv6<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     let dst = IpAddr::V6(Ipv6Addr::from(h.destination()));
     if ctx.outer_only {
         return outer(src, dst);
+    }
+    if ctx.addrs_only {
+        ctx.deepest = Some((src, dst));
     }
     let mut next = h.next_header().0;
     let mut rest = body;
@@ -656,8 +723,7 @@ pub fn decode_ip_payload<'a>(f: &Fragment<'_>, payload: &'a [u8], c: &mut Counte
     let mut ctx = Ctx {
         src_mac: f.src_mac,
         tunnel: f.tunnel,
-        vlans: 0,
-        outer_only: false,
+        ..Ctx::default()
     };
     ip_payload(f.proto, f.src, f.dst, payload, &mut ctx, c)
 }
@@ -672,6 +738,8 @@ fn ip_payload<'a>(
 ) -> Decoded<'a> {
     let outer_v4 = src.is_ipv4();
     match proto {
+        // TCP carries no tunnel: the addresses are all a shard key needs.
+        6 if ctx.addrs_only => outer(src, dst),
         6 => {
             let h = match etherparse::TcpHeaderSlice::from_slice(d) {
                 Ok(h) => h,

@@ -13,7 +13,8 @@ use crate::export::metrics::{self, Backfill, IfaceStats};
 use crate::export::report;
 use crate::hosts::HostTable;
 use crate::matcher::Matcher;
-use crate::pipeline::{shard_of, Merger, PktMeta, Worker, WorkerConfig};
+use crate::pipeline::shard::Sharder;
+use crate::pipeline::{Merger, PktMeta, Worker, WorkerConfig};
 use crate::signatures::{Category, SignatureSet};
 use crate::stats::Counters;
 use std::path::{Path, PathBuf};
@@ -552,11 +553,15 @@ impl Rounds {
 }
 
 /// Multi-worker run. The reading thread is worker 0 (it processes its own
-/// shard inline, no copy); packets of the other shards (symmetric hash of the
-/// outermost address pair) are copied into per-worker batches. All batches
-/// of a round go out together, and the merger applies each round's
+/// shard inline, no copy); packets of the other shards are copied into
+/// per-worker batches. The shard is a symmetric hash of the innermost address
+/// pair (through tunnels), so the connections inside one tunnel spread over
+/// the workers; fragments go where their datagram's first fragment says,
+/// those that come before it being held in the reader ([`Sharder`]). All
+/// batches of a round go out together, and the merger applies each round's
 /// observations sorted by packet sequence, so the output equals a
-/// single-worker run.
+/// single-worker run (a held fragment keeps its sequence number and makes no
+/// observation of its own).
 #[allow(clippy::too_many_arguments)]
 fn threaded(
     files: &[PathBuf],
@@ -586,7 +591,7 @@ fn threaded(
     }
     drop(res_tx);
     let mut local = Worker::new(matcher.clone(), cfg);
-    let seed = ahash::RandomState::new();
+    let mut sharder = Sharder::new(workers, ahash::RandomState::new());
     let mut rounds = Rounds::default();
     let mut round = 0u64;
     let mut in_round = 0usize;
@@ -614,21 +619,31 @@ fn threaded(
         rounds.apply_ready(workers, merger);
         ok
     };
-    let damaged = for_each_packet(files, filter, progress, |meta, raw| {
-        match shard_of(raw, workers, &seed)
-            .checked_sub(1)
-            .and_then(|s| cur.get_mut(s))
-        {
+    // Worker 0 is this thread; the others get a copy in their batch.
+    fn dispatch(
+        cur: &mut [Batch],
+        local: &mut Worker,
+        w: usize,
+        meta: PktMeta,
+        raw: &RawPacket<'_>,
+    ) {
+        match w.checked_sub(1).and_then(|s| cur.get_mut(s)) {
             None => local.process(meta, raw),
             Some(b) => b.push(meta, raw),
         }
+    }
+    let damaged = for_each_packet(files, filter, progress, |meta, raw| {
+        sharder.route(meta, raw, &mut |w, m, r| {
+            dispatch(&mut cur, &mut local, w, m, r)
+        });
         in_round += 1;
         if in_round >= BATCH_PACKETS * workers {
             in_round = 0;
             failed |= !close_round(&mut cur, &mut round, &mut local, &mut rounds, merger);
         }
     })?;
-    if in_round > 0 {
+    let released = sharder.finish(&mut |w, m, r| dispatch(&mut cur, &mut local, w, m, r));
+    if in_round > 0 || released > 0 {
         failed |= !close_round(&mut cur, &mut round, &mut local, &mut rounds, merger);
     }
     drop(txs);
@@ -642,6 +657,7 @@ fn threaded(
         }
     }
     let mut total = local.counters();
+    total.merge(&sharder.counters);
     for h in handles {
         match h.join() {
             Ok(c) => total.merge(&c),

@@ -59,6 +59,14 @@ counter_enum! {
         FragBytes => "max_frag_bytes",
         FragOverlap => "frag_overlap",
         FragTimeout => "frag_timeout",
+        /// `read --workers N`: a reader-side fragment table (held fragments
+        /// waiting for their datagram's first fragment, or datagram routes)
+        /// was full; the fragments went to the worker of their own addresses.
+        ShardFragments => "max_shard_fragments",
+        /// `read --workers N`: fragments held for their datagram's first
+        /// fragment waited past the timeout and went to the worker of their
+        /// own addresses.
+        ShardTimeout => "shard_fragment_timeout",
         Flows => "max_flows",
         StreamBytes => "max_stream_bytes",
         StreamGapSegments => "max_stream_pending_segments",

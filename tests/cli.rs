@@ -203,6 +203,50 @@ fn worker_count_does_not_change_output() {
     }
 }
 
+/// Every capture of captures/ and tests/corpus (tunnels: VXLAN, GRE,
+/// ERSPAN, Geneve, GTP-U, 6in4, IP-in-IP; IPv4 and IPv6 fragments, some
+/// inside GTP-U) gives the same JSON report and the same events with 1, 2
+/// and 4 workers, now that packets are sharded by their innermost
+/// addresses and fragments follow their datagram's first fragment.
+#[test]
+fn worker_count_does_not_change_output_on_any_capture() {
+    let mut caps: Vec<std::path::PathBuf> = capture_files(&root().join("captures"))
+        .iter()
+        .map(|r| root().join("captures").join(r))
+        .collect();
+    caps.extend(
+        capture_files(&repo_corpus())
+            .iter()
+            .map(|r| repo_corpus().join(r)),
+    );
+    assert!(caps.len() > 50, "{} captures", caps.len());
+    let read = |cap: &str, workers: &str| {
+        // Events on stdout push the report to stderr: one run checks both.
+        let o = run(&[
+            "read",
+            "-q",
+            "--format",
+            "json",
+            "--events",
+            "-",
+            "--workers",
+            workers,
+            cap,
+        ]);
+        (stdout(&o), stderr(&o))
+    };
+    for cap in &caps {
+        let cap = cap.to_string_lossy();
+        let one = read(&cap, "1");
+        for workers in ["2", "4"] {
+            assert!(
+                read(&cap, workers) == one,
+                "{cap}: --workers {workers} differs from 1"
+            );
+        }
+    }
+}
+
 #[test]
 fn host_table_is_bounded() {
     let o = run(&[

@@ -12,12 +12,17 @@
 //! - `address.rs`: which addresses were resolved from Kaspersky names, which
 //!   are shared with other names, held connections, resolvers.
 //!
+//! - `shard.rs`: [`shard::Sharder`]: which worker gets each packet of a
+//!   multi-worker run (innermost addresses; fragments follow their
+//!   datagram's first fragment).
+//!
 //! Single-worker runs call both inline; multi-worker runs shard packets by
-//! [`shard_of`] and merge in sequence order, so output is identical whatever
-//! the worker count.
+//! innermost address pair ([`shard_of`], [`shard::Sharder`]) and merge in
+//! sequence order, so output is identical whatever the worker count.
 
 pub mod address;
 mod merger;
+pub mod shard;
 mod worker;
 
 pub use merger::{Merger, MAX_PENDING_QUERIES, QUERY_WAIT_NS};
@@ -201,20 +206,32 @@ impl Obs {
 /// A connection: client, server, client port, server port, transport.
 pub type ConnKey = (IpAddr, IpAddr, u16, u16, L4);
 
-/// Symmetric shard key of a packet: the outermost address pair, order-free,
-/// so both directions, every IP fragment and every tunnelled packet of a flow
-/// reach the same worker (inner addresses are unknown for non-first
-/// fragments of a tunnel). Non-IP frames go to worker 0. `seed` is a
+/// Symmetric shard key of a packet: its innermost address pair (through
+/// every tunnel `decode.rs` unwraps), order-free, so both directions of an
+/// inner connection reach the same worker while the connections inside one
+/// tunnel spread over the workers. A fragment is keyed by its own (the
+/// fragmented layer's) addresses here: the inner ones are only in the first
+/// fragment, so `read --workers N` routes fragments with [`shard::Sharder`],
+/// which sends every fragment of a datagram to the worker of the first
+/// fragment's innermost pair. Non-IP frames go to worker 0. `seed` is a
 /// per-run random hasher, so crafted addresses cannot pile onto one worker.
 pub fn shard_of(raw: &RawPacket<'_>, workers: usize, seed: &ahash::RandomState) -> usize {
     if workers <= 1 {
         return 0;
     }
-    let Some((a, b)) = decode::outer_addrs(raw.linktype, raw.data) else {
-        return 0;
-    };
+    let mut scratch = crate::stats::Counters::default();
+    match decode::inner_addrs(raw.linktype, raw.data, &mut scratch) {
+        decode::Inner::Addrs(a, b) => pair_shard(a, b, workers, seed),
+        decode::Inner::Fragment(f) => pair_shard(f.src, f.dst, workers, seed),
+        decode::Inner::None => 0,
+    }
+}
+
+/// Worker of an address pair, whichever way round.
+#[inline]
+pub fn pair_shard(a: IpAddr, b: IpAddr, workers: usize, seed: &ahash::RandomState) -> usize {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    (seed.hash_one((lo, hi)) % workers as u64) as usize
+    (seed.hash_one((lo, hi)) % workers.max(1) as u64) as usize
 }
 
 #[cfg(test)]

@@ -72,6 +72,9 @@ pub struct Host {
     /// Fingerprints of `names`, index for index (a membership test without
     /// comparing every name).
     name_keys: Vec<u64>,
+    /// One bit per fingerprint (of 256): a name whose bit is clear is new
+    /// without looking at `name_keys` (most of a flood of new names).
+    name_bloom: [u64; 4],
     pub overflow_names: u64,
     pub managed: bool,
     pub inventory_name: Option<String>,
@@ -80,7 +83,24 @@ pub struct Host {
 }
 
 impl Host {
+    fn bloom_bit(key: u64) -> (usize, u64) {
+        (((key >> 6) & 3) as usize, 1 << (key & 63))
+    }
+
+    fn add_name(&mut self, key: u64, name: String) {
+        let (w, bit) = Self::bloom_bit(key);
+        if let Some(x) = self.name_bloom.get_mut(w) {
+            *x |= bit;
+        }
+        self.names.push(name);
+        self.name_keys.push(key);
+    }
+
     fn has_name(&self, key: u64, name: &str) -> bool {
+        let (w, bit) = Self::bloom_bit(key);
+        if self.name_bloom.get(w).is_some_and(|x| x & bit == 0) {
+            return false;
+        }
         // Keys first (a tight loop over u64s); the text only on a key match.
         self.name_keys
             .iter()
@@ -351,8 +371,7 @@ impl HostTable {
             }
             for (k, n) in h.name_keys.drain(..).zip(h.names.drain(..)) {
                 if !into.has_name(k, &n) && into.names.len() < MAX_NAMES_PER_HOST {
-                    into.names.push(n);
-                    into.name_keys.push(k);
+                    into.add_name(k, n);
                 }
             }
             into.overflow_names += h.overflow_names;
@@ -420,6 +439,7 @@ impl HostTable {
                     role: r.role,
                     names: Vec::with_capacity(2),
                     name_keys: Vec::with_capacity(2),
+                    name_bloom: [0; 4],
                     overflow_names: 0,
                     managed: false,
                     inventory_name: None,
@@ -463,8 +483,7 @@ impl HostTable {
         let k = self.name_hasher.hash_one(name);
         if !h.has_name(k, name) {
             if h.names.len() < MAX_NAMES_PER_HOST {
-                h.names.push(name.to_string());
-                h.name_keys.push(k);
+                h.add_name(k, name.to_string());
             } else {
                 if self.overflow.insert_new((key, k), (), |_| true).is_some() {
                     h.overflow_names += 1;

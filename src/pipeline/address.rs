@@ -120,14 +120,14 @@ impl AddressBook {
     pub fn learn(
         &mut self,
         addr: IpAddr,
-        name: &str,
+        name: impl Into<String>,
         hit: Hit,
         ts: u64,
         ttl: u32,
         c: &mut Counters,
     ) {
         let a = Attribution {
-            name: name.to_string(),
+            name: name.into(),
             hit,
             expires: ts.saturating_add(life(ttl)),
         };

@@ -6,7 +6,7 @@
 //! the exporters (report, metrics) through its host table and counters.
 
 use super::address::{AddressBook, Release};
-use super::{Obs, ObsKind, Resolved, L4};
+use super::{Obs, ObsKind, L4};
 use crate::event::Event;
 use crate::evidence::{Evidence, Role};
 use crate::export::jsonlog::LineSink;
@@ -143,7 +143,9 @@ impl Merger {
     }
 
     /// Apply one observation (in packet order).
-    pub fn apply(&mut self, o: &Obs) {
+    /// Apply one observation. Its name may be taken (moved into an
+    /// attribution, not copied): `o` is spent afterwards.
+    pub fn apply(&mut self, o: &mut Obs) {
         if let Some(mut b) = self.backfill.take() {
             let none = Counters::default();
             b.advance(o.ts, &self.snapshot(&none, &[]));
@@ -168,10 +170,10 @@ impl Merger {
                     .decided(o, *named, *completed, &mut self.counters);
                 self.release(r);
             }
-            ObsKind::Resolved(answers) => {
+            ObsKind::Resolved(_) => {
                 self.responder(o);
                 self.response(o);
-                self.learn(o, answers);
+                self.learn(o);
             }
             ObsKind::Identity(id) => self.identity_seen(id),
             ObsKind::Answers(list) => {
@@ -318,11 +320,22 @@ impl Merger {
         }
     }
 
-    fn learn(&mut self, o: &Obs, answers: &Resolved) {
+    /// The addresses of a matched response now stand for its name (taken
+    /// from `o` for the last one: one allocation fewer per answer).
+    fn learn(&mut self, o: &mut Obs) {
         let Some(hit) = o.hit else { return };
-        for (addr, ttl) in answers.iter() {
+        let ObsKind::Resolved(answers) = &o.kind else {
+            return;
+        };
+        let mut addrs = answers.iter().peekable();
+        while let Some((addr, ttl)) = addrs.next() {
+            let name = if addrs.peek().is_some() {
+                o.name.clone()
+            } else {
+                std::mem::take(&mut o.name)
+            };
             self.address
-                .learn(addr, &o.name, hit, o.ts, ttl, &mut self.counters);
+                .learn(addr, name, hit, o.ts, ttl, &mut self.counters);
         }
     }
 

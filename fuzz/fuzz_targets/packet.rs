@@ -67,8 +67,8 @@ fuzz_target!(|data: &[u8]| {
             frame: i as u64 + 1,
         };
         worker.process(meta, &raw);
-        for o in worker.take() {
-            merger.apply(&o);
+        for mut o in worker.take() {
+            merger.apply(&mut o);
         }
     }
     let _ = worker.counters();

@@ -22,12 +22,25 @@ pub const MAX_FRAG_TOTAL_BYTES: usize = 8 << 20;
 /// Pending datagrams expire after this much packet time (Linux ipfrag_time: 30 s).
 pub const FRAG_TIMEOUT_NS: u64 = 30_000_000_000;
 
+/// A fragmented datagram's identity (RFC 791/8200: source, destination,
+/// identification, protocol); also the reader's shard routes are keyed by it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
+pub struct Key {
     src: IpAddr,
     dst: IpAddr,
     id: u32,
     proto: u8,
+}
+
+impl Key {
+    pub fn of(f: &Fragment<'_>) -> Key {
+        Key {
+            src: f.src,
+            dst: f.dst,
+            id: f.id,
+            proto: f.proto,
+        }
+    }
 }
 
 struct Pending {
@@ -82,12 +95,7 @@ impl Reassembler {
     /// Add a fragment at packet time `ts` (ns). Returns the datagram when complete.
     pub fn push(&mut self, f: &Fragment<'_>, ts: u64, c: &mut Counters) -> Option<Reassembled> {
         self.expire(ts, c);
-        let key = Key {
-            src: f.src,
-            dst: f.dst,
-            id: f.id,
-            proto: f.proto,
-        };
+        let key = Key::of(f);
         let start = f.offset;
         let end = start.saturating_add(f.data.len() as u32);
         if end as usize > MAX_FRAG_BYTES || (f.more && f.data.len() % 8 != 0) {

@@ -35,7 +35,7 @@
 
 use super::PktMeta;
 use crate::capture::RawPacket;
-use crate::decode::frag::{FRAG_TIMEOUT_NS, MAX_FRAGS_PER_DATAGRAM};
+use crate::decode::frag::{Key, FRAG_TIMEOUT_NS, MAX_FRAGS_PER_DATAGRAM};
 use crate::decode::{self, Fragment, Inner};
 use crate::stats::{Counters, Limit};
 use std::collections::{HashMap, VecDeque};
@@ -61,26 +61,6 @@ pub const MAX_NESTED_FRAGMENTS: usize = 4;
 /// Stale entries tolerated in the held-order queue, per held datagram, before
 /// it is compacted.
 const HELD_ORDER_SLACK: usize = 4;
-
-/// A fragmented datagram, as the reassembler keys it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    src: IpAddr,
-    dst: IpAddr,
-    id: u32,
-    proto: u8,
-}
-
-impl Key {
-    fn of(f: &Fragment<'_>) -> Key {
-        Key {
-            src: f.src,
-            dst: f.dst,
-            id: f.id,
-            proto: f.proto,
-        }
-    }
-}
 
 /// A copied fragment waiting for its route.
 struct HeldFrag {
@@ -313,20 +293,11 @@ impl Sharder {
     {
         let len = raw.data.len();
         let fallback = self.pick(f.src, f.dst);
-        if len > MAX_HELD_BYTES {
-            self.counters.limit(Limit::ShardFragments);
-            self.release(&key, None, send);
-            send(
-                self.routes.get(&key).copied().unwrap_or(fallback),
-                meta,
-                raw,
-            );
-            return;
-        }
-        if self
-            .held
-            .get(&key)
-            .is_some_and(|h| h.frags.len() >= MAX_HELD_PER_DATAGRAM)
+        if len > MAX_HELD_BYTES
+            || self
+                .held
+                .get(&key)
+                .is_some_and(|h| h.frags.len() >= MAX_HELD_PER_DATAGRAM)
         {
             self.counters.limit(Limit::ShardFragments);
             self.release(&key, None, send);

@@ -237,8 +237,8 @@ fn skip_name(msg: &[u8], mut off: usize) -> Option<usize> {
 /// each A and AAAA record (at most [`MAX_ANSWERS`]). Used for every response,
 /// whatever its question, to learn which addresses serve which kind of name.
 /// Returns the number of address records delivered.
-pub fn answer_addrs(msg: &[u8], mut f: impl FnMut(IpAddr, u32)) -> usize {
-    walk_answers(msg, false, |_, a, t| f(a, t))
+pub fn answer_addrs(msg: &[u8], f: impl FnMut(IpAddr, u32)) -> usize {
+    questions(msg, |_| {}).map_or(0, |w| answer_addrs_after(msg, &w, f))
 }
 
 /// [`answer_addrs`] for a message whose questions the caller walked (`w`).
@@ -283,10 +283,7 @@ pub fn resolved_addrs(
     let mut good_ptr: Option<(u8, u8)> = (w.delivered > 0).then_some((0xc0, 12));
     let mut ok = true;
     let complete = for_each_answer_after(msg, w, |a| {
-        let ptr = match (msg.get(a.owner_at), msg.get(a.owner_at + 1)) {
-            (Some(&x), Some(&y)) if x & 0xc0 == 0xc0 => Some((x, y)),
-            _ => None,
-        };
+        let ptr = a.owner_pointer(msg);
         if ptr.is_none() || ptr != good_ptr {
             if read_name(msg, a.owner_at, buf).is_err() {
                 ok = false;
@@ -305,8 +302,7 @@ pub fn resolved_addrs(
                 }
                 None => false,
             },
-            (5, 1) => matches!(read_name(msg, a.rdata_at, buf),
-                Ok((_, after)) if after == a.rdata_at + a.rdata.len()),
+            (5, 1) => a.cname_target(msg, buf).is_some(),
             _ => true,
         };
         ok
@@ -316,8 +312,20 @@ pub fn resolved_addrs(
 
 /// Like [`answer_addrs`], with each record's owner name (lowercased text):
 /// mDNS and LLMNR responders announce their own names this way.
-pub fn answer_owned_addrs(msg: &[u8], f: impl FnMut(&[u8], IpAddr, u32)) -> usize {
-    walk_answers(msg, true, f)
+pub fn answer_owned_addrs(msg: &[u8], mut f: impl FnMut(&[u8], IpAddr, u32)) -> usize {
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let mut n = 0usize;
+    for_each_answer(msg, |a| {
+        let Ok((owner_len, _)) = read_name(msg, a.owner_at, &mut buf) else {
+            return false;
+        };
+        if let Some(addr) = record_addr(a) {
+            f(buf.get(..owner_len).unwrap_or(&[]), addr, a.ttl);
+            n += 1;
+        }
+        true
+    });
+    n
 }
 
 /// One record of the answer section, as [`for_each_answer`] finds it.
@@ -330,6 +338,23 @@ struct Answer<'m> {
     /// Offset of the record data, and the data.
     rdata_at: usize,
     rdata: &'m [u8],
+}
+
+impl Answer<'_> {
+    /// The owner's compression pointer bytes, when the owner is one.
+    fn owner_pointer(&self, msg: &[u8]) -> Option<(u8, u8)> {
+        match (msg.get(self.owner_at), msg.get(self.owner_at + 1)) {
+            (Some(&x), Some(&y)) if x & 0xc0 == 0xc0 => Some((x, y)),
+            _ => None,
+        }
+    }
+
+    /// A CNAME's target read into `buf` (its length), `None` unless the
+    /// name is readable and fills the record data exactly.
+    fn cname_target(&self, msg: &[u8], buf: &mut [u8; MAX_NAME_LEN]) -> Option<usize> {
+        let (n, after) = read_name(msg, self.rdata_at, buf).ok()?;
+        (after == self.rdata_at + self.rdata.len()).then_some(n)
+    }
 }
 
 /// Walk the first [`MAX_ANSWERS`] records of the answer section in order,
@@ -386,27 +411,6 @@ fn for_each_answer_after<'m>(
     Some(true)
 }
 
-fn walk_answers(msg: &[u8], owners: bool, mut f: impl FnMut(&[u8], IpAddr, u32)) -> usize {
-    let mut buf = [0u8; MAX_NAME_LEN];
-    let mut n = 0usize;
-    for_each_answer(msg, |a| {
-        let owner_len = if owners {
-            match read_name(msg, a.owner_at, &mut buf) {
-                Ok((len, _)) => len,
-                Err(_) => return false,
-            }
-        } else {
-            0
-        };
-        if let Some(addr) = record_addr(a) {
-            f(buf.get(..owner_len).unwrap_or(&[]), addr, a.ttl);
-            n += 1;
-        }
-        true
-    });
-    n
-}
-
 /// A resolution learned from an answer section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resolution {
@@ -446,10 +450,7 @@ fn answers_walk(msg: &[u8]) -> Option<Vec<Resolution>> {
     let mut last: Option<(u8, u8, String)> = None;
     let mut readable = true;
     let mut record = |a: &Answer<'_>| -> Option<()> {
-        let ptr = match (msg.get(a.owner_at), msg.get(a.owner_at + 1)) {
-            (Some(&x), Some(&y)) if x & 0xc0 == 0xc0 => Some((x, y)),
-            _ => None,
-        };
+        let ptr = a.owner_pointer(msg);
         let owner = match (&last, ptr) {
             (Some((x, y, t)), Some(p)) if (*x, *y) == p => t.clone(),
             _ => {
@@ -463,26 +464,13 @@ fn answers_walk(msg: &[u8]) -> Option<Vec<Resolution>> {
         };
         match (a.rtype, a.class & 0x7fff) {
             (64 | 65, _) => return None,
-            (1 | 28, 1) => {
-                let addr = match a.rdata.len() {
-                    4 => IpAddr::from(<[u8; 4]>::try_from(a.rdata).ok()?),
-                    16 => IpAddr::from(<[u8; 16]>::try_from(a.rdata).ok()?),
-                    _ => return None,
-                };
-                if (a.rtype == 1) != addr.is_ipv4() {
-                    return None;
-                }
-                out.push(Resolution::Addr {
-                    owner,
-                    addr,
-                    ttl: a.ttl,
-                });
-            }
+            (1 | 28, 1) => out.push(Resolution::Addr {
+                owner,
+                addr: record_addr(a)?,
+                ttl: a.ttl,
+            }),
             (5, 1) => {
-                let (n, after) = read_name(msg, a.rdata_at, &mut buf).ok()?;
-                if after != a.rdata_at + a.rdata.len() {
-                    return None;
-                }
+                let n = a.cname_target(msg, &mut buf)?;
                 out.push(Resolution::Cname {
                     owner,
                     target: text(buf.get(..n)?),

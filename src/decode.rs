@@ -210,8 +210,6 @@ struct Ctx {
     src_mac: Option<[u8; 6]>,
     tunnel: TunnelPath,
     vlans: usize,
-    /// Stop at the first IP header (used for sharding by outer addresses).
-    outer_only: bool,
     /// Decode only as far as addresses need (for sharding by inner
     /// addresses, [`inner_addrs`]): TCP headers are not parsed, and every
     /// IP header reached is recorded in `deepest`.
@@ -228,22 +226,6 @@ impl Ctx {
             c.limit(Limit::EncapDepth);
             false
         }
-    }
-}
-
-/// Addresses of the outermost IP header (fragments and tunnels included),
-/// for sharding packets across workers so that every fragment and every
-/// tunnelled packet of a flow reaches the same worker.
-pub fn outer_addrs(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)> {
-    let mut ctx = Ctx {
-        outer_only: true,
-        ..Ctx::default()
-    };
-    let mut c = Counters::default();
-    match decode_link(linktype, data, &mut ctx, &mut c) {
-        Decoded::Packet(p) => Some((p.src, p.dst)),
-        Decoded::Fragment(f) => Some((f.src, f.dst)),
-        Decoded::Skip => None,
     }
 }
 
@@ -387,7 +369,8 @@ fn decode_link<'a>(linktype: u32, d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) 
     }
 }
 
-fn outer<'a>(src: IpAddr, dst: IpAddr) -> Decoded<'a> {
+/// A packet known only by its addresses (`addrs_only`: TCP not parsed).
+fn addresses_only<'a>(src: IpAddr, dst: IpAddr) -> Decoded<'a> {
     Decoded::Packet(Packet {
         src_mac: None,
         tunnel: TunnelPath::default(),
@@ -612,9 +595,6 @@ fn ipv4<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     let payload = d.get(hlen..end).unwrap_or(&[]);
     let src = IpAddr::V4(Ipv4Addr::from(h.source()));
     let dst = IpAddr::V4(Ipv4Addr::from(h.destination()));
-    if ctx.outer_only {
-        return outer(src, dst);
-    }
     if ctx.addrs_only {
         ctx.deepest = Some((src, dst));
     }
@@ -651,9 +631,6 @@ fn ipv6<'a>(d: &'a [u8], ctx: &mut Ctx, c: &mut Counters) -> Decoded<'a> {
     };
     let src = IpAddr::V6(Ipv6Addr::from(h.source()));
     let dst = IpAddr::V6(Ipv6Addr::from(h.destination()));
-    if ctx.outer_only {
-        return outer(src, dst);
-    }
     if ctx.addrs_only {
         ctx.deepest = Some((src, dst));
     }
@@ -739,7 +716,7 @@ fn ip_payload<'a>(
     let outer_v4 = src.is_ipv4();
     match proto {
         // TCP carries no tunnel: the addresses are all a shard key needs.
-        6 if ctx.addrs_only => outer(src, dst),
+        6 if ctx.addrs_only => addresses_only(src, dst),
         6 => {
             let h = match etherparse::TcpHeaderSlice::from_slice(d) {
                 Ok(h) => h,

@@ -474,7 +474,7 @@ fn every_parser(bytes: &[u8]) {
     let mut c = Counters::default();
     for lt in LINKTYPES {
         let _ = decode::decode(lt, bytes, &mut c);
-        let _ = decode::outer_addrs(lt, bytes);
+        let _ = decode::inner_addrs(lt, bytes, &mut c);
     }
     let _ = dns::header(bytes);
     let _ = dns::plausible(bytes);

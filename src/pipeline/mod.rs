@@ -17,7 +17,7 @@
 //!   datagram's first fragment).
 //!
 //! Single-worker runs call both inline; multi-worker runs shard packets by
-//! innermost address pair ([`shard_of`], [`shard::Sharder`]) and merge in
+//! innermost address pair ([`shard::Sharder`]) and merge in
 //! sequence order, so output is identical whatever the worker count.
 
 pub mod address;
@@ -28,8 +28,7 @@ mod worker;
 pub use merger::{Merger, MAX_PENDING_QUERIES, QUERY_WAIT_NS};
 pub use worker::{Worker, WorkerConfig, MAX_QUIC_HELLOS};
 
-use crate::capture::RawPacket;
-use crate::decode::{self, TunnelPath};
+use crate::decode::TunnelPath;
 use crate::evidence::Evidence;
 use crate::matcher::Hit;
 use crate::proto::Protocol;
@@ -205,27 +204,6 @@ impl Obs {
 
 /// A connection: client, server, client port, server port, transport.
 pub type ConnKey = (IpAddr, IpAddr, u16, u16, L4);
-
-/// Symmetric shard key of a packet: its innermost address pair (through
-/// every tunnel `decode.rs` unwraps), order-free, so both directions of an
-/// inner connection reach the same worker while the connections inside one
-/// tunnel spread over the workers. A fragment is keyed by its own (the
-/// fragmented layer's) addresses here: the inner ones are only in the first
-/// fragment, so `read --workers N` routes fragments with [`shard::Sharder`],
-/// which sends every fragment of a datagram to the worker of the first
-/// fragment's innermost pair. Non-IP frames go to worker 0. `seed` is a
-/// per-run random hasher, so crafted addresses cannot pile onto one worker.
-pub fn shard_of(raw: &RawPacket<'_>, workers: usize, seed: &ahash::RandomState) -> usize {
-    if workers <= 1 {
-        return 0;
-    }
-    let mut scratch = crate::stats::Counters::default();
-    match decode::inner_addrs(raw.linktype, raw.data, &mut scratch) {
-        decode::Inner::Addrs(a, b) => pair_shard(a, b, workers, seed),
-        decode::Inner::Fragment(f) => pair_shard(f.src, f.dst, workers, seed),
-        decode::Inner::None => 0,
-    }
-}
 
 /// Worker of an address pair, whichever way round.
 #[inline]

@@ -1,5 +1,5 @@
 //! Reader-side sharding for `read --workers N`: which worker gets each
-//! packet. The key is the innermost address pair ([`super::shard_of`]:
+//! packet. The key is the innermost address pair ([`super::pair_shard`]:
 //! order-free, seeded), so the traffic inside one tunnel (VXLAN, GRE, GTP-U,
 //! IP-in-IP, ... whatever `decode.rs` unwraps) spreads over the workers while
 //! every packet of one inner connection, both directions, reaches one worker.

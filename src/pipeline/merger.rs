@@ -142,9 +142,8 @@ impl Merger {
         self.address.attributed()
     }
 
-    /// Apply one observation (in packet order).
-    /// Apply one observation. Its name may be taken (moved into an
-    /// attribution, not copied): `o` is spent afterwards.
+    /// Apply one observation (in packet order). Its name may be taken
+    /// (moved into an attribution, not copied): `o` is spent afterwards.
     pub fn apply(&mut self, o: &mut Obs) {
         if let Some(mut b) = self.backfill.take() {
             let none = Counters::default();

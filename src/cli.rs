@@ -35,7 +35,8 @@ pub struct Common {
     /// Write one JSON object per match (JSON Lines) to PATH, or - for stdout
     #[arg(long, value_name = "PATH|-")]
     pub events: Option<PathBuf>,
-    /// Most hosts kept; the least recently seen is evicted (and counted)
+    /// Most hosts kept. At a full table a new host enters at its second
+    /// callback, evicting the least recently seen (both counted)
     #[arg(long, value_name = "N", default_value_t = crate::hosts::DEFAULT_MAX_HOSTS)]
     pub max_hosts: usize,
     /// Forget hosts with no callback for this long (packet time), e.g. 7d, 12h, 30m

@@ -3,8 +3,9 @@
 //! (device or resolver), MAC, distinct names (capped), every address of
 //! the device and what it calls itself. Keyed by [`DeviceKey`]: a device's
 //! addresses are one host when they are bound to one MAC on the local
-//! segment (`--group-by mac`), else each address is a host. Bounded by `--max-hosts` (least recently seen evicted) and
-//! `--host-idle` (packet time). Owned by the pipeline's merger; read by the
+//! segment (`--group-by mac`), else each address is a host. Bounded by
+//! `--max-hosts` (at a full table a new host enters at its second callback,
+//! evicting the least recently seen) and `--host-idle` (packet time). Owned by the pipeline's merger; read by the
 //! exporters (report, metrics). The same code serves `read` and `live`.
 
 use crate::evidence::{Evidence, Role, Selection};
@@ -21,6 +22,12 @@ pub const MAX_NAMES_PER_HOST: usize = 64;
 /// of 4,096 was ~70 KB a host: 700 MB for a full table of spoofed hosts);
 /// a name forgotten at the bound may be counted again.
 pub const MAX_OVERFLOW_NAMES: usize = 65_536;
+/// Bits of the full table's doorkeeper (128 KiB, two bits per refused
+/// host): it remembers which new hosts were refused once.
+pub const DOORKEEPER_BITS: usize = 1 << 20;
+/// Refusals after which the doorkeeper starts afresh (a sixteenth of its
+/// bits: a one-time host then slips in about once in 200 refusals).
+pub const DOORKEEPER_RESET: u64 = (DOORKEEPER_BITS / 16) as u64;
 /// Default host-table cap (`--max-hosts`).
 pub const DEFAULT_MAX_HOSTS: usize = 10_000;
 
@@ -266,6 +273,78 @@ pub struct HostTable {
     overflow: GenMap<(DeviceKey, u64), ()>,
     /// Random hasher for the overflow-name fingerprints (names are attacker-chosen).
     name_hasher: ahash::RandomState,
+    /// New hosts refused once at a full table (see [`Doorkeeper`]).
+    doorkeeper: Doorkeeper,
+    /// New hosts not entered because the table was full and their key was
+    /// not yet known to the doorkeeper (their callback still counts in the
+    /// totals and the events).
+    pub refused: u64,
+}
+
+/// Admission to a full host table. A new host would evict the least
+/// recently seen one; under a flood of one-time sources (spoofed addresses,
+/// a scan) that turns the whole table over for nothing and costs an
+/// eviction per packet. So at a full table a new host is refused at its
+/// first callback and its key noted in a bit set; a second callback (every
+/// Kaspersky device calls back again: its lookup then its connection, its
+/// next update check) finds the note and enters, evicting as before. The
+/// bit set starts afresh every [`DOORKEEPER_RESET`] refusals, so one-time
+/// keys do not fill it.
+///
+/// Its hash has fixed seeds, so a capture read twice gives the same report:
+/// a chosen key can at worst look noted (and be admitted as it is today);
+/// a bit set has no chains to lengthen.
+struct Doorkeeper {
+    bits: Vec<u64>,
+    noted: u64,
+    hasher: ahash::RandomState,
+}
+
+impl Doorkeeper {
+    fn new() -> Self {
+        Doorkeeper {
+            bits: vec![0; DOORKEEPER_BITS / 64],
+            noted: 0,
+            hasher: ahash::RandomState::with_seeds(
+                0x6b61_7377_6174_6368,
+                0x646f_6f72_6b65_6570,
+                0x9e37_79b9_7f4a_7c15,
+                0x243f_6a88_85a3_08d3,
+            ),
+        }
+    }
+
+    /// Two bit positions from one hash.
+    fn at(h: u64) -> [(usize, u64); 2] {
+        let mask = DOORKEEPER_BITS as u64 - 1;
+        let (a, b) = (h & mask, (h >> 32) & mask);
+        [
+            ((a >> 6) as usize, 1 << (a & 63)),
+            ((b >> 6) as usize, 1 << (b & 63)),
+        ]
+    }
+
+    /// True when `key` was noted before (admit); otherwise note it.
+    fn admit(&mut self, key: &DeviceKey) -> bool {
+        let pos = Self::at(self.hasher.hash_one(key));
+        if pos
+            .iter()
+            .all(|&(w, b)| self.bits.get(w).is_some_and(|x| x & b != 0))
+        {
+            return true;
+        }
+        if self.noted >= DOORKEEPER_RESET {
+            self.bits.fill(0);
+            self.noted = 0;
+        }
+        for (w, b) in pos {
+            if let Some(x) = self.bits.get_mut(w) {
+                *x |= b;
+            }
+        }
+        self.noted += 1;
+        false
+    }
 }
 
 impl HostTable {
@@ -284,6 +363,8 @@ impl HostTable {
             addresses_capped: 0,
             overflow: GenMap::new(MAX_OVERFLOW_NAMES),
             name_hasher: ahash::RandomState::new(),
+            doorkeeper: Doorkeeper::new(),
+            refused: 0,
         }
     }
 
@@ -401,6 +482,8 @@ impl HostTable {
 
     /// Record one callback. Returns how many hosts left the table (idle,
     /// or the least recently seen to make room; both counted in the table).
+    /// At a full table a new host enters at its second callback (see
+    /// [`Doorkeeper`]); its first is counted in [`Self::refused`].
     pub fn record(&mut self, r: &Record<'_>) -> usize {
         let Record {
             ip, mac, ts, name, ..
@@ -411,6 +494,10 @@ impl HostTable {
             self.bind(ip, r.bound.unwrap_or_default());
         }
         if !self.map.contains_key(&key) {
+            if self.map.len() >= self.max_hosts && !self.doorkeeper.admit(&key) {
+                self.refused += 1;
+                return evicted;
+            }
             while self.map.len() >= self.max_hosts {
                 let Some((_, victim)) = self.order.front() else {
                     break;
@@ -630,13 +717,65 @@ mod tests {
         t.record(&rec(ip(1), None, 10, Category::Update, Protocol::Dns, "x"));
         t.record(&rec(ip(2), None, 20, Category::Update, Protocol::Dns, "x"));
         t.record(&rec(ip(1), None, 30, Category::Update, Protocol::Dns, "x"));
+        // Full: a new host's first callback is refused, its second enters
+        // in place of the least recently seen.
+        let ev = t.record(&rec(ip(3), None, 35, Category::Update, Protocol::Dns, "x"));
+        assert_eq!((ev, t.refused, t.len()), (0, 1, 2));
+        assert!(t.get(&ip(3)).is_none());
         let ev = t.record(&rec(ip(3), None, 40, Category::Update, Protocol::Dns, "x"));
         assert_eq!(ev, 1);
         assert!(t.get(&ip(2)).is_none() && t.get(&ip(1)).is_some());
-        assert_eq!(t.evicted_capacity, 1);
+        assert_eq!((t.evicted_capacity, t.refused), (1, 1));
+        assert_eq!(t.get(&ip(3)).map(|h| h.first_seen), Some(40));
         let ev = t.expire(135);
         assert_eq!(ev, vec![(DeviceKey::Ip(ip(1)), Eviction::Idle)]);
         assert_eq!(t.len(), 1);
+    }
+
+    /// A flood of one-time sources at a full table: the hosts already there
+    /// stay (almost every newcomer is refused, not one eviction per packet),
+    /// and a device that calls back twice during the flood still enters.
+    #[test]
+    fn full_table_refuses_one_time_hosts() {
+        let v4 = |n: u32| IpAddr::V4(Ipv4Addr::from(n));
+        let mut t = HostTable::new(100, None);
+        for i in 0..100u32 {
+            t.record(&rec(
+                v4(i + 1),
+                None,
+                1,
+                Category::Update,
+                Protocol::Dns,
+                "x",
+            ));
+        }
+        let flood = 10_000u32;
+        for i in 0..flood {
+            let a = v4(0x0b00_0000 + i);
+            t.record(&rec(a, None, 2, Category::Update, Protocol::Dns, "x"));
+            if i == 5_000 || i == 5_001 {
+                t.record(&rec(
+                    v4(0x0c00_0001),
+                    None,
+                    3,
+                    Category::Ksn,
+                    Protocol::Tls,
+                    "y",
+                ));
+            }
+        }
+        assert_eq!(t.len(), 100);
+        // Every newcomer is refused or evicts once (the twice-seen host both).
+        assert_eq!(t.evicted_capacity + t.refused, u64::from(flood) + 2);
+        // Early in the doorkeeper's cycle hardly a one-time key looks noted
+        // (about one in 200 over a whole cycle).
+        assert!(t.evicted_capacity < 20, "{}", t.evicted_capacity);
+        assert!(
+            t.get(&v4(0x0c00_0001)).is_some(),
+            "a twice-seen host enters"
+        );
+        let kept = (0..100u32).filter(|i| t.get(&v4(i + 1)).is_some()).count();
+        assert!(kept >= 80, "only {kept} of the first hosts kept");
     }
 
     /// Hosts that each send ever new names (a flood of random subdomains

@@ -673,7 +673,7 @@ fn threaded(
 /// One-line summary for stderr.
 pub fn summary_line(o: &ReadOutcome) -> String {
     format!(
-        "kaswatch: {} packets, {} bytes, {} file{}, {} decode errors, {} limit drops, {} hosts matched, {} callbacks, {} hosts evicted, {:.2} s",
+        "kaswatch: {} packets, {} bytes, {} file{}, {} decode errors, {} limit drops, {} hosts matched, {} callbacks, {} hosts evicted, {} refused, {:.2} s",
         o.counters.packets,
         o.counters.bytes,
         o.files,
@@ -683,6 +683,7 @@ pub fn summary_line(o: &ReadOutcome) -> String {
         o.merger.hosts.len(),
         o.merger.callbacks,
         o.merger.hosts.evicted_capacity + o.merger.hosts.evicted_idle,
+        o.merger.hosts.refused,
         o.elapsed
     )
 }

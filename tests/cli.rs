@@ -259,7 +259,7 @@ fn host_table_is_bounded() {
     ]);
     assert_eq!(stdout(&o).lines().count(), 4);
     assert!(
-        stderr(&o).contains(", 3 hosts matched, 14 callbacks, 11 hosts evicted,"),
+        stderr(&o).contains(", 3 hosts matched, 14 callbacks, 0 hosts evicted, 11 refused,"),
         "{}",
         stderr(&o)
     );

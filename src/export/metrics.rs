@@ -190,6 +190,7 @@ fn merger_families(s: &Snapshot<'_>) -> Vec<Family> {
     out.extend(section_families(s, &hosts));
     out.extend(callback_families(s));
     out.push(evicted_family(s));
+    out.push(refused_family(s));
     out
 }
 
@@ -359,6 +360,16 @@ fn evicted_family(s: &Snapshot<'_>) -> Family {
     ev
 }
 
+fn refused_family(s: &Snapshot<'_>) -> Family {
+    let mut f = Family::new(
+        "kaswatch_hosts_refused",
+        Kind::Counter,
+        "New hosts not entered at a full host table (a host enters at its second callback there).",
+    );
+    f.push(&[], s.hosts.refused.to_string());
+    f
+}
+
 fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
     let mut v = merger_families(s);
     let mut pk = Family::new(
@@ -407,7 +418,7 @@ fn all_families(s: &Snapshot<'_>) -> Vec<Family> {
     for l in Limit::ALL {
         let mut n = s.counters.get_limit(l);
         match l {
-            Limit::Hosts => n += s.hosts.evicted_capacity,
+            Limit::Hosts => n += s.hosts.evicted_capacity + s.hosts.refused,
             Limit::NamesPerHost => n += s.hosts.names_capped,
             Limit::AddressesPerHost => n += s.hosts.addresses_capped,
             Limit::Events => n += s.event_write_errors,

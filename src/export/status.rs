@@ -173,6 +173,7 @@ pub fn render(snap: &Snapshot<'_>, info: &Info) -> String {
             "hosts_tracked": hosts.len(),
             "max_hosts": info.max_hosts,
             "evicted_capacity": hosts.evicted_capacity,
+            "refused": hosts.refused,
             "evicted_idle": hosts.evicted_idle,
             "signatures": signatures,
             "event_write_errors": snap.event_write_errors,

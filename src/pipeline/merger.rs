@@ -447,7 +447,14 @@ impl Merger {
                 .as_deref()
                 .map(crate::decode::TunnelPath::labels)
                 .unwrap_or_default(),
-            managed: host.is_some_and(|h| h.managed),
+            // A host refused at a full table is still looked up.
+            managed: match host {
+                Some(h) => h.managed,
+                None => self
+                    .inventory
+                    .as_ref()
+                    .is_some_and(|inv| inv.lookup(o.src, o.src_mac).is_some()),
+            },
             device: host.map_or_else(|| crate::hosts::ip_text(&o.src), |h| h.key.label()),
             hostname: host.and_then(|h| h.hostname.clone()),
             vendor: host.and_then(|h| h.vendor()),

@@ -19,7 +19,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 /// A key with its hash computed once ([`GenMap`] looks a key up in two
 /// generations, then inserts it: one hash, not five).
 #[derive(Clone, Copy)]
-struct Hashed<K> {
+pub struct Hashed<K> {
     h: u64,
     k: K,
 }
@@ -39,7 +39,7 @@ impl<K> Hash for Hashed<K> {
 
 /// Hands the precomputed hash of a [`Hashed`] key to the map unchanged.
 #[derive(Default)]
-struct PassThrough(u64);
+pub struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -56,7 +56,21 @@ impl Hasher for PassThrough {
     }
 }
 
-type Gen<K, V> = HashMap<Hashed<K>, V, BuildHasherDefault<PassThrough>>;
+/// A map whose keys carry their hash (see [`Hashed::new`]).
+pub type PreHashed<K, V> = HashMap<Hashed<K>, V, BuildHasherDefault<PassThrough>>;
+
+type Gen<K, V> = PreHashed<K, V>;
+
+impl<K: Hash> Hashed<K> {
+    /// `k` with its hash under `seed` (a per-run random hasher: keys come
+    /// from packets).
+    pub fn new(seed: &ahash::RandomState, k: K) -> Self {
+        Hashed {
+            h: seed.hash_one(&k),
+            k,
+        }
+    }
+}
 
 /// A map bounded to `max` entries with generational eviction.
 pub struct GenMap<K, V> {
@@ -80,10 +94,7 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     }
 
     fn key(&self, k: &K) -> Hashed<K> {
-        Hashed {
-            h: self.seed.hash_one(k),
-            k: *k,
-        }
+        Hashed::new(&self.seed, *k)
     }
 
     /// Entries held (both generations).

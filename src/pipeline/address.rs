@@ -13,8 +13,8 @@
 use super::{ConnKey, Named, Obs};
 use crate::matcher::Hit;
 use crate::stats::{Counters, Limit};
-use crate::table::GenMap;
-use std::collections::{HashMap, VecDeque};
+use crate::table::{GenMap, Hashed, PreHashed};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
 /// Addresses attributed to Kaspersky names (each answer adds a few).
@@ -83,11 +83,18 @@ pub struct AddressBook {
     attrib: GenMap<IpAddr, Attribution>,
     /// Address -> packet time until which it counts as shared.
     shared: GenMap<IpAddr, u64>,
-    /// Boxed: an observation is a few hundred bytes, and a flood of
-    /// connections inserts and removes one per packet.
-    held: HashMap<ConnKey, Box<Held>, ahash::RandomState>,
+    /// Held connection -> its slot in `slots`. Keys are hashed once (a
+    /// flood of connections looks each up three times).
+    held: PreHashed<ConnKey, u32>,
+    /// The held connections (an observation is a few hundred bytes: kept
+    /// in place, not moved by the map nor allocated per connection).
+    slots: Vec<Option<Held>>,
+    /// Free slots.
+    free: Vec<u32>,
     /// Held connections in the order they opened: (open time, key).
-    queue: VecDeque<(u64, ConnKey)>,
+    queue: VecDeque<(u64, Hashed<ConnKey>)>,
+    /// Random per-run hasher for connection keys.
+    seed: ahash::RandomState,
     resolvers: GenMap<IpAddr, ()>,
     pub stats: AddressStats,
 }
@@ -97,8 +104,11 @@ impl Default for AddressBook {
         AddressBook {
             attrib: GenMap::new(MAX_RESOLUTIONS),
             shared: GenMap::new(MAX_SHARED_ADDRESSES),
-            held: HashMap::with_hasher(ahash::RandomState::new()),
+            held: PreHashed::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
             queue: VecDeque::new(),
+            seed: ahash::RandomState::new(),
             resolvers: GenMap::new(MAX_RESOLVERS),
             stats: AddressStats::default(),
         }
@@ -227,20 +237,68 @@ impl AddressBook {
             let Some((t, k)) = self.queue.pop_front() else {
                 break;
             };
-            if self.held.get(&k).is_some_and(|h| h.open.ts == t) {
-                self.held.remove(&k);
+            if self.discard(&k, t) {
                 c.limit(Limit::HeldConnections);
             }
         }
-        let key = o.conn_key();
+        let key = Hashed::new(&self.seed, o.conn_key());
         self.queue.push_back((o.ts, key));
-        self.held.insert(
-            key,
-            Box::new(Held {
-                open: o.clone(),
-                listed,
-            }),
-        );
+        let held = Held {
+            open: o.clone(),
+            listed,
+        };
+        let slot = match self.free.pop() {
+            Some(i) => {
+                if let Some(s) = self.slots.get_mut(i as usize) {
+                    *s = Some(held);
+                }
+                i
+            }
+            None => {
+                // At most MAX_HELD_CONNECTIONS slots exist (the loop above).
+                self.slots.push(Some(held));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        if let Some(old) = self.held.insert(key, slot) {
+            // The same connection opened again: the newer one is held.
+            self.vacate(old);
+        }
+    }
+
+    /// Drop `k`'s held connection in place if it opened at `opened`.
+    fn discard(&mut self, k: &Hashed<ConnKey>, opened: u64) -> bool {
+        let Some(&slot) = self.held.get(k) else {
+            return false;
+        };
+        let Some(s) = self.slots.get_mut(slot as usize) else {
+            return false;
+        };
+        if s.as_ref().is_none_or(|h| h.open.ts != opened) {
+            return false;
+        }
+        *s = None;
+        self.held.remove(k);
+        self.free.push(slot);
+        true
+    }
+
+    fn vacate(&mut self, slot: u32) -> Option<Held> {
+        let h = self.slots.get_mut(slot as usize)?.take();
+        self.free.push(slot);
+        h
+    }
+
+    /// Remove `k`'s held connection (only when it opened at `opened`, if
+    /// given: a queue entry may be older than a re-held key).
+    fn take(&mut self, k: &Hashed<ConnKey>, opened: Option<u64>) -> Option<Held> {
+        let slot = *self.held.get(k)?;
+        let ts = self.slots.get(slot as usize)?.as_ref()?.open.ts;
+        if opened.is_some_and(|t| t != ts) {
+            return None;
+        }
+        self.held.remove(k);
+        self.vacate(slot)
     }
 
     /// What a connection's client named (`o` is oriented client first).
@@ -255,12 +313,15 @@ impl AddressBook {
         if named == Named::Other {
             self.mark_shared(o.dst, o.ts.saturating_add(MAX_ATTRIBUTION_NS), o.ts, c);
         }
-        let held = self.held.remove(&o.conn_key())?;
+        if self.held.is_empty() {
+            return None;
+        }
+        let held = self.take(&Hashed::new(&self.seed, o.conn_key()), None)?;
         if named != Named::Nothing {
             self.stats.settled_by_name += 1;
             return None;
         }
-        self.release(*held, o.ts, completed)
+        self.release(held, o.ts, completed)
     }
 
     /// A listed address counts for completed handshakes only; a connection
@@ -300,10 +361,8 @@ impl AddressBook {
                 break;
             }
             self.queue.pop_front();
-            if self.held.get(&k).is_some_and(|h| h.open.ts == t) {
-                if let Some(h) = self.held.remove(&k) {
-                    out.extend(self.release(*h, now, false));
-                }
+            if let Some(h) = self.take(&k, Some(t)) {
+                out.extend(self.release(h, now, false));
             }
         }
     }
@@ -312,13 +371,13 @@ impl AddressBook {
     /// said nothing before the capture ended).
     pub fn drain(&mut self, now: u64, out: &mut Vec<Release>) {
         while let Some((t, k)) = self.queue.pop_front() {
-            if self.held.get(&k).is_some_and(|h| h.open.ts == t) {
-                if let Some(h) = self.held.remove(&k) {
-                    out.extend(self.release(*h, now, false));
-                }
+            if let Some(h) = self.take(&k, Some(t)) {
+                out.extend(self.release(h, now, false));
             }
         }
         self.held.clear();
+        self.slots.clear();
+        self.free.clear();
     }
 
     /// `addr` answered a DNS query for another host. Returns true the first

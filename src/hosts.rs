@@ -392,7 +392,9 @@ impl HostTable {
         self.map.get_mut(k).map(|h| &mut **h)
     }
 
-    fn key_for(&self, ip: IpAddr, bound: Option<[u8; 6]>) -> DeviceKey {
+    /// The key a callback from `ip` (bound to `bound` on the segment) is
+    /// recorded under.
+    pub fn key_for(&self, ip: IpAddr, bound: Option<[u8; 6]>) -> DeviceKey {
         match bound {
             Some(m) if self.group_by_mac => DeviceKey::Mac(m),
             _ => DeviceKey::Ip(ip),

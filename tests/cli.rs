@@ -247,6 +247,54 @@ fn worker_count_does_not_change_output_on_any_capture() {
     }
 }
 
+/// A full host table refuses new hosts (or evicts): the report keeps fewer
+/// hosts, but every callback still goes to the events log, with the device,
+/// hostname and vendor its host entry would have given.
+#[test]
+fn events_do_not_depend_on_max_hosts() {
+    let mut refused = 0;
+    for cap in [
+        "captures/identity.pcap",
+        "captures/tunnels.pcap",
+        "captures/demo.pcapng",
+    ] {
+        let all = events(&["--workers", "1", cap]);
+        assert!(all.len() > 3, "{cap}");
+        let capped = events(&["--workers", "1", "--max-hosts", "1", cap]);
+        assert_eq!(all, capped, "{cap}: events differ under --max-hosts 1");
+        let o = run(&[
+            "read",
+            "--workers",
+            "1",
+            "--max-hosts",
+            "1",
+            "--format",
+            "csv",
+            cap,
+        ]);
+        let e = stderr(&o);
+        let n: u64 = e
+            .split(" refused,")
+            .next()
+            .and_then(|h| h.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{cap}: no refusal count in {e}"));
+        refused += n;
+    }
+    assert!(refused > 0, "no host was refused: the test checks nothing");
+    // identity.pcap's events name devices by MAC with hostnames and vendors.
+    let ev = events(&[
+        "--workers",
+        "1",
+        "--max-hosts",
+        "1",
+        "captures/identity.pcap",
+    ]);
+    assert!(ev
+        .iter()
+        .any(|e| e["hostname"].is_string() && e["vendor"].is_string()));
+}
+
 #[test]
 fn host_table_is_bounded() {
     let o = run(&[

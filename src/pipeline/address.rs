@@ -266,19 +266,27 @@ impl AddressBook {
         }
     }
 
+    /// Take `k` out of the map and return its slot, when it is held (and
+    /// opened at `opened`, if given: a queue entry may be older than a
+    /// re-held key).
+    fn unmap(&mut self, k: &Hashed<ConnKey>, opened: Option<u64>) -> Option<u32> {
+        let slot = *self.held.get(k)?;
+        let ts = self.slots.get(slot as usize)?.as_ref()?.open.ts;
+        if opened.is_some_and(|t| t != ts) {
+            return None;
+        }
+        self.held.remove(k);
+        Some(slot)
+    }
+
     /// Drop `k`'s held connection in place if it opened at `opened`.
     fn discard(&mut self, k: &Hashed<ConnKey>, opened: u64) -> bool {
-        let Some(&slot) = self.held.get(k) else {
+        let Some(slot) = self.unmap(k, Some(opened)) else {
             return false;
         };
-        let Some(s) = self.slots.get_mut(slot as usize) else {
-            return false;
-        };
-        if s.as_ref().is_none_or(|h| h.open.ts != opened) {
-            return false;
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            *s = None;
         }
-        *s = None;
-        self.held.remove(k);
         self.free.push(slot);
         true
     }
@@ -289,15 +297,9 @@ impl AddressBook {
         h
     }
 
-    /// Remove `k`'s held connection (only when it opened at `opened`, if
-    /// given: a queue entry may be older than a re-held key).
+    /// Remove `k`'s held connection (see [`Self::unmap`]).
     fn take(&mut self, k: &Hashed<ConnKey>, opened: Option<u64>) -> Option<Held> {
-        let slot = *self.held.get(k)?;
-        let ts = self.slots.get(slot as usize)?.as_ref()?.open.ts;
-        if opened.is_some_and(|t| t != ts) {
-            return None;
-        }
-        self.held.remove(k);
+        let slot = self.unmap(k, opened)?;
         self.vacate(slot)
     }
 

@@ -384,10 +384,11 @@ impl Merger {
         } else {
             Role::Device
         };
+        let bound = self.identity.mac_of(&o.src);
         self.hosts.record(&Record {
             ip: o.src,
             mac: o.src_mac,
-            bound: self.identity.mac_of(&o.src),
+            bound,
             ts: o.ts,
             category: hit.category,
             protocol: o.protocol,
@@ -417,6 +418,22 @@ impl Merger {
         }
         let signature = self.pattern(hit).to_string();
         let host = self.hosts.get(&o.src);
+        let (device, hostname, vendor) = match host {
+            Some(h) => (h.key.label(), h.hostname.clone(), h.vendor()),
+            None => {
+                // Refused at a full host table: what its entry would say.
+                let key = self.hosts.key_for(o.src, bound);
+                let mac = match key {
+                    DeviceKey::Mac(m) => Some(m),
+                    DeviceKey::Ip(_) => None,
+                };
+                let hostname = (!self.identity.is_empty())
+                    .then(|| self.identity.names(&o.src, mac).hostname)
+                    .flatten();
+                let vendor = o.src_mac.map(crate::oui::vendor).filter(|v| !v.is_empty());
+                (key.label(), hostname, vendor)
+            }
+        };
         let Some(s) = self.events.as_mut() else {
             return;
         };
@@ -455,9 +472,9 @@ impl Merger {
                     .as_ref()
                     .is_some_and(|inv| inv.lookup(o.src, o.src_mac).is_some()),
             },
-            device: host.map_or_else(|| crate::hosts::ip_text(&o.src), |h| h.key.label()),
-            hostname: host.and_then(|h| h.hostname.clone()),
-            vendor: host.and_then(|h| h.vendor()),
+            device,
+            hostname,
+            vendor,
         };
         s.event(&e);
     }

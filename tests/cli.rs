@@ -222,17 +222,7 @@ fn worker_count_does_not_change_output_on_any_capture() {
     assert!(caps.len() > 50, "{} captures", caps.len());
     let read = |cap: &str, workers: &str| {
         // Events on stdout push the report to stderr: one run checks both.
-        let o = run(&[
-            "read",
-            "-q",
-            "--format",
-            "json",
-            "--events",
-            "-",
-            "--workers",
-            workers,
-            cap,
-        ]);
+        let o = read_json_events(cap, workers, &["-q"]);
         (stdout(&o), stderr(&o))
     };
     for cap in &caps {

@@ -81,16 +81,7 @@ fn fragmented_tunnelled_query_first_fragment_last_counts_with_four_workers() {
     build(&path);
     let cap = path.to_string_lossy();
     let read = |workers: &str| {
-        let o = run(&[
-            "read",
-            "--format",
-            "json",
-            "--events",
-            "-",
-            "--workers",
-            workers,
-            &cap,
-        ]);
+        let o = read_json_events(&cap, workers, &[]);
         assert!(o.status.success(), "{}", stderr(&o));
         let err = stderr(&o);
         // The report is on stderr (events took stdout), the summary line last.

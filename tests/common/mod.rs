@@ -214,6 +214,23 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run kaswatch")
 }
 
+/// `kaswatch read CAP --format json --events - --workers N` plus `extra`:
+/// events on stdout, the report (and the summary unless `-q`) on stderr.
+pub fn read_json_events(cap: &str, workers: &str, extra: &[&str]) -> Output {
+    let mut a = vec![
+        "read",
+        "--format",
+        "json",
+        "--events",
+        "-",
+        "--workers",
+        workers,
+    ];
+    a.extend_from_slice(extra);
+    a.push(cap);
+    run(&a)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -5,8 +5,9 @@
 //! addresses are one host when they are bound to one MAC on the local
 //! segment (`--group-by mac`), else each address is a host. Bounded by
 //! `--max-hosts` (at a full table a new host enters at its second callback,
-//! evicting the least recently seen) and `--host-idle` (packet time). Owned by the pipeline's merger; read by the
-//! exporters (report, metrics). The same code serves `read` and `live`.
+//! evicting the least recently seen) and `--host-idle` (packet time). Owned
+//! by the pipeline's merger; read by the exporters (report, metrics). The
+//! same code serves `read` and `live`.
 
 use crate::evidence::{Evidence, Role, Selection};
 use crate::proto::Protocol;
@@ -150,12 +151,17 @@ impl Host {
     }
     /// The MAC's vendor from the IEEE registry (see `oui.rs`).
     pub fn vendor(&self) -> Option<String> {
-        let v = crate::oui::vendor(self.mac?);
-        (!v.is_empty()).then_some(v)
+        vendor_of(self.mac)
     }
     pub fn mac_string(&self) -> Option<String> {
         self.mac.map(fmt_mac)
     }
+}
+
+/// The MAC vendor registry's name for `mac`, if it has one.
+pub fn vendor_of(mac: Option<[u8; 6]>) -> Option<String> {
+    let v = crate::oui::vendor(mac?);
+    (!v.is_empty()).then_some(v)
 }
 
 pub fn fmt_mac(m: [u8; 6]) -> String {
@@ -237,6 +243,14 @@ pub enum DeviceKey {
 }
 
 impl DeviceKey {
+    /// The MAC the device is keyed by, if any.
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        match self {
+            DeviceKey::Mac(m) => Some(*m),
+            DeviceKey::Ip(_) => None,
+        }
+    }
+
     /// The `host` label of metrics and the `device` field of reports.
     pub fn label(&self) -> String {
         match self {

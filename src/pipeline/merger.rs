@@ -293,11 +293,7 @@ impl Merger {
         let Some(h) = self.hosts.get_mut(ip) else {
             return;
         };
-        let mac = match h.key {
-            DeviceKey::Mac(m) => Some(m),
-            DeviceKey::Ip(_) => None,
-        };
-        let n = self.identity.names(ip, mac);
+        let n = self.identity.names(ip, h.key.mac());
         if n.hostname.is_some() {
             h.hostname = n.hostname;
         }
@@ -423,15 +419,10 @@ impl Merger {
             None => {
                 // Refused at a full host table: what its entry would say.
                 let key = self.hosts.key_for(o.src, bound);
-                let mac = match key {
-                    DeviceKey::Mac(m) => Some(m),
-                    DeviceKey::Ip(_) => None,
-                };
                 let hostname = (!self.identity.is_empty())
-                    .then(|| self.identity.names(&o.src, mac).hostname)
-                    .flatten();
-                let vendor = o.src_mac.map(crate::oui::vendor).filter(|v| !v.is_empty());
-                (key.label(), hostname, vendor)
+                    .then(|| self.identity.names(&o.src, key.mac()))
+                    .and_then(|n| n.hostname);
+                (key.label(), hostname, crate::hosts::vendor_of(o.src_mac))
             }
         };
         let Some(s) = self.events.as_mut() else {

@@ -12,16 +12,17 @@
 use crate::evidence::{Evidence, Role, Selection};
 use crate::proto::Protocol;
 use crate::signatures::Category;
-use crate::table::{GenMap, Lru};
+use crate::table::{FingerprintSet, Lru};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Distinct names kept per host; further distinct names are only counted.
 pub const MAX_NAMES_PER_HOST: usize = 64;
 /// Overflow-name fingerprints remembered across all hosts, to count each
-/// host's "+N more" distinct names. One table for all hosts (a per-host set
-/// of 4,096 was ~70 KB a host: 700 MB for a full table of spoofed hosts);
-/// a name forgotten at the bound may be counted again.
+/// host's "+N more" distinct names. One set for all hosts (a per-host set
+/// of 4,096 was ~70 KB a host: 700 MB for a full table of spoofed hosts),
+/// in cache-line buckets (512 KiB, see [`FingerprintSet`]); a name pushed
+/// out of its bucket by newer ones may be counted again.
 pub const MAX_OVERFLOW_NAMES: usize = 65_536;
 /// Bits of the full table's doorkeeper (128 KiB, two bits per refused
 /// host): it remembers which new hosts were refused once.
@@ -284,8 +285,13 @@ pub struct HostTable {
     /// Addresses not remembered at [`MAX_ADDRESSES_PER_HOST`].
     pub addresses_capped: u64,
     /// Names beyond MAX_NAMES_PER_HOST already counted: (host, fingerprint).
-    overflow: GenMap<(DeviceKey, u64), ()>,
-    /// Random hasher for the overflow-name fingerprints (names are attacker-chosen).
+    overflow: FingerprintSet,
+    /// Hasher of name fingerprints (a host's names, and (host, name) for
+    /// the overflow set). Fixed seeds, so a capture read twice gives the
+    /// same counts: a sender who crafts names can at worst make its own
+    /// host's "+N more" count off (names that look alike, or that push
+    /// each other out of a bucket); lookups stay bounded (64 names a host,
+    /// eight fingerprints a bucket).
     name_hasher: ahash::RandomState,
     /// New hosts refused once at a full table (see [`Doorkeeper`]).
     doorkeeper: Doorkeeper,
@@ -375,8 +381,13 @@ impl HostTable {
             evicted_idle: 0,
             names_capped: 0,
             addresses_capped: 0,
-            overflow: GenMap::new(MAX_OVERFLOW_NAMES),
-            name_hasher: ahash::RandomState::new(),
+            overflow: FingerprintSet::new(MAX_OVERFLOW_NAMES),
+            name_hasher: ahash::RandomState::with_seeds(
+                0x6e61_6d65_6b65_7973,
+                0x6f76_6572_666c_6f77,
+                0x4528_21e6_38d0_1377,
+                0xbe54_66cf_34e9_0c6c,
+            ),
             doorkeeper: Doorkeeper::new(),
             refused: 0,
         }
@@ -588,7 +599,7 @@ impl HostTable {
             if h.names.len() < MAX_NAMES_PER_HOST {
                 h.add_name(k, name.to_string());
             } else {
-                if self.overflow.insert_new((key, k), (), |_| true).is_some() {
+                if self.overflow.insert(self.name_hasher.hash_one((key, k))) {
                     h.overflow_names += 1;
                     self.names_capped += 1;
                 }
@@ -807,9 +818,9 @@ mod tests {
                 t.record(&rec(ip(h), None, 1, Category::Other, Protocol::Dns, &name));
             }
             assert!(
-                t.overflow.len() <= MAX_OVERFLOW_NAMES,
+                t.overflow.capacity() <= MAX_OVERFLOW_NAMES,
                 "{}",
-                t.overflow.len()
+                t.overflow.capacity()
             );
         }
         for h in 0..40u8 {

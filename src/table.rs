@@ -346,9 +346,113 @@ impl<K: Copy> Lru<K> {
     }
 }
 
+/// Fingerprints per bucket: eight `u64`s, one 64-byte cache line.
+const BUCKET_WAYS: usize = 8;
+
+/// A bounded set of 64-bit fingerprints in buckets of one cache line each
+/// (8-way set-associative, like a CPU cache): membership and insert touch
+/// one line, nothing is allocated after `new`, and the whole set is small
+/// enough to stay in cache (65,536 fingerprints are 512 KiB). A full bucket
+/// replaces one of its fingerprints (chosen by the new one's bits), so a
+/// fingerprint may be forgotten, and then counted as new again, once more
+/// than eight land in its bucket (at half the capacity about 1 in 100 is;
+/// a bucket with eight or fewer loses nothing).
+/// Used by the host table to count each host's distinct names beyond the
+/// ones it keeps.
+pub struct FingerprintSet {
+    buckets: Vec<[u64; BUCKET_WAYS]>,
+    /// Bucket index mask (a power of two less one).
+    mask: u64,
+}
+
+impl FingerprintSet {
+    /// A set of about `max` fingerprints (rounded up to whole buckets, a
+    /// power of two of them).
+    pub fn new(max: usize) -> Self {
+        let n = (max / BUCKET_WAYS).max(1).next_power_of_two();
+        FingerprintSet {
+            buckets: vec![[0; BUCKET_WAYS]; n],
+            mask: n as u64 - 1,
+        }
+    }
+
+    /// Fingerprints the set can hold at once.
+    pub fn capacity(&self) -> usize {
+        self.buckets.len() * BUCKET_WAYS
+    }
+
+    /// Add `fp`; true when it was not in the set. (0 marks an empty way, so
+    /// it is stored as 1.)
+    pub fn insert(&mut self, fp: u64) -> bool {
+        let fp = fp.max(1);
+        // The bucket from the top bits, the way to replace from the low ones.
+        let Some(b) = self.buckets.get_mut(((fp >> 40) & self.mask) as usize) else {
+            return false;
+        };
+        if b.contains(&fp) {
+            return false;
+        }
+        let way = b
+            .iter()
+            .position(|&x| x == 0)
+            .unwrap_or((fp as usize) % BUCKET_WAYS);
+        if let Some(x) = b.get_mut(way) {
+            *x = fp;
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A splitmix64 stream: distinct, well-spread test fingerprints.
+    fn fps(seed: u64, n: usize) -> Vec<u64> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = x;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^ (z >> 31)
+            })
+            .collect()
+    }
+
+    /// Below capacity little is forgotten (only in buckets that got more
+    /// than eight: at under half the capacity, ~1 in 100); at five times capacity the set stays its size and
+    /// the newest fingerprints are the ones found.
+    #[test]
+    fn fingerprint_set_remembers_within_its_buckets() {
+        let mut s = FingerprintSet::new(65_536);
+        assert_eq!(s.capacity(), 65_536);
+        let a = fps(1, 30_000);
+        assert!(
+            a.iter().all(|&f| s.insert(f)),
+            "distinct fingerprints are new"
+        );
+        let found = a.iter().filter(|&&f| !s.insert(f)).count();
+        assert!(found >= 29_400, "only {found} of 30,000 remembered");
+        let flood = fps(2, 5 * 65_536);
+        let new = flood.iter().filter(|&&f| s.insert(f)).count();
+        assert!(new > 5 * 65_536 - 100, "{new}");
+        let last = flood
+            .iter()
+            .rev()
+            .take(1_000)
+            .filter(|&&f| !s.insert(f))
+            .count();
+        assert!(last > 500, "only {last} of the newest 1,000 found");
+        // One bucket: the ninth fingerprint replaces one of the eight.
+        let mut one = FingerprintSet::new(8);
+        let nine = fps(3, 9);
+        assert!(nine.iter().all(|&f| one.insert(f)));
+        let kept = nine.iter().filter(|&&f| !one.insert(f)).count();
+        assert!((7..=8).contains(&kept), "{kept}");
+        assert!(!one.insert(0) || !one.insert(0), "0 is stored (as 1)");
+    }
 
     #[test]
     fn bounded_and_recent_entries_survive() {

@@ -12,6 +12,9 @@
 //! An [`Lru`] orders the host table's entries by packet time for eviction
 //! (least recently seen first) in O(1) per touch: a doubly linked list in a
 //! slab, no tree, no allocation once the slab has grown.
+//!
+//! A [`FingerprintSet`] remembers the host table's overflow-name
+//! fingerprints in cache-line buckets (one line per lookup, no allocation).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};

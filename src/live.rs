@@ -462,8 +462,8 @@ fn merger_thread(
     loop {
         select! {
             recv(rx) -> m => match m {
-                Ok(Msg::Obs(mut v)) => {
-                    for o in &mut v {
+                Ok(Msg::Obs(v)) => {
+                    for o in &v {
                         merger.apply(o);
                     }
                     merger.flush();

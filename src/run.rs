@@ -220,8 +220,8 @@ impl ReadJob {
                 progress.as_mut(),
                 |meta, raw| {
                     w.process(meta, raw);
-                    for mut o in w.out.drain(..) {
-                        merger.apply(&mut o);
+                    for o in w.out.drain(..) {
+                        merger.apply(&o);
                     }
                 },
             );
@@ -543,7 +543,7 @@ impl Rounds {
         {
             if let Some((_, mut obs)) = self.pending.remove(&self.next) {
                 obs.sort_by_key(|o| o.meta.seq);
-                for o in &mut obs {
+                for o in &obs {
                     merger.apply(o);
                 }
             }

@@ -67,8 +67,8 @@ fuzz_target!(|data: &[u8]| {
             frame: i as u64 + 1,
         };
         worker.process(meta, &raw);
-        for mut o in worker.take() {
-            merger.apply(&mut o);
+        for o in worker.take() {
+            merger.apply(&o);
         }
     }
     let _ = worker.counters();

@@ -36,12 +36,54 @@ pub const MIN_ATTRIBUTION_NS: u64 = 300_000_000_000;
 /// named connections last this long too.
 pub const MAX_ATTRIBUTION_NS: u64 = 86_400_000_000_000;
 
+/// Bytes of a name kept inline in an attribution (longer ones are boxed).
+const INLINE_NAME: usize = 46;
+
+/// An attribution's name: inline up to [`INLINE_NAME`] bytes (nearly every
+/// Kaspersky name), so a flood of answers allocates nothing per attribution
+/// and a generation of them is cleared without a free per name.
+#[derive(Clone, Debug)]
+enum NameBuf {
+    Inline(u8, [u8; INLINE_NAME]),
+    Boxed(Box<str>),
+}
+
+impl NameBuf {
+    fn new(s: &str) -> Self {
+        let mut b = [0u8; INLINE_NAME];
+        match (b.get_mut(..s.len()), u8::try_from(s.len())) {
+            (Some(dst), Ok(n)) => {
+                dst.copy_from_slice(s.as_bytes());
+                NameBuf::Inline(n, b)
+            }
+            _ => NameBuf::Boxed(s.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            NameBuf::Inline(n, b) => b
+                .get(..usize::from(*n))
+                .and_then(|x| std::str::from_utf8(x).ok())
+                .unwrap_or_default(),
+            NameBuf::Boxed(s) => s,
+        }
+    }
+}
+
 /// An address learned from a DNS answer to a matching question.
 #[derive(Clone, Debug)]
 pub struct Attribution {
-    pub name: String,
+    name: NameBuf,
     pub hit: Hit,
     pub expires: u64,
+}
+
+impl Attribution {
+    /// The matching name the address was resolved from.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
 }
 
 /// A connection released as an address callback: its opening packet, and
@@ -130,14 +172,14 @@ impl AddressBook {
     pub fn learn(
         &mut self,
         addr: IpAddr,
-        name: impl Into<String>,
+        name: &str,
         hit: Hit,
         ts: u64,
         ttl: u32,
         c: &mut Counters,
     ) {
         let a = Attribution {
-            name: name.into(),
+            name: NameBuf::new(name),
             hit,
             expires: ts.saturating_add(life(ttl)),
         };
@@ -212,7 +254,7 @@ impl AddressBook {
         }
         match settled {
             Some(Named::Nothing) => {
-                let (name, hit) = (a.name.clone(), a.hit);
+                let (name, hit) = (a.name().to_string(), a.hit);
                 self.stats.released += 1;
                 Some(Release {
                     open: o.clone(),
@@ -346,7 +388,7 @@ impl AddressBook {
             });
         }
         let a = self.attribution(&dst, held.open.ts)?;
-        let (name, hit) = (a.name.clone(), a.hit);
+        let (name, hit) = (a.name().to_string(), a.hit);
         self.stats.released += 1;
         Some(Release {
             open: held.open,
@@ -396,5 +438,35 @@ impl AddressBook {
 
     pub fn is_resolver(&self, addr: &IpAddr) -> bool {
         self.resolvers.contains_key(addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names up to INLINE_NAME bytes stay inline, longer ones are boxed;
+    /// either way the same text comes back.
+    #[test]
+    fn attribution_names_round_trip() {
+        let long = "a".repeat(253);
+        let edge = "b".repeat(INLINE_NAME);
+        let over = "c".repeat(INLINE_NAME + 1);
+        for s in [
+            "",
+            "ds.kaspersky.com",
+            "é.日本.kaspersky.com",
+            &edge,
+            &over,
+            &long,
+        ] {
+            let n = NameBuf::new(s);
+            assert_eq!(n.as_str(), s);
+            assert_eq!(
+                matches!(n, NameBuf::Inline(..)),
+                s.len() <= INLINE_NAME,
+                "{s}"
+            );
+        }
     }
 }

@@ -142,9 +142,8 @@ impl Merger {
         self.address.attributed()
     }
 
-    /// Apply one observation (in packet order). Its name may be taken
-    /// (moved into an attribution, not copied): `o` is spent afterwards.
-    pub fn apply(&mut self, o: &mut Obs) {
+    /// Apply one observation (in packet order).
+    pub fn apply(&mut self, o: &Obs) {
         if let Some(mut b) = self.backfill.take() {
             let none = Counters::default();
             b.advance(o.ts, &self.snapshot(&none, &[]));
@@ -315,22 +314,15 @@ impl Merger {
         }
     }
 
-    /// The addresses of a matched response now stand for its name (taken
-    /// from `o` for the last one: one allocation fewer per answer).
-    fn learn(&mut self, o: &mut Obs) {
+    /// The addresses of a matched response now stand for its name.
+    fn learn(&mut self, o: &Obs) {
         let Some(hit) = o.hit else { return };
         let ObsKind::Resolved(answers) = &o.kind else {
             return;
         };
-        let mut addrs = answers.iter().peekable();
-        while let Some((addr, ttl)) = addrs.next() {
-            let name = if addrs.peek().is_some() {
-                o.name.clone()
-            } else {
-                std::mem::take(&mut o.name)
-            };
+        for (addr, ttl) in answers.iter() {
             self.address
-                .learn(addr, name, hit, o.ts, ttl, &mut self.counters);
+                .learn(addr, &o.name, hit, o.ts, ttl, &mut self.counters);
         }
     }
 

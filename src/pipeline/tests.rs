@@ -255,7 +255,7 @@ fn forwarded_questions_are_bounded_and_counted_apart() {
         o.name = format!("r{i}.kaspersky.com");
         o.hit = Some(h);
         o.dns_id = i as u16;
-        m.apply(&mut o);
+        m.apply(&o);
     }
     let c = &m.counters;
     assert!(c.limit_drops[Limit::ForwardedQuestions as usize] >= MAX_ASKED as u64 / 2);

@@ -10,7 +10,7 @@
 //! Every table is a bounded [`GenMap`] or a capped queue: O(1) amortised per
 //! packet, drops counted.
 
-use super::{ConnKey, Named, Obs};
+use super::{ConnKey, Head, Named, Obs, ObsKind};
 use crate::matcher::Hit;
 use crate::stats::{Counters, Limit};
 use crate::table::{GenMap, Hashed, PreHashed};
@@ -110,7 +110,8 @@ pub struct AddressStats {
 
 /// A connection held for its decision.
 struct Held {
-    open: Obs,
+    /// Its opening packet's observation, without name or payload.
+    open: Head,
     /// Held on an `[[address]]` signature (name, hit): released only for a
     /// completed handshake.
     listed: Option<(String, Hit)>,
@@ -286,7 +287,7 @@ impl AddressBook {
         let key = Hashed::new(&self.seed, o.conn_key());
         self.queue.push_back((o.ts, key));
         let held = Held {
-            open: o.clone(),
+            open: o.head(),
             listed,
         };
         let slot = match self.free.pop() {
@@ -382,7 +383,7 @@ impl AddressBook {
         if let Some((name, hit)) = held.listed {
             self.stats.released += 1;
             return Some(Release {
-                open: held.open,
+                open: held.open.obs(ObsKind::Open(None)),
                 name,
                 hit,
             });
@@ -391,7 +392,7 @@ impl AddressBook {
         let (name, hit) = (a.name().to_string(), a.hit);
         self.stats.released += 1;
         Some(Release {
-            open: held.open,
+            open: held.open.obs(ObsKind::Open(None)),
             name,
             hit,
         })

@@ -171,7 +171,14 @@ impl Obs {
     /// ports swapped, the MAC dropped (it is the other end's or a router's),
     /// and none of the owned payload (name, answers) copied.
     pub fn reversed_head(&self) -> Obs {
-        let mut head = Obs {
+        let mut head = self.head().obs(ObsKind::Name);
+        head.reverse();
+        head
+    }
+
+    /// Everything but the name and the kind's payload.
+    pub fn head(&self) -> Head {
+        Head {
             meta: self.meta,
             ts: self.ts,
             src: self.src,
@@ -182,23 +189,67 @@ impl Obs {
             src_mac: self.src_mac,
             tunnel: self.tunnel.clone(),
             protocol: self.protocol,
-            name: String::new(),
-            shown: None,
             hit: self.hit,
             evidence: self.evidence,
             repeat: self.repeat,
             alpn: self.alpn.clone(),
             ech: self.ech,
             dns_id: self.dns_id,
-            kind: ObsKind::Name,
-        };
-        head.reverse();
-        head
+        }
     }
 
     /// Key of the connection this observation belongs to, client first.
     pub fn conn_key(&self) -> ConnKey {
         (self.src, self.dst, self.sport, self.dport, self.l4)
+    }
+}
+
+/// An observation without its name and its kind's payload (a third of its
+/// size): what a held connection keeps until it is released.
+#[derive(Clone, Debug)]
+pub struct Head {
+    pub meta: PktMeta,
+    pub ts: u64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub l4: L4,
+    pub src_mac: Option<[u8; 6]>,
+    pub tunnel: Option<Box<TunnelPath>>,
+    pub protocol: Protocol,
+    pub hit: Option<Hit>,
+    pub evidence: Evidence,
+    pub repeat: bool,
+    pub alpn: Option<String>,
+    pub ech: Option<bool>,
+    pub dns_id: u16,
+}
+
+impl Head {
+    /// The observation again, with no name and `kind`.
+    pub fn obs(self, kind: ObsKind) -> Obs {
+        Obs {
+            meta: self.meta,
+            ts: self.ts,
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            l4: self.l4,
+            src_mac: self.src_mac,
+            tunnel: self.tunnel,
+            protocol: self.protocol,
+            name: String::new(),
+            shown: None,
+            hit: self.hit,
+            evidence: self.evidence,
+            repeat: self.repeat,
+            alpn: self.alpn,
+            ech: self.ech,
+            dns_id: self.dns_id,
+            kind,
+        }
     }
 }
 

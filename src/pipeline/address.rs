@@ -287,7 +287,7 @@ impl AddressBook {
         let key = Hashed::new(&self.seed, o.conn_key());
         self.queue.push_back((o.ts, key));
         let held = Held {
-            open: o.head(),
+            open: o.head.clone(),
             listed,
         };
         let slot = match self.free.pop() {

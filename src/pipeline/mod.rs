@@ -137,32 +137,26 @@ pub enum ObsKind {
 /// `--all-names`).
 #[derive(Clone, Debug)]
 pub struct Obs {
-    pub meta: PktMeta,
-    pub ts: u64,
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    pub sport: u16,
-    pub dport: u16,
-    pub l4: L4,
-    pub src_mac: Option<[u8; 6]>,
-    /// Encapsulations crossed, boxed when there are any (most packets have
-    /// none; the path is 150 bytes an observation would otherwise carry).
-    pub tunnel: Option<Box<TunnelPath>>,
-    pub protocol: Protocol,
+    /// Where, when and what it rests on (`o.src` etc. read through to it).
+    pub head: Head,
     /// Normalised name used for matching.
     pub name: String,
     /// Name as shown in `--all-names` when it differs (HTTP Host keeps `:port`).
     pub shown: Option<String>,
-    pub hit: Option<Hit>,
-    pub evidence: Evidence,
-    /// A further match on a connection that already made its callback:
-    /// logged with `--all-names`, not counted again.
-    pub repeat: bool,
-    pub alpn: Option<String>,
-    pub ech: Option<bool>,
-    /// DNS transaction id (queries and responses), to pair them.
-    pub dns_id: u16,
     pub kind: ObsKind,
+}
+
+impl std::ops::Deref for Obs {
+    type Target = Head;
+    fn deref(&self) -> &Head {
+        &self.head
+    }
+}
+
+impl std::ops::DerefMut for Obs {
+    fn deref_mut(&mut self) -> &mut Head {
+        &mut self.head
+    }
 }
 
 impl Obs {
@@ -171,31 +165,9 @@ impl Obs {
     /// ports swapped, the MAC dropped (it is the other end's or a router's),
     /// and none of the owned payload (name, answers) copied.
     pub fn reversed_head(&self) -> Obs {
-        let mut head = self.head().obs(ObsKind::Name);
+        let mut head = self.head.clone().obs(ObsKind::Name);
         head.reverse();
         head
-    }
-
-    /// Everything but the name and the kind's payload.
-    pub fn head(&self) -> Head {
-        Head {
-            meta: self.meta,
-            ts: self.ts,
-            src: self.src,
-            dst: self.dst,
-            sport: self.sport,
-            dport: self.dport,
-            l4: self.l4,
-            src_mac: self.src_mac,
-            tunnel: self.tunnel.clone(),
-            protocol: self.protocol,
-            hit: self.hit,
-            evidence: self.evidence,
-            repeat: self.repeat,
-            alpn: self.alpn.clone(),
-            ech: self.ech,
-            dns_id: self.dns_id,
-        }
     }
 
     /// Key of the connection this observation belongs to, client first.
@@ -216,13 +188,18 @@ pub struct Head {
     pub dport: u16,
     pub l4: L4,
     pub src_mac: Option<[u8; 6]>,
+    /// Encapsulations crossed, boxed when there are any (most packets have
+    /// none; the path is 150 bytes an observation would otherwise carry).
     pub tunnel: Option<Box<TunnelPath>>,
     pub protocol: Protocol,
     pub hit: Option<Hit>,
     pub evidence: Evidence,
+    /// A further match on a connection that already made its callback:
+    /// logged with `--all-names`, not counted again.
     pub repeat: bool,
     pub alpn: Option<String>,
     pub ech: Option<bool>,
+    /// DNS transaction id (queries and responses), to pair them.
     pub dns_id: u16,
 }
 
@@ -230,24 +207,9 @@ impl Head {
     /// The observation again, with no name and `kind`.
     pub fn obs(self, kind: ObsKind) -> Obs {
         Obs {
-            meta: self.meta,
-            ts: self.ts,
-            src: self.src,
-            dst: self.dst,
-            sport: self.sport,
-            dport: self.dport,
-            l4: self.l4,
-            src_mac: self.src_mac,
-            tunnel: self.tunnel,
-            protocol: self.protocol,
+            head: self,
             name: String::new(),
             shown: None,
-            hit: self.hit,
-            evidence: self.evidence,
-            repeat: self.repeat,
-            alpn: self.alpn,
-            ech: self.ech,
-            dns_id: self.dns_id,
             kind,
         }
     }

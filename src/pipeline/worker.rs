@@ -5,7 +5,7 @@
 //! connection's client named, and the addresses DNS responses hand out.
 //! Owns its flow table and fragment reassembler; shares only the matcher.
 
-use super::{AddrList, Named, Obs, ObsKind, PktMeta, Resolved, ANSWERS_PER_OBS, L4};
+use super::{AddrList, Head, Named, Obs, ObsKind, PktMeta, Resolved, ANSWERS_PER_OBS, L4};
 use crate::capture::RawPacket;
 use crate::decode::{self, Decoded, Packet, Transport};
 use crate::evidence::Evidence;
@@ -470,24 +470,26 @@ impl Obs {
     /// An observation of this packet; optional fields empty (no allocation).
     fn at(ctx: &Ctx<'_>, protocol: Protocol, kind: ObsKind) -> Self {
         Obs {
-            meta: ctx.meta,
-            ts: ctx.ts,
-            src: ctx.pkt.src,
-            dst: ctx.pkt.dst,
-            sport: ctx.sport,
-            dport: ctx.dport,
-            l4: ctx.l4,
-            src_mac: ctx.pkt.src_mac,
-            tunnel: ctx.pkt.tunnel.boxed(),
-            protocol,
+            head: Head {
+                meta: ctx.meta,
+                ts: ctx.ts,
+                src: ctx.pkt.src,
+                dst: ctx.pkt.dst,
+                sport: ctx.sport,
+                dport: ctx.dport,
+                l4: ctx.l4,
+                src_mac: ctx.pkt.src_mac,
+                tunnel: ctx.pkt.tunnel.boxed(),
+                protocol,
+                hit: None,
+                evidence: Evidence::Name,
+                repeat: false,
+                alpn: None,
+                ech: None,
+                dns_id: 0,
+            },
             name: String::new(),
             shown: None,
-            hit: None,
-            evidence: Evidence::Name,
-            repeat: false,
-            alpn: None,
-            ech: None,
-            dns_id: 0,
             kind,
         }
     }
@@ -503,9 +505,10 @@ impl Obs {
     /// Swap the two ends (a response's or a server's packet, told from the
     /// client's side). The MAC is the other end's, so it is dropped.
     pub(super) fn reverse(&mut self) {
-        std::mem::swap(&mut self.src, &mut self.dst);
-        std::mem::swap(&mut self.sport, &mut self.dport);
-        self.src_mac = None;
+        let h = &mut self.head;
+        std::mem::swap(&mut h.src, &mut h.dst);
+        std::mem::swap(&mut h.sport, &mut h.dport);
+        h.src_mac = None;
     }
 }
 

@@ -477,7 +477,8 @@ impl FlowTable {
         let hk = self.key(key);
         let (slot, tag) = Self::mark_of(hk.h);
         let (w, bit) = Self::present_of(hk.h);
-        if !syn && self.present.get(w).is_some_and(|x| x & bit == 0) {
+        let absent = self.present.get(w).is_some_and(|x| x & bit == 0);
+        if !syn && absent {
             // No flow: the same decision as a miss below, without the probes.
             if payload.is_empty() || !may_start(payload, tcp) || self.marks.get(slot) == Some(&tag)
             {
@@ -501,7 +502,9 @@ impl FlowTable {
                 }
                 o.into_mut()
             }
-            Entry::Vacant(v) => match self.old.remove(&hk) {
+            // A clear bit also answers for the older generation (a new
+            // connection's SYN: one probe fewer, the one that misses cache).
+            Entry::Vacant(v) => match (!absent).then(|| self.old.remove(&hk)).flatten() {
                 Some(f) if !f.spent() => v.insert(f),
                 found => {
                     if found.is_some() && !syn {

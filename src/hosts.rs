@@ -21,7 +21,7 @@ pub const MAX_NAMES_PER_HOST: usize = 64;
 /// Overflow-name fingerprints remembered across all hosts, to count each
 /// host's "+N more" distinct names. One set for all hosts (a per-host set
 /// of 4,096 was ~70 KB a host: 700 MB for a full table of spoofed hosts),
-/// in cache-line buckets (512 KiB, see [`FingerprintSet`]); a name pushed
+/// in cache-line buckets (256 KiB, see [`FingerprintSet`]); a name pushed
 /// out of its bucket by newer ones may be counted again.
 pub const MAX_OVERFLOW_NAMES: usize = 65_536;
 /// Bits of the full table's doorkeeper (128 KiB, two bits per refused

@@ -16,6 +16,7 @@
 //! A [`FingerprintSet`] remembers the host table's overflow-name
 //! fingerprints in cache-line buckets (one line per lookup, no allocation).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
@@ -140,13 +141,22 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     /// were dropped to make room (0 almost always).
     pub fn insert(&mut self, k: K, v: V, live: impl Fn(&V) -> bool) -> u64 {
         let k = self.key(&k);
-        if let Some(slot) = self.cur.get_mut(&k) {
-            *slot = v;
-            return 0;
+        let mut dropped = 0;
+        if self.cur.len() >= self.half && !self.cur.contains_key(&k) {
+            // A new key at a full generation: rotate first (rare).
+            self.old.remove(&k);
+            dropped = self.make_room(&live);
         }
-        self.old.remove(&k);
-        let dropped = self.make_room(&live);
-        self.cur.insert(k, v);
+        // One probe of the current generation finds the key or its slot.
+        match self.cur.entry(k) {
+            Entry::Occupied(mut e) => {
+                e.insert(v);
+            }
+            Entry::Vacant(e) => {
+                e.insert(v);
+                self.old.remove(&k);
+            }
+        }
         dropped
     }
 
@@ -349,21 +359,24 @@ impl<K: Copy> Lru<K> {
     }
 }
 
-/// Fingerprints per bucket: eight `u64`s, one 64-byte cache line.
-const BUCKET_WAYS: usize = 8;
+/// Fingerprints per bucket: sixteen `u32`s, one 64-byte cache line.
+const BUCKET_WAYS: usize = 16;
 
 /// A bounded set of 64-bit fingerprints in buckets of one cache line each
-/// (8-way set-associative, like a CPU cache): membership and insert touch
+/// (16-way set-associative, like a CPU cache): membership and insert touch
 /// one line, nothing is allocated after `new`, and the whole set is small
-/// enough to stay in cache (65,536 fingerprints are 512 KiB). A full bucket
-/// replaces one of its fingerprints (chosen by the new one's bits), so a
-/// fingerprint may be forgotten, and then counted as new again, once more
-/// than eight land in its bucket (at half the capacity about 1 in 100 is;
-/// a bucket with eight or fewer loses nothing).
+/// enough to stay in cache (65,536 fingerprints are 256 KiB). A bucket is
+/// chosen by a fingerprint's top bits and keeps 32 of its low bits, so two
+/// fingerprints are confused only when both agree (about 1 in 2^28 per
+/// lookup at full capacity). A full bucket replaces one of its
+/// fingerprints (chosen by the new one's bits), so a fingerprint may be
+/// forgotten, and then counted as new again, once more than sixteen land
+/// in its bucket (a bucket with sixteen or fewer loses nothing).
 /// Used by the host table to count each host's distinct names beyond the
 /// ones it keeps.
+#[derive(Clone)]
 pub struct FingerprintSet {
-    buckets: Vec<[u64; BUCKET_WAYS]>,
+    buckets: Vec<[u32; BUCKET_WAYS]>,
     /// Bucket index mask (a power of two less one).
     mask: u64,
 }
@@ -384,14 +397,15 @@ impl FingerprintSet {
         self.buckets.len() * BUCKET_WAYS
     }
 
-    /// Add `fp`; true when it was not in the set. (0 marks an empty way, so
-    /// it is stored as 1.)
+    /// Add `fp`; true when it was not in the set. (Its low 32 bits are
+    /// stored; 0 marks an empty way, so low bits of 0 are stored as 1.)
     pub fn insert(&mut self, fp: u64) -> bool {
-        let fp = fp.max(1);
-        // The bucket from the top bits, the way to replace from the low ones.
+        // The bucket from the top bits, the stored word and the way to
+        // replace from the low ones.
         let Some(b) = self.buckets.get_mut(((fp >> 40) & self.mask) as usize) else {
             return false;
         };
+        let fp = (fp as u32).max(1);
         if b.contains(&fp) {
             return false;
         }
@@ -425,7 +439,7 @@ mod tests {
     }
 
     /// Below capacity little is forgotten (only in buckets that got more
-    /// than eight: at under half the capacity, ~1 in 100); at five times capacity the set stays its size and
+    /// than sixteen); at five times capacity the set stays its size and
     /// the newest fingerprints are the ones found.
     #[test]
     fn fingerprint_set_remembers_within_its_buckets() {
@@ -448,12 +462,17 @@ mod tests {
             .filter(|&&f| !s.insert(f))
             .count();
         assert!(last > 500, "only {last} of the newest 1,000 found");
-        // One bucket: the ninth fingerprint replaces one of the eight.
-        let mut one = FingerprintSet::new(8);
-        let nine = fps(3, 9);
-        assert!(nine.iter().all(|&f| one.insert(f)));
-        let kept = nine.iter().filter(|&&f| !one.insert(f)).count();
-        assert!((7..=8).contains(&kept), "{kept}");
+        // One bucket: the seventeenth fingerprint replaces one of the sixteen.
+        let mut one = FingerprintSet::new(BUCKET_WAYS);
+        let seventeen = fps(3, BUCKET_WAYS + 1);
+        assert!(seventeen.iter().all(|&f| one.insert(f)));
+        // Asked one at a time (a miss would insert and push out another).
+        let kept = seventeen
+            .iter()
+            .filter(|&&f| !one.clone().insert(f))
+            .count();
+        assert_eq!(kept, BUCKET_WAYS, "sixteen kept, one replaced");
+        assert!(!one.insert(seventeen[BUCKET_WAYS]), "the newest is kept");
         assert!(!one.insert(0) || !one.insert(0), "0 is stored (as 1)");
     }
 

@@ -497,3 +497,45 @@ fn http_pipelined_in_one_segment_and_head_over_many_segments() {
     let (names, _) = feed(80, &segs);
     assert_eq!(names, vec!["http:dnl-01.geo.kaspersky.com"]);
 }
+
+/// A connection whose flow moved to the older generation is found again by
+/// its retransmitted SYN and by its next segment (a new SYN skips probing
+/// the older generation only when the presence filter says the key is in
+/// neither), and a SYN of a new connection still creates a flow.
+#[test]
+fn syn_finds_a_flow_of_the_older_generation() {
+    let mut t = FlowTable::default();
+    let mut c = Counters::default();
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let b: IpAddr = "198.51.100.7".parse().unwrap();
+    let syn_of = |i: u32| {
+        let sport = (i % 60000) as u16 + 1024;
+        let dport = (i / 60000) as u16 + 443;
+        let (k, d) = FlowKey::new(a, b, sport, dport, 6);
+        (k, d, seg(TCP_SYN, sport, dport))
+    };
+    let (k0, d0, s0) = syn_of(0);
+    assert!(t.tcp(k0, d0, 0, &s0, &[], &mut c).unwrap().created);
+    // Fill the current generation: the next new flow rotates the first into the older one.
+    for i in 1..=GEN_FLOWS as u32 {
+        let (k, d, s) = syn_of(i);
+        assert!(t.tcp(k, d, 0, &s, &[], &mut c).unwrap().created);
+    }
+    assert_eq!(t.len(), GEN_FLOWS + 1);
+    assert!(
+        !t.tcp(k0, d0, 1, &s0, &[], &mut c).unwrap().created,
+        "a retransmitted SYN finds the flow in the older generation"
+    );
+    assert_eq!(t.len(), GEN_FLOWS + 1, "moved, not copied");
+    let (k1, d1, s1) = syn_of(1);
+    let h = hello("example.com", 0);
+    let data = TcpInfo {
+        flags: TCP_ACK,
+        seq: s1.seq.wrapping_add(1),
+        ..s1
+    };
+    assert!(!t.tcp(k1, d1, 1, &data, &h, &mut c).unwrap().created);
+    let (kn, dn, sn) = syn_of(GEN_FLOWS as u32 + 1);
+    assert!(t.tcp(kn, dn, 1, &sn, &[], &mut c).unwrap().created);
+    assert_eq!(t.len(), GEN_FLOWS + 2);
+}

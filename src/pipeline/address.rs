@@ -14,6 +14,7 @@ use super::{ConnKey, Head, Named, Obs, ObsKind};
 use crate::matcher::Hit;
 use crate::stats::{Counters, Limit};
 use crate::table::{GenMap, Hashed, PreHashed};
+use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
@@ -313,12 +314,16 @@ impl AddressBook {
     /// opened at `opened`, if given: a queue entry may be older than a
     /// re-held key).
     fn unmap(&mut self, k: &Hashed<ConnKey>, opened: Option<u64>) -> Option<u32> {
-        let slot = *self.held.get(k)?;
+        // One probe: the entry is removed through its handle.
+        let Entry::Occupied(e) = self.held.entry(*k) else {
+            return None;
+        };
+        let slot = *e.get();
         let ts = self.slots.get(slot as usize)?.as_ref()?.open.ts;
         if opened.is_some_and(|t| t != ts) {
             return None;
         }
-        self.held.remove(k);
+        e.remove();
         Some(slot)
     }
 

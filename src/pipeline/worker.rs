@@ -34,6 +34,7 @@ pub struct Worker {
     flows: FlowTable,
     frags: decode::frag::Reassembler,
     scratch: Scratch,
+    names: Box<NameBufs>,
     pub counters: Counters,
     app_counters: Counters,
     /// Observations produced since the last [`Worker::take`].
@@ -70,6 +71,7 @@ impl Worker {
             flows: FlowTable::default(),
             frags: decode::frag::Reassembler::default(),
             scratch: Scratch::default(),
+            names: Box::new(NameBufs::new()),
             counters: Counters::default(),
             app_counters: Counters::default(),
             out: Vec::new(),
@@ -159,6 +161,7 @@ impl Worker {
             cfg: self.cfg,
             out: &mut self.out,
             c: &mut self.app_counters,
+            names: Some(&mut self.names),
         }
     }
 
@@ -174,6 +177,7 @@ impl Worker {
         let Worker {
             flows,
             scratch,
+            names,
             counters,
             app_counters,
             matcher,
@@ -205,6 +209,7 @@ impl Worker {
                 cfg: *cfg,
                 out,
                 c: app_counters,
+                names: Some(&mut **names),
             };
             let n = match app {
                 App::Dns(msg) => {
@@ -253,6 +258,7 @@ impl Worker {
         let (key, dir) = FlowKey::new(p.src, p.dst, ctx.sport, ctx.dport, 17);
         let Worker {
             flows,
+            names,
             counters,
             app_counters,
             matcher,
@@ -329,6 +335,7 @@ impl Worker {
                 cfg: *cfg,
                 out,
                 c: app_counters,
+                names: Some(&mut **names),
             };
             let n = match tls::scan_handshake(hello) {
                 tls::TlsScan::Hello(h) => e.hello(ctx, Protocol::Quic, &h, &mut flow.conn),
@@ -518,9 +525,41 @@ struct Emitter<'a> {
     cfg: WorkerConfig,
     out: &'a mut Vec<Obs>,
     c: &'a mut Counters,
+    /// The worker's name buffers, lent out by [`Emitter::with_names`].
+    names: Option<&'a mut NameBufs>,
 }
 
-impl Emitter<'_> {
+/// Two name buffers a worker reuses for every message (a name is read or
+/// normalised into [`name::MAX_NAME_LEN`] bytes: clearing fresh buffers per
+/// DNS message cost more than reading the names).
+struct NameBufs {
+    a: [u8; name::MAX_NAME_LEN],
+    b: [u8; name::MAX_NAME_LEN],
+}
+
+impl NameBufs {
+    fn new() -> Self {
+        NameBufs {
+            a: [0; name::MAX_NAME_LEN],
+            b: [0; name::MAX_NAME_LEN],
+        }
+    }
+}
+
+impl<'a> Emitter<'a> {
+    /// Run `f` with the worker's name buffers (fresh ones if they are
+    /// already lent out, which no caller does).
+    fn with_names<R>(&mut self, f: impl FnOnce(&mut Self, &mut NameBufs) -> R) -> R {
+        match self.names.take() {
+            Some(n) => {
+                let r = f(self, &mut *n);
+                self.names = Some(n);
+                r
+            }
+            None => f(self, &mut NameBufs::new()),
+        }
+    }
+
     /// A name the client sent; returns what it says about the connection.
     #[allow(clippy::too_many_arguments)]
     fn push(
@@ -587,12 +626,14 @@ impl Emitter<'_> {
             return;
         }
         let before = self.out.len();
-        let walk = dns::questions(msg, |q| {
-            if q.name.is_empty() {
-                self.push(ctx, Protocol::Dns, b"", Some(b"<root>"), None, None, None);
-            } else {
-                self.push(ctx, Protocol::Dns, q.name, None, None, None, None);
-            }
+        let walk = self.with_names(|e, nb| {
+            dns::questions_in(msg, &mut nb.a, |q| {
+                if q.name.is_empty() {
+                    e.push(ctx, Protocol::Dns, b"", Some(b"<root>"), None, None, None);
+                } else {
+                    e.push(ctx, Protocol::Dns, q.name, None, None, None, None);
+                }
+            })
         });
         for o in self.out.iter_mut().skip(before) {
             o.dns_id = h.id;
@@ -617,11 +658,20 @@ impl Emitter<'_> {
     /// the addresses it maps to other names. Either also tells the merger
     /// who answers DNS (resolvers).
     fn dns_response(&mut self, ctx: &Ctx<'_>, msg: &[u8], id: u16) {
+        self.with_names(|e, nb| e.dns_response_in(ctx, msg, id, &mut nb.a));
+    }
+
+    fn dns_response_in(
+        &mut self,
+        ctx: &Ctx<'_>,
+        msg: &[u8],
+        id: u16,
+        buf: &mut [u8; name::MAX_NAME_LEN],
+    ) {
         let mut first: Option<(Hit, String)> = None;
         let mut questions = 0usize;
-        let mut buf = [0u8; name::MAX_NAME_LEN];
         let matcher = self.matcher;
-        let Some(walk) = dns::questions_in(msg, &mut buf, |q| {
+        let Some(walk) = dns::questions_in(msg, buf, |q| {
             questions += 1;
             if first.is_none() {
                 if let Some(hit) = matcher.lookup(q.name) {
@@ -633,7 +683,7 @@ impl Emitter<'_> {
         };
         if let Some((hit, qname)) = first {
             let mut addrs = Resolved::default();
-            if !dns::resolved_addrs(msg, &walk, &mut buf, |a, t| addrs.push(a, t)) {
+            if !dns::resolved_addrs(msg, &walk, buf, |a, t| addrs.push(a, t)) {
                 // HTTPS/SVCB hints, or records only hickory-proto reads.
                 addrs = Resolved::default();
                 for r in dns::answers(msg) {
@@ -690,25 +740,35 @@ impl Emitter<'_> {
                 Named::Nothing
             };
         };
-        let mut buf = [0u8; name::MAX_NAME_LEN];
-        let Some(n) = name::normalise(sni, &mut buf) else {
-            return Named::Nothing;
-        };
-        let norm = buf.get(..n).unwrap_or(&[]);
-        self.push(ctx, protocol, norm, None, h.alpn, Some(h.ech), Some(conn))
+        self.with_names(|e, nb| {
+            let Some(n) = name::normalise(sni, &mut nb.a) else {
+                return Named::Nothing;
+            };
+            let norm = nb.a.get(..n).unwrap_or(&[]);
+            e.push(ctx, protocol, norm, None, h.alpn, Some(h.ech), Some(conn))
+        })
     }
 
     fn http(&mut self, ctx: &Ctx<'_>, r: &http::HttpRequest<'_>, conn: &mut ConnTrack) -> Named {
+        self.with_names(|e, nb| e.http_in(ctx, r, conn, nb))
+    }
+
+    fn http_in(
+        &mut self,
+        ctx: &Ctx<'_>,
+        r: &http::HttpRequest<'_>,
+        conn: &mut ConnTrack,
+        nb: &mut NameBufs,
+    ) -> Named {
         let hostport = r.host.or(r.authority).unwrap_or_default();
-        let mut shown = [0u8; name::MAX_NAME_LEN];
-        let shown_n = hostport.len().min(shown.len());
-        for (d, s) in shown.iter_mut().zip(hostport) {
+        let shown_n = hostport.len().min(nb.b.len());
+        for (d, s) in nb.b.iter_mut().zip(hostport) {
             *d = s.to_ascii_lowercase();
         }
-        let shown = shown.get(..shown_n).unwrap_or(&[]);
-        let mut buf = [0u8; name::MAX_NAME_LEN];
+        let shown = nb.b.get(..shown_n).unwrap_or(&[]);
+        let buf = &mut nb.a;
         let n = http::host_for_match(hostport)
-            .and_then(|h| name::normalise(h, &mut buf))
+            .and_then(|h| name::normalise(h, buf))
             .unwrap_or(0);
         let norm = buf.get(..n).unwrap_or(&[]);
         let hit = if norm.is_empty() {

@@ -816,7 +816,14 @@ fn parse_gquic_frame(
 /// Skip a run of PADDING (zero) bytes as one frame.
 fn skip_padding(r: &mut Reader<'_>) -> Option<()> {
     let rest = r.rest();
-    let run = rest.iter().position(|b| *b != 0).unwrap_or(rest.len());
+    // Eight bytes per step over the run (a client Initial is mostly padding).
+    let zero_words = rest
+        .chunks_exact(8)
+        .take_while(|c| c.iter().fold(0u8, |a, b| a | b) == 0)
+        .count();
+    let from = zero_words * 8;
+    let tail = rest.get(from..).unwrap_or_default();
+    let run = from + tail.iter().position(|b| *b != 0).unwrap_or(tail.len());
     r.take(run).map(|_| ())
 }
 
@@ -920,6 +927,28 @@ mod tests {
     use aes::Aes128;
     use aes_gcm::aead::AeadInOut;
     use aes_gcm::Aes128Gcm;
+
+    /// A PADDING run of any length and alignment ends exactly at the first
+    /// non-zero byte (the run is skipped eight bytes at a time), or at the
+    /// end of the packet.
+    #[test]
+    fn padding_run_ends_at_first_nonzero_byte() {
+        for lead in 0..9usize {
+            for run in 0..41usize {
+                let mut buf = vec![0xffu8; lead];
+                buf.extend(std::iter::repeat_n(0u8, run));
+                buf.extend([0x06, 0x00]);
+                let mut r = Reader::new(&buf);
+                r.take(lead).unwrap();
+                skip_padding(&mut r).unwrap();
+                assert_eq!(r.pos(), lead + run, "lead {lead} run {run}");
+                let only = vec![0u8; run];
+                let mut r = Reader::new(&only);
+                skip_padding(&mut r).unwrap();
+                assert_eq!(r.remaining(), 0, "run {run} to the end");
+            }
+        }
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();

@@ -7,6 +7,8 @@
 #   KASWATCH=/path/to/kaswatch RUNS=5 bench/floods.sh
 #
 # Env: FLOODS ("dns-answers dns-queries spoof syn frag syn-kaddr") SEED (1) RUNS (3)
+#      ROUNDS (RUNS) PER (3): the timing is ROUNDS interleaved rounds of PER runs of
+#      each capture; the ratio is the median of the rounds' ratios
 #      LIMIT (2.0) PROBE_MAX (10: a flood whose single probe run takes longer than this
 #      many seconds is not repeated; its probe time is the figure) TIMEOUT (300 s per run)
 #      KASWATCH (path; default: cargo build --release) KW_ARGS ("--workers 1")
@@ -18,6 +20,8 @@ PY=/usr/bin/python3
 FLOODS="${FLOODS:-dns-answers dns-queries spoof syn frag syn-kaddr}"
 SEED="${SEED:-1}"
 RUNS="${RUNS:-3}"
+ROUNDS="${ROUNDS:-$RUNS}"
+PER="${PER:-3}"
 LIMIT="${LIMIT:-2.0}"
 PROBE_MAX="${PROBE_MAX:-10}"
 TIMEOUT="${TIMEOUT:-300}"
@@ -82,18 +86,31 @@ EOF
 )
         note=" (1 run)"
     else
-        # paired: ordinary and flood in one hyperfine invocation, RUNS each, medians
-        hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$OUT/hf-$k.json" \
-            -n ordinary "$(cmd "$O")" -n "$k" "$(cmd "$F")" >/dev/null
-        read -r ot ft < <($PY - "$OUT/hf-$k.json" <<'EOF'
+        # interleaved: ROUNDS hyperfine rounds of (ordinary, flood), PER runs
+        # each; the ratio is the median of the rounds' ratios, so drift on a
+        # shared machine hits both sides of each ratio alike
+        rm -f "$OUT/hf-$k".*.json
+        for r in $(seq "$ROUNDS"); do
+            hyperfine --style none --runs "$PER" --warmup 1 --export-json "$OUT/hf-$k.$r.json" \
+                -n ordinary "$(cmd "$O")" -n "$k" "$(cmd "$F")" >/dev/null
+        done
+        read -r ot ft rr < <($PY - "$OUT"/hf-"$k".*.json <<'EOF'
 import json, statistics, sys
-r = {x["command"]: statistics.median(x["times"]) for x in json.load(open(sys.argv[1]))["results"]}
-print("%.3f %.3f" % (r["ordinary"], [v for c, v in r.items() if c != "ordinary"][0]))
+o, f, ratios = [], [], []
+for path in sys.argv[1:]:
+    r = {x["command"]: x["times"] for x in json.load(open(path))["results"]}
+    ot = r.pop("ordinary")
+    ft = next(iter(r.values()))
+    o += ot
+    f += ft
+    ratios.append(statistics.median(ft) / statistics.median(ot))
+print("%.3f %.3f %.2f" % (statistics.median(o), statistics.median(f), statistics.median(ratios)))
 EOF
 )
         note=""
     fi
-    ratio=$(awk -v f="$ft" -v o="$ot" 'BEGIN{printf "%.2f", f/o}')
+    ratio=${rr:-$(awk -v f="$ft" -v o="$ot" 'BEGIN{printf "%.2f", f/o}')}
+    rr=""
     ok=yes
     if awk -v r="$ratio" -v l="$LIMIT" 'BEGIN{exit !(r > l)}'; then ok="**NO**"; fail=1; fi
     echo "   ordinary ${ot}s  flood ${ft}s${note}  ratio ${ratio}  peak RSS $((prss / 1024)) MiB  $ok"
@@ -101,6 +118,6 @@ EOF
 done
 mv "$ROWS" "$OUT/report.md"
 echo
-echo "Floods vs ordinary traffic of the same packet count ($KASWATCH read $KW_ARGS; medians of $RUNS runs):"
+echo "Floods vs ordinary traffic of the same packet count ($KASWATCH read $KW_ARGS; times: medians of $ROUNDS x $PER runs; ratio: median of the $ROUNDS rounds' ratios):"
 cat "$OUT/report.md"
 if [ $fail = 1 ]; then echo "FAIL: some flood takes more than ${LIMIT}x the ordinary time" >&2; exit 1; fi

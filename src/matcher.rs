@@ -24,10 +24,20 @@ pub struct Hit {
 /// Ids handed to matchers as they are built (see [`Hit::set`]).
 static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
+/// The entries of one pattern text.
+#[derive(Clone, Copy, Default)]
+struct NameEntry {
+    exact: Option<Hit>,
+    suffix: Option<Hit>,
+}
+
 /// Compiled matcher.
 pub struct Matcher {
-    exact: HashMap<Box<[u8]>, Hit, ahash::RandomState>,
-    suffix: HashMap<Box<[u8]>, Hit, ahash::RandomState>,
+    /// Pattern -> (exact entry, suffix entry): one table, so a name's
+    /// full-length lookup is one hash for both kinds.
+    names: HashMap<Box<[u8]>, NameEntry, ahash::RandomState>,
+    /// Some suffix pattern exists (otherwise only the full name is looked up).
+    any_suffix: bool,
     patterns: Vec<String>,
     max_len: usize,
     /// (tcp, port) -> hit and which end is the Kaspersky host.
@@ -45,8 +55,9 @@ pub struct Matcher {
 impl Matcher {
     pub fn new(set: &SignatureSet) -> Self {
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut exact = HashMap::with_hasher(ahash::RandomState::new());
-        let mut suffix = HashMap::with_hasher(ahash::RandomState::new());
+        let mut names: HashMap<Box<[u8]>, NameEntry, ahash::RandomState> =
+            HashMap::with_hasher(ahash::RandomState::new());
+        let mut any_suffix = false;
         let mut patterns = Vec::with_capacity(set.signatures.len());
         let mut max_len = 0;
         for (i, s) in set.signatures.iter().enumerate() {
@@ -58,9 +69,13 @@ impl Matcher {
             let key: Box<[u8]> = s.pattern.as_bytes().into();
             max_len = max_len.max(key.len());
             // First entry wins: later files may add, never silently override.
+            let e = names.entry(key).or_default();
             match s.kind {
-                MatchKind::Exact => exact.entry(key).or_insert(hit),
-                MatchKind::Suffix => suffix.entry(key).or_insert(hit),
+                MatchKind::Exact => e.exact.get_or_insert(hit),
+                MatchKind::Suffix => {
+                    any_suffix = true;
+                    e.suffix.get_or_insert(hit)
+                }
             };
             patterns.push(s.pattern.clone());
         }
@@ -98,8 +113,8 @@ impl Matcher {
         }
         cidr_lens.sort_unstable_by(|a, b| b.cmp(a));
         Matcher {
-            exact,
-            suffix,
+            names,
+            any_suffix,
             patterns,
             max_len,
             ports,
@@ -176,21 +191,24 @@ impl Matcher {
         if name.is_empty() {
             return None;
         }
+        // The whole name: an exact entry beats any suffix.
         if name.len() <= self.max_len {
-            if let Some(h) = self.exact.get(name) {
-                return Some(*h);
+            if let Some(e) = self.names.get(name) {
+                if let Some(h) = e.exact.or(e.suffix) {
+                    return Some(h);
+                }
             }
         }
-        if self.suffix.is_empty() {
+        if !self.any_suffix {
             return None;
         }
         // Walk label boundaries from the left: the first hit is the longest suffix.
-        let mut start = 0usize;
-        for _ in 0..MAX_LABELS {
+        let mut start = name.iter().position(|&b| b == b'.')? + 1;
+        for _ in 1..MAX_LABELS {
             let rest = name.get(start..)?;
             if rest.len() <= self.max_len {
-                if let Some(h) = self.suffix.get(rest) {
-                    return Some(*h);
+                if let Some(h) = self.names.get(rest).and_then(|e| e.suffix) {
+                    return Some(h);
                 }
             }
             let dot = rest.iter().position(|&b| b == b'.')?;

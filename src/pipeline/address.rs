@@ -140,6 +140,8 @@ pub struct AddressBook {
     /// Random per-run hasher for connection keys.
     seed: ahash::RandomState,
     resolvers: GenMap<IpAddr, ()>,
+    /// A resolver known to be in `resolvers` (reset by every insert).
+    last_resolver: Option<IpAddr>,
     pub stats: AddressStats,
 }
 
@@ -154,6 +156,7 @@ impl Default for AddressBook {
             queue: VecDeque::new(),
             seed: ahash::RandomState::new(),
             resolvers: GenMap::new(MAX_RESOLVERS),
+            last_resolver: None,
             stats: AddressStats::default(),
         }
     }
@@ -405,6 +408,14 @@ impl AddressBook {
 
     /// Release connections held longer than [`CONN_HOLD_NS`] at `now`
     /// (their client never said anything), in the order they opened.
+    /// Some held connection's wait is over at `now` (what [`Self::expire`]
+    /// would release; a check per observation, so kept to one compare).
+    pub fn expires_by(&self, now: u64) -> bool {
+        self.queue
+            .front()
+            .is_some_and(|&(t, _)| now.saturating_sub(t) > CONN_HOLD_NS)
+    }
+
     pub fn expire(&mut self, now: u64, out: &mut Vec<Release>) {
         while let Some(&(t, k)) = self.queue.front() {
             if now.saturating_sub(t) <= CONN_HOLD_NS {
@@ -433,12 +444,19 @@ impl AddressBook {
     /// `addr` answered a DNS query for another host. Returns true the first
     /// time (within the table's memory).
     pub fn mark_resolver(&mut self, addr: IpAddr, c: &mut Counters) -> bool {
+        // Most answers come from the resolver of the answer before.
+        if self.last_resolver == Some(addr) {
+            return false;
+        }
         if self.resolvers.contains_key(&addr) {
+            self.last_resolver = Some(addr);
             return false;
         }
         for _ in 0..self.resolvers.insert(addr, (), |_| true) {
             c.limit(Limit::Resolvers);
         }
+        // Only an insert can drop an entry (a rotation): the one just made is kept.
+        self.last_resolver = Some(addr);
         true
     }
 

@@ -187,6 +187,9 @@ impl Merger {
     /// Packet time moved on to `now`: release held connections whose
     /// client stayed silent too long. `live` calls this on a timer too.
     pub fn tick(&mut self, now: u64) {
+        if !self.address.expires_by(now) {
+            return;
+        }
         let mut out = std::mem::take(&mut self.released);
         self.address.expire(now, &mut out);
         self.release_all(&mut out);

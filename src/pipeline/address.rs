@@ -406,8 +406,6 @@ impl AddressBook {
         })
     }
 
-    /// Release connections held longer than [`CONN_HOLD_NS`] at `now`
-    /// (their client never said anything), in the order they opened.
     /// Some held connection's wait is over at `now` (what [`Self::expire`]
     /// would release; a check per observation, so kept to one compare).
     pub fn expires_by(&self, now: u64) -> bool {
@@ -416,6 +414,8 @@ impl AddressBook {
             .is_some_and(|&(t, _)| now.saturating_sub(t) > CONN_HOLD_NS)
     }
 
+    /// Release connections held longer than [`CONN_HOLD_NS`] at `now`
+    /// (their client never said anything), in the order they opened.
     pub fn expire(&mut self, now: u64, out: &mut Vec<Release>) {
         while let Some(&(t, k)) = self.queue.front() {
             if now.saturating_sub(t) <= CONN_HOLD_NS {

@@ -204,6 +204,36 @@ pub struct Head {
 }
 
 impl Head {
+    /// A head for a packet from `src` to `dst` (address, port) with nothing
+    /// found yet: no MAC, tunnel, hit, TLS detail or DNS id.
+    pub fn of(
+        meta: PktMeta,
+        ts: u64,
+        l4: L4,
+        protocol: Protocol,
+        (src, sport): (IpAddr, u16),
+        (dst, dport): (IpAddr, u16),
+    ) -> Head {
+        Head {
+            meta,
+            ts,
+            src,
+            dst,
+            sport,
+            dport,
+            l4,
+            src_mac: None,
+            tunnel: None,
+            protocol,
+            hit: None,
+            evidence: Evidence::Name,
+            repeat: false,
+            alpn: None,
+            ech: None,
+            dns_id: 0,
+        }
+    }
+
     /// The observation again, with no name and `kind`.
     pub fn obs(self, kind: ObsKind) -> Obs {
         Obs {

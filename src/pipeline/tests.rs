@@ -105,29 +105,15 @@ fn dns_responses_carry_answers_and_queries_their_names() {
 }
 
 fn conn_obs(src: u8, dst: u8, sport: u16, ts: u64, kind: ObsKind) -> Obs {
-    Obs {
-        head: Head {
-            meta: PktMeta::default(),
-            ts,
-            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, src)),
-            dst: IpAddr::V4(Ipv4Addr::new(198, 51, 100, dst)),
-            sport,
-            dport: 443,
-            l4: L4::Tcp,
-            src_mac: None,
-            tunnel: None,
-            protocol: Protocol::Ip,
-            hit: None,
-            evidence: Evidence::Name,
-            repeat: false,
-            alpn: None,
-            ech: None,
-            dns_id: 0,
-        },
-        name: String::new(),
-        shown: None,
-        kind,
-    }
+    Head::of(
+        PktMeta::default(),
+        ts,
+        L4::Tcp,
+        Protocol::Ip,
+        (IpAddr::V4(Ipv4Addr::new(10, 0, 0, src)), sport),
+        (IpAddr::V4(Ipv4Addr::new(198, 51, 100, dst)), 443),
+    )
+    .obs(kind)
 }
 
 fn x(n: u8) -> IpAddr {

@@ -477,29 +477,13 @@ fn settle(out: &mut Vec<Obs>, ctx: &Ctx<'_>, conn: &mut ConnTrack, n: Named) {
 impl Obs {
     /// An observation of this packet; optional fields empty (no allocation).
     fn at(ctx: &Ctx<'_>, protocol: Protocol, kind: ObsKind) -> Self {
-        Obs {
-            head: Head {
-                meta: ctx.meta,
-                ts: ctx.ts,
-                src: ctx.pkt.src,
-                dst: ctx.pkt.dst,
-                sport: ctx.sport,
-                dport: ctx.dport,
-                l4: ctx.l4,
-                src_mac: ctx.pkt.src_mac,
-                tunnel: ctx.pkt.tunnel.boxed(),
-                protocol,
-                hit: None,
-                evidence: Evidence::Name,
-                repeat: false,
-                alpn: None,
-                ech: None,
-                dns_id: 0,
-            },
-            name: String::new(),
-            shown: None,
-            kind,
+        let (src, dst) = ((ctx.pkt.src, ctx.sport), (ctx.pkt.dst, ctx.dport));
+        Head {
+            src_mac: ctx.pkt.src_mac,
+            tunnel: ctx.pkt.tunnel.boxed(),
+            ..Head::of(ctx.meta, ctx.ts, ctx.l4, protocol, src, dst)
         }
+        .obs(kind)
     }
 
     /// Orient a connection observation client first (the packet may be the

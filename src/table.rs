@@ -16,7 +16,6 @@
 //! A [`FingerprintSet`] remembers the host table's overflow-name
 //! fingerprints in cache-line buckets (one line per lookup, no allocation).
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
@@ -63,7 +62,104 @@ impl Hasher for PassThrough {
 /// A map whose keys carry their hash (see [`Hashed::new`]).
 pub type PreHashed<K, V> = HashMap<Hashed<K>, V, BuildHasherDefault<PassThrough>>;
 
-type Gen<K, V> = PreHashed<K, V>;
+/// Most entries a generation's index can name (indices are `u32`).
+pub const MAX_GENERATION: usize = u32::MAX as usize;
+
+/// One generation: entries in insertion order in a dense `Vec`, found
+/// through a small open-addressing index of `u32` positions. A flood of new
+/// keys probes only the index (5 bytes a slot: a 32,768-entry generation's
+/// index is 320 KiB, cache-resident) and appends the entry at the end of
+/// the `Vec` (sequential writes), where a map of whole entries would touch
+/// a random line of a multi-MiB table per key; a rotation clears the index
+/// and truncates the `Vec`, and counts the live entries in one sequential
+/// pass. Removal swaps the last entry into the hole (O(1)).
+struct Gen<K, V> {
+    index: hashbrown::HashTable<u32>,
+    entries: Vec<(Hashed<K>, V)>,
+}
+
+impl<K: Eq, V> Gen<K, V> {
+    fn new() -> Self {
+        Gen {
+            index: hashbrown::HashTable::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    #[inline]
+    fn pos(&self, k: &Hashed<K>) -> Option<usize> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let entries = &self.entries;
+        self.index
+            .find(k.h, |&i| entries.get(i as usize).is_some_and(|e| e.0 == *k))
+            .map(|&i| i as usize)
+    }
+
+    fn contains_key(&self, k: &Hashed<K>) -> bool {
+        self.pos(k).is_some()
+    }
+
+    fn get(&self, k: &Hashed<K>) -> Option<&V> {
+        self.pos(k).and_then(|i| self.entries.get(i)).map(|e| &e.1)
+    }
+
+    fn get_mut(&mut self, k: &Hashed<K>) -> Option<&mut V> {
+        self.pos(k)
+            .and_then(|i| self.entries.get_mut(i))
+            .map(|e| &mut e.1)
+    }
+
+    /// Appends `k` (the caller knows it is absent). A generation never
+    /// holds more than [`MAX_GENERATION`] entries: beyond that the entry is
+    /// not added (unreachable with the bounds `GenMap` is given).
+    fn push(&mut self, k: Hashed<K>, v: V) -> Option<&mut V> {
+        let i = u32::try_from(self.entries.len()).ok()?;
+        let entries = &self.entries;
+        self.index
+            .insert_unique(k.h, i, |&j| entries.get(j as usize).map_or(0, |e| e.0.h));
+        self.entries.push((k, v));
+        self.entries.last_mut().map(|e| &mut e.1)
+    }
+
+    fn remove(&mut self, k: &Hashed<K>) -> Option<V> {
+        let entries = &self.entries;
+        let slot = self
+            .index
+            .find_entry(k.h, |&i| entries.get(i as usize).is_some_and(|e| e.0 == *k))
+            .ok()?;
+        let (i, _) = slot.remove();
+        let i = i as usize;
+        let last = self.entries.len().checked_sub(1)?;
+        if i != last {
+            // The last entry moves into the hole: repoint its index slot.
+            let h = self.entries.get(last).map(|e| e.0.h)?;
+            if let Some(p) = self.index.find_mut(h, |&j| j as usize == last) {
+                *p = i as u32;
+            }
+        }
+        let (_, v) = self.entries.swap_remove(i);
+        Some(v)
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.entries.clear();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(Hashed<K>, V)> {
+        self.entries.iter()
+    }
+}
 
 impl<K: Hash> Hashed<K> {
     /// `k` with its hash under `seed` (a per-run random hasher: keys come
@@ -90,9 +186,9 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     /// A map of at most `max` entries (at least 2).
     pub fn new(max: usize) -> Self {
         GenMap {
-            cur: HashMap::default(),
-            old: HashMap::default(),
-            half: (max / 2).max(1),
+            cur: Gen::new(),
+            old: Gen::new(),
+            half: (max / 2).clamp(1, MAX_GENERATION),
             seed: ahash::RandomState::new(),
         }
     }
@@ -111,6 +207,9 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     }
 
     pub fn get(&self, k: &K) -> Option<&V> {
+        if self.is_empty() {
+            return None;
+        }
         let k = self.key(k);
         self.cur.get(&k).or_else(|| self.old.get(&k))
     }
@@ -125,13 +224,13 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     /// entries for which `live` held that a rotation dropped.
     pub fn get_mut(&mut self, k: &K, live: impl Fn(&V) -> bool) -> (Option<&mut V>, u64) {
         let k = self.key(k);
-        if self.cur.contains_key(&k) {
-            return (self.cur.get_mut(&k), 0);
+        if let Some(i) = self.cur.pos(&k) {
+            return (self.cur.entries.get_mut(i).map(|e| &mut e.1), 0);
         }
         match self.old.remove(&k) {
             Some(v) => {
                 let dropped = self.make_room(&live);
-                (Some(self.cur.entry(k).or_insert(v)), dropped)
+                (self.cur.push(k, v), dropped)
             }
             None => (None, 0),
         }
@@ -147,14 +246,11 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
             self.old.remove(&k);
             dropped = self.make_room(&live);
         }
-        // One probe of the current generation finds the key or its slot.
-        match self.cur.entry(k) {
-            Entry::Occupied(mut e) => {
-                e.insert(v);
-            }
-            Entry::Vacant(e) => {
-                e.insert(v);
+        match self.cur.get_mut(&k) {
+            Some(slot) => *slot = v,
+            None => {
                 self.old.remove(&k);
+                self.cur.push(k, v);
             }
         }
         dropped
@@ -169,7 +265,7 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
             return None;
         }
         let dropped = self.make_room(&live);
-        self.cur.insert(k, v);
+        self.cur.push(k, v);
         Some(dropped)
     }
 
@@ -192,7 +288,7 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
         if self.cur.len() < self.half {
             return 0;
         }
-        let dropped = self.old.values().filter(|v| live(v)).count() as u64;
+        let dropped = self.old.iter().filter(|(_, v)| live(v)).count() as u64;
         self.old.clear();
         std::mem::swap(&mut self.cur, &mut self.old);
         dropped
@@ -505,6 +601,40 @@ mod tests {
         assert!(dropped > 0 && dropped <= 10, "{dropped}");
         assert_eq!(m.remove(&19), Some(false));
         assert!(m.get(&19).is_none());
+    }
+
+    #[test]
+    fn generation_matches_a_map_through_removals() {
+        // Within one generation's bound nothing rotates: after any mix of
+        // inserts, replacements and removals (each removal moves the last
+        // entry into the hole and repoints its index slot) every key must
+        // read back as a plain map says, and the entries must be exactly
+        // the map's.
+        let mut m: GenMap<u32, u32> = GenMap::new(1 << 16);
+        let mut want = std::collections::HashMap::new();
+        let mut x = 0x2545_f491_u32;
+        for step in 0..40_000u32 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let k = x % 3_000;
+            if (x >> 24) % 3 == 0 {
+                assert_eq!(m.remove(&k), want.remove(&k), "remove {k} at {step}");
+            } else {
+                assert_eq!(m.insert(k, step, |_| true), 0);
+                want.insert(k, step);
+            }
+            if step % 1_000 == 0 {
+                for k in 0..3_000 {
+                    assert_eq!(m.get(&k), want.get(&k), "key {k} at {step}");
+                }
+            }
+        }
+        let mut got: Vec<(u32, u32)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut exp: Vec<(u32, u32)> = want.into_iter().collect();
+        got.sort_unstable();
+        exp.sort_unstable();
+        assert_eq!(got, exp);
     }
 
     fn order(l: &Lru<u32>) -> Vec<(u64, u32)> {

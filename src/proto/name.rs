@@ -85,12 +85,28 @@ fn copy_plain(src: &[u8], dst: &mut [u8]) -> bool {
     }
     let (sr, dr) = (s.remainder(), d.into_remainder());
     if !sr.is_empty() {
-        // Pad with a plain byte so only the real bytes can be bad.
-        let mut w = [b'a'; 8];
-        for (o, b) in w.iter_mut().zip(sr) {
-            *o = *b;
-        }
-        put(u64::from_le_bytes(w), dr);
+        // Pad with a plain byte so only the real bytes can be bad. The word
+        // is built in a register: bytes stored to a stack buffer and loaded
+        // back as one word stall store forwarding (a third of a DNS name's
+        // decoding time, most labels being short). From a source of 8 bytes
+        // or more, its last 8 bytes are loaded and shifted down.
+        const PAD: u64 = u64::from_le_bytes([b'a'; 8]);
+        let r = sr.len();
+        let tail = src
+            .len()
+            .checked_sub(8)
+            .and_then(|at| src.get(at..))
+            .and_then(|t| <[u8; 8]>::try_from(t).ok());
+        let x = match tail {
+            Some(t) => u64::from_le_bytes(t) >> (8 * (8 - r)),
+            None => sr
+                .iter()
+                .enumerate()
+                .take(7)
+                .fold(0u64, |x, (i, b)| x | (u64::from(*b) << (8 * i))),
+        };
+        let keep = u64::MAX >> (8 * (8 - r));
+        put((x & keep) | (PAD & !keep), dr);
     }
     bad & HIGH == 0
 }
@@ -138,6 +154,18 @@ mod tests {
                 let mut l = b"Ab-Z0_xYzAbCdEfGhIj".to_vec();
                 l[at] = b;
                 labels.push(l);
+            }
+        }
+        // Every byte value at every place of every length up to two words:
+        // the tail word is built from the source's last 8 bytes (8 or more)
+        // or byte by byte (shorter).
+        for len in 1..17usize {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut l = b"AbCdEfGhIjKlMnOpQ"[..len].to_vec();
+                    l[at] = b;
+                    labels.push(l);
+                }
             }
         }
         let mut x = 0x9e37_79b9_u32;

@@ -17,9 +17,7 @@
 use crate::decode::{TcpInfo, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::proto::{dns, http, quic, socks, tls};
 use crate::stats::{Counters, Layer, Limit};
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use crate::table::Hashed;
 use std::net::IpAddr;
 
 /// Flows per worker. Only connections that can still carry a name are
@@ -271,43 +269,14 @@ pub struct Scratch {
     pub tls: Vec<u8>,
 }
 
-/// A key with its hash, computed once per packet with the table's random
-/// seed (the keys are chosen by whoever sends packets).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct HKey {
-    h: u64,
-    k: FlowKey,
-}
+/// A flow key with its hash, computed once per packet with the table's
+/// random seed (the keys are chosen by whoever sends packets).
+type HKey = Hashed<FlowKey>;
 
-impl Hash for HKey {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.h);
-    }
-}
-
-/// Passes the precomputed hash of an [`HKey`] through.
-#[derive(Default)]
-struct PassHasher(u64);
-
-impl Hasher for PassHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by HKey; fold anything else in rather than panic.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-}
-
-type Gen = HashMap<HKey, Flow, BuildHasherDefault<PassHasher>>;
+/// A generation: flows in a dense `Vec` behind a `u32` index (see
+/// [`crate::table::Gen`]): a SYN flood appends flows instead of writing a
+/// random line of a multi-MiB table per SYN.
+type Gen = crate::table::Gen<FlowKey, Flow>;
 
 #[inline]
 fn fold_mul(a: u64, b: u64) -> u64 {
@@ -332,9 +301,9 @@ impl Default for FlowTable {
     fn default() -> Self {
         let rs = ahash::RandomState::new();
         let seed = [0u64, 1, 2, 3, 4].map(|i| rs.hash_one(i) | 1);
-        // Sized once, twice the generation (see MAX_FLOWS): pages are only
-        // touched as flows arrive.
-        let gen = || Gen::with_capacity_and_hasher(2 * GEN_FLOWS, Default::default());
+        // Sized once: a generation's flows, and an index for twice as many
+        // (see MAX_FLOWS); pages are only touched as flows arrive.
+        let gen = || Gen::with_capacity(GEN_FLOWS, 2 * GEN_FLOWS);
         FlowTable {
             cur: gen(),
             old: gen(),
@@ -386,10 +355,7 @@ impl FlowTable {
             | u64::from(k.v6) << 40;
         let lo = fold_mul(k.a[1] ^ s[0], k.b[1] ^ s[1]);
         let hi = fold_mul(k.a[0] ^ s[2], k.b[0] ^ s[3]);
-        HKey {
-            h: fold_mul(lo ^ tail, hi ^ s[4]),
-            k,
-        }
+        Hashed::with_hash(fold_mul(lo ^ tail, hi ^ s[4]), k)
     }
 
     /// Slot and tag of a key's mark.
@@ -436,14 +402,14 @@ impl FlowTable {
         self.upkeep(ts, c);
         let hk = self.key(key);
         let mut created = false;
-        let flow = match self.cur.entry(hk) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => match self.old.remove(&hk) {
-                Some(f) => v.insert(f),
+        let flow = match self.cur.pos(&hk) {
+            Some(i) => self.cur.value_mut(i)?,
+            None => match self.old.remove(&hk) {
+                Some(f) => self.cur.push(hk, f)?,
                 None => {
                     created = true;
-                    Self::set_present(&mut self.present, hk.h);
-                    v.insert(Flow::new(ts, tcp))
+                    Self::set_present(&mut self.present, hk.hash());
+                    self.cur.push(hk, Flow::new(ts, tcp))?
                 }
             },
         };
@@ -475,8 +441,8 @@ impl FlowTable {
         }
         self.upkeep(ts, c);
         let hk = self.key(key);
-        let (slot, tag) = Self::mark_of(hk.h);
-        let (w, bit) = Self::present_of(hk.h);
+        let (slot, tag) = Self::mark_of(hk.hash());
+        let (w, bit) = Self::present_of(hk.hash());
         let absent = self.present.get(w).is_some_and(|x| x & bit == 0);
         if !syn && absent {
             // No flow: the same decision as a miss below, without the probes.
@@ -485,45 +451,45 @@ impl FlowTable {
                 return None;
             }
         }
-        let marks = &mut self.marks;
-        let present = &mut self.present;
         let mut created = false;
-        let flow = match self.cur.entry(hk) {
-            Entry::Occupied(mut o) => {
-                if o.get().spent() {
-                    if !syn {
-                        o.remove();
-                        set_mark(marks, slot, tag);
-                        return None;
-                    }
+        let flow = match self.cur.pos(&hk) {
+            Some(i) => {
+                let spent = self.cur.value_mut(i).is_some_and(|f| f.spent());
+                if spent && !syn {
+                    self.cur.remove_at(i);
+                    set_mark(&mut self.marks, slot, tag);
+                    return None;
+                }
+                let f = self.cur.value_mut(i)?;
+                if spent {
                     // The tuple reused by a new connection.
-                    *o.get_mut() = Flow::new(ts, true);
+                    *f = Flow::new(ts, true);
                     created = true;
                 }
-                o.into_mut()
+                f
             }
             // A clear bit also answers for the older generation (a new
             // connection's SYN: one probe fewer, the one that misses cache).
-            Entry::Vacant(v) => match (!absent).then(|| self.old.remove(&hk)).flatten() {
-                Some(f) if !f.spent() => v.insert(f),
+            None => match (!absent).then(|| self.old.remove(&hk)).flatten() {
+                Some(f) if !f.spent() => self.cur.push(hk, f)?,
                 found => {
                     if found.is_some() && !syn {
-                        set_mark(marks, slot, tag);
+                        set_mark(&mut self.marks, slot, tag);
                         return None;
                     }
                     if !syn {
                         if payload.is_empty()
                             || !may_start(payload, tcp)
-                            || marks.get(slot) == Some(&tag)
+                            || self.marks.get(slot) == Some(&tag)
                         {
                             return None;
                         }
-                    } else if let Some(m) = marks.get_mut(slot).filter(|m| **m == tag) {
+                    } else if let Some(m) = self.marks.get_mut(slot).filter(|m| **m == tag) {
                         *m = 0;
                     }
                     created = true;
-                    Self::set_present(present, hk.h);
-                    v.insert(Flow::new(ts, true))
+                    Self::set_present(&mut self.present, hk.hash());
+                    self.cur.push(hk, Flow::new(ts, true))?
                 }
             },
         };
@@ -535,14 +501,14 @@ impl FlowTable {
     /// (its allocation is reused) and make the current one the older.
     /// Unfinished flows dropped are counted as limit drops.
     fn rotate(&mut self, c: &mut Counters) {
-        let dropped = self.old.values().filter(|f| !f.finished()).count();
+        let dropped = self.old.iter().filter(|(_, f)| !f.finished()).count();
         c.flows_evicted += self.old.len() as u64;
         c.limit_n(Limit::Flows, dropped as u64);
         self.old.clear();
         std::mem::swap(&mut self.cur, &mut self.old);
         self.present.fill(0);
-        for k in self.old.keys() {
-            Self::set_present(&mut self.present, k.h);
+        for (k, _) in self.old.iter() {
+            Self::set_present(&mut self.present, k.hash());
         }
     }
 
@@ -550,7 +516,7 @@ impl FlowTable {
     pub fn sweep(&mut self, now: u64, c: &mut Counters) {
         self.last_sweep = now;
         let before = self.len();
-        let fresh = |_: &HKey, f: &mut Flow| {
+        let fresh = |f: &mut Flow| {
             let idle = if f.is_tcp { TCP_IDLE_NS } else { UDP_IDLE_NS };
             now.saturating_sub(f.last_ts) < idle
         };

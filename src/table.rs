@@ -72,30 +72,42 @@ pub const MAX_GENERATION: usize = u32::MAX as usize;
 /// the `Vec` (sequential writes), where a map of whole entries would touch
 /// a random line of a multi-MiB table per key; a rotation clears the index
 /// and truncates the `Vec`, and counts the live entries in one sequential
-/// pass. Removal swaps the last entry into the hole (O(1)).
-struct Gen<K, V> {
+/// pass. Removal swaps the last entry into the hole (O(1)). Also the flow
+/// table's generations (`flow.rs`).
+pub struct Gen<K, V> {
     index: hashbrown::HashTable<u32>,
     entries: Vec<(Hashed<K>, V)>,
 }
 
 impl<K: Eq, V> Gen<K, V> {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Gen {
             index: hashbrown::HashTable::new(),
             entries: Vec::new(),
         }
     }
 
-    fn len(&self) -> usize {
+    /// Room for `entries` entries, and an index sized for `slots` of them
+    /// (more slots than entries keep probes short and let removals' marks
+    /// be cleaned in place instead of growing the index).
+    pub fn with_capacity(entries: usize, slots: usize) -> Self {
+        Gen {
+            index: hashbrown::HashTable::with_capacity(slots),
+            entries: Vec::with_capacity(entries),
+        }
+    }
+
+    pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// Position of `k`'s entry.
     #[inline]
-    fn pos(&self, k: &Hashed<K>) -> Option<usize> {
+    pub fn pos(&self, k: &Hashed<K>) -> Option<usize> {
         if self.entries.is_empty() {
             return None;
         }
@@ -122,7 +134,7 @@ impl<K: Eq, V> Gen<K, V> {
     /// Appends `k` (the caller knows it is absent). A generation never
     /// holds more than [`MAX_GENERATION`] entries: beyond that the entry is
     /// not added (unreachable with the bounds `GenMap` is given).
-    fn push(&mut self, k: Hashed<K>, v: V) -> Option<&mut V> {
+    pub fn push(&mut self, k: Hashed<K>, v: V) -> Option<&mut V> {
         let i = u32::try_from(self.entries.len()).ok()?;
         let entries = &self.entries;
         self.index
@@ -131,14 +143,32 @@ impl<K: Eq, V> Gen<K, V> {
         self.entries.last_mut().map(|e| &mut e.1)
     }
 
-    fn remove(&mut self, k: &Hashed<K>) -> Option<V> {
+    /// The value at position `i`.
+    #[inline]
+    pub fn value_mut(&mut self, i: usize) -> Option<&mut V> {
+        self.entries.get_mut(i).map(|e| &mut e.1)
+    }
+
+    pub fn remove(&mut self, k: &Hashed<K>) -> Option<V> {
         let entries = &self.entries;
         let slot = self
             .index
             .find_entry(k.h, |&i| entries.get(i as usize).is_some_and(|e| e.0 == *k))
             .ok()?;
         let (i, _) = slot.remove();
-        let i = i as usize;
+        self.take(i as usize)
+    }
+
+    /// Remove the entry at position `i` (from [`Self::pos`]).
+    pub fn remove_at(&mut self, i: usize) -> Option<V> {
+        let h = self.entries.get(i)?.0.h;
+        let slot = self.index.find_entry(h, |&j| j as usize == i).ok()?;
+        slot.remove();
+        self.take(i)
+    }
+
+    /// Takes entry `i` out of the `Vec` once its index slot is gone.
+    fn take(&mut self, i: usize) -> Option<V> {
         let last = self.entries.len().checked_sub(1)?;
         if i != last {
             // The last entry moves into the hole: repoint its index slot.
@@ -151,13 +181,49 @@ impl<K: Eq, V> Gen<K, V> {
         Some(v)
     }
 
-    fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.index.clear();
         self.entries.clear();
     }
 
-    fn iter(&self) -> impl Iterator<Item = &(Hashed<K>, V)> {
+    pub fn iter(&self) -> impl Iterator<Item = &(Hashed<K>, V)> {
         self.entries.iter()
+    }
+
+    /// Keep the entries for which `keep` holds; the index is rebuilt (one
+    /// pass: for periodic sweeps, not per packet).
+    pub fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+        let before = self.entries.len();
+        self.entries.retain_mut(|e| keep(&mut e.1));
+        if self.entries.len() == before {
+            return;
+        }
+        self.index.clear();
+        let entries = &self.entries;
+        for (i, e) in entries.iter().enumerate() {
+            let Ok(i) = u32::try_from(i) else { break };
+            self.index
+                .insert_unique(e.0.h, i, |&j| entries.get(j as usize).map_or(0, |e| e.0.h));
+        }
+    }
+}
+
+impl<K: Eq, V> Default for Gen<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K> Hashed<K> {
+    /// `k` with a hash its owner computed (the flow table's own keyed hash).
+    #[inline]
+    pub fn with_hash(h: u64, k: K) -> Self {
+        Hashed { h, k }
+    }
+
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        self.h
     }
 }
 

@@ -39,9 +39,10 @@ pub fn push_label_byte(b: u8, out: &mut [u8], n: &mut usize) -> bool {
 /// Appends a whole raw label in text form (as [`push_label_byte`] for each
 /// byte); `false` when `out` is full. A label of plain printable bytes (the
 /// usual case) is checked, lowercased and copied eight bytes at a time.
+/// Bytes of `out` past the text written may be overwritten (at most 7).
 #[inline]
 pub fn push_label(label: &[u8], out: &mut [u8], n: &mut usize) -> bool {
-    let Some(dst) = out.get_mut(*n..*n + label.len()) else {
+    let Some(dst) = out.get_mut(*n..).filter(|d| d.len() >= label.len()) else {
         // Too long as plain text; escaping only makes it longer.
         return false;
     };
@@ -52,38 +53,48 @@ pub fn push_label(label: &[u8], out: &mut [u8], n: &mut usize) -> bool {
     label.iter().all(|&b| push_label_byte(b, out, n))
 }
 
-/// Copies `src` lowercased into `dst` (same length) when every byte is
-/// printable ASCII other than `.` and `\\`; `false` otherwise (`dst` then
-/// holds partial output the caller overwrites). Eight bytes per step: the
-/// tests of bytes below 0x21, above 0x7e and equal to a given byte are the
-/// exact SWAR forms ("hasless", "hasmore", "haszero").
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `x` that is not printable ASCII other than
+/// `.` and `\\` (the exact SWAR forms "hasless", "hasmore", "haszero").
+#[inline]
+fn bad_bytes(x: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    ((x.wrapping_sub(ONES * 0x21) & !x)
+        | (x.wrapping_add(ONES) | x)
+        | zero(x ^ (ONES * u64::from(b'.')))
+        | zero(x ^ (ONES * u64::from(b'\\'))))
+        & HIGH
+}
+
+/// `x` with ASCII capitals lowercased (exact when no byte is bad: every
+/// byte below 0x80, so no carries).
+#[inline]
+fn lower_word(x: u64) -> u64 {
+    let upper = x.wrapping_add(ONES * (0x80 - 0x41)) & !x.wrapping_add(ONES * (0x80 - 0x5b));
+    x | ((upper & HIGH) >> 2)
+}
+
+/// Copies `src` lowercased into the start of `dst` (at least as long) when
+/// every byte is printable ASCII other than `.` and `\\`; `false` otherwise
+/// (`dst` then holds partial output the caller overwrites). Eight bytes per
+/// step, stored as whole words: the last word may write up to 7 bytes of
+/// `dst` past `src.len()` when `dst` has room.
 #[inline]
 fn copy_plain(src: &[u8], dst: &mut [u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut bad = 0u64;
-    let mut put = |x: u64, d: &mut [u8]| {
-        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-        bad |= (x.wrapping_sub(ONES * 0x21) & !x)
-            | (x.wrapping_add(ONES) | x)
-            | zero(x ^ (ONES * u64::from(b'.')))
-            | zero(x ^ (ONES * u64::from(b'\\')));
-        // Every byte is below 0x80 when nothing is bad: no carries.
-        let upper = x.wrapping_add(ONES * (0x80 - 0x41)) & !x.wrapping_add(ONES * (0x80 - 0x5b));
-        let lower = (x | ((upper & HIGH) >> 2)).to_le_bytes();
-        for (o, b) in d.iter_mut().zip(lower) {
-            *o = b;
-        }
-    };
     let mut s = src.chunks_exact(8);
-    let mut d = dst.chunks_exact_mut(8);
-    for (sc, dc) in (&mut s).zip(&mut d) {
-        put(
-            u64::from_le_bytes(<[u8; 8]>::try_from(sc).unwrap_or([0; 8])),
-            dc,
-        );
+    let mut at = 0;
+    for sc in &mut s {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(sc).unwrap_or([0; 8]));
+        bad |= bad_bytes(x);
+        if let Some(d) = dst.get_mut(at..at + 8) {
+            d.copy_from_slice(&lower_word(x).to_le_bytes());
+        }
+        at += 8;
     }
-    let (sr, dr) = (s.remainder(), d.into_remainder());
+    let sr = s.remainder();
     if !sr.is_empty() {
         // Pad with a plain byte so only the real bytes can be bad. The word
         // is built in a register: bytes stored to a stack buffer and loaded
@@ -106,9 +117,19 @@ fn copy_plain(src: &[u8], dst: &mut [u8]) -> bool {
                 .fold(0u64, |x, (i, b)| x | (u64::from(*b) << (8 * i))),
         };
         let keep = u64::MAX >> (8 * (8 - r));
-        put((x & keep) | (PAD & !keep), dr);
+        let x = (x & keep) | (PAD & !keep);
+        bad |= bad_bytes(x);
+        let w = lower_word(x).to_le_bytes();
+        match dst.get_mut(at..at + 8) {
+            Some(d) => d.copy_from_slice(&w),
+            None => {
+                for (o, b) in dst.iter_mut().skip(at).zip(w).take(r) {
+                    *o = b;
+                }
+            }
+        }
     }
-    bad & HIGH == 0
+    bad == 0
 }
 
 /// Normalise a dotted name from SNI, Host or text: lowercase, drop one
@@ -196,6 +217,15 @@ mod tests {
         let mut small = [0u8; 4];
         let mut n = 0;
         assert!(!push_label(b"abcde", &mut small, &mut n));
+        // A buffer with no room for a whole last word: the tail is stored
+        // byte by byte, nothing past it.
+        for len in 1..20 {
+            let label = &b"AbCdEfGhIjKlMnOpQrS"[..len];
+            let mut exact = vec![0u8; len];
+            let mut n = 0;
+            assert!(push_label(label, &mut exact, &mut n));
+            assert_eq!(exact, label.to_ascii_lowercase(), "{len}");
+        }
     }
 
     fn norm(s: &[u8]) -> Option<String> {

@@ -77,13 +77,25 @@ pub const MAX_GENERATION: usize = u32::MAX as usize;
 pub struct Gen<K, V> {
     index: hashbrown::HashTable<u32>,
     entries: Vec<(Hashed<K>, V)>,
+    /// Entries room is made for at the first insert (0: grow as needed).
+    /// Growing an index re-reads every entry's hash from the `Vec` in
+    /// index order (a cache miss per entry): a table that fills once per
+    /// flood is better sized once.
+    lazy: usize,
 }
 
 impl<K: Eq, V> Gen<K, V> {
     pub fn new() -> Self {
+        Self::lazy(0)
+    }
+
+    /// Empty, with room for `entries` made at the first insert (no memory
+    /// for a table never used).
+    pub fn lazy(entries: usize) -> Self {
         Gen {
             index: hashbrown::HashTable::new(),
             entries: Vec::new(),
+            lazy: entries,
         }
     }
 
@@ -94,6 +106,7 @@ impl<K: Eq, V> Gen<K, V> {
         Gen {
             index: hashbrown::HashTable::with_capacity(slots),
             entries: Vec::with_capacity(entries),
+            lazy: 0,
         }
     }
 
@@ -136,6 +149,11 @@ impl<K: Eq, V> Gen<K, V> {
     /// not added (unreachable with the bounds `GenMap` is given).
     pub fn push(&mut self, k: Hashed<K>, v: V) -> Option<&mut V> {
         let i = u32::try_from(self.entries.len()).ok()?;
+        if self.lazy > 0 && self.entries.capacity() == 0 {
+            let n = std::mem::take(&mut self.lazy);
+            self.entries.reserve_exact(n);
+            self.index.reserve(n, |_| 0);
+        }
         let entries = &self.entries;
         self.index
             .insert_unique(k.h, i, |&j| entries.get(j as usize).map_or(0, |e| e.0.h));
@@ -252,8 +270,8 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     /// A map of at most `max` entries (at least 2).
     pub fn new(max: usize) -> Self {
         GenMap {
-            cur: Gen::new(),
-            old: Gen::new(),
+            cur: Gen::lazy((max / 2).clamp(1, MAX_GENERATION)),
+            old: Gen::lazy((max / 2).clamp(1, MAX_GENERATION)),
             half: (max / 2).clamp(1, MAX_GENERATION),
             seed: ahash::RandomState::new(),
         }
@@ -524,6 +542,12 @@ impl<K: Copy> Lru<K> {
 /// Fingerprints per bucket: sixteen `u32`s, one 64-byte cache line.
 const BUCKET_WAYS: usize = 16;
 
+/// One bucket, aligned to its cache line (a `Vec` of `[u32; 16]` is only
+/// 4-byte aligned: most buckets would straddle two lines).
+#[derive(Clone, Copy)]
+#[repr(align(64))]
+struct Bucket([u32; BUCKET_WAYS]);
+
 /// A bounded set of 64-bit fingerprints in buckets of one cache line each
 /// (16-way set-associative, like a CPU cache): membership and insert touch
 /// one line, nothing is allocated after `new`, and the whole set is small
@@ -538,7 +562,7 @@ const BUCKET_WAYS: usize = 16;
 /// ones it keeps.
 #[derive(Clone)]
 pub struct FingerprintSet {
-    buckets: Vec<[u32; BUCKET_WAYS]>,
+    buckets: Vec<Bucket>,
     /// Bucket index mask (a power of two less one).
     mask: u64,
 }
@@ -549,7 +573,7 @@ impl FingerprintSet {
     pub fn new(max: usize) -> Self {
         let n = (max / BUCKET_WAYS).max(1).next_power_of_two();
         FingerprintSet {
-            buckets: vec![[0; BUCKET_WAYS]; n],
+            buckets: vec![Bucket([0; BUCKET_WAYS]); n],
             mask: n as u64 - 1,
         }
     }
@@ -564,7 +588,7 @@ impl FingerprintSet {
     pub fn insert(&mut self, fp: u64) -> bool {
         // The bucket from the top bits, the stored word and the way to
         // replace from the low ones.
-        let Some(b) = self.buckets.get_mut(((fp >> 40) & self.mask) as usize) else {
+        let Some(Bucket(b)) = self.buckets.get_mut(((fp >> 40) & self.mask) as usize) else {
             return false;
         };
         let fp = (fp as u32).max(1);

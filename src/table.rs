@@ -6,8 +6,13 @@
 //! and eviction are O(1) amortised (no scan per insert, no sort, no
 //! allocation after the first fill), and an entry that is used again moves
 //! back into the current generation, so live entries survive a flood of new
-//! ones for at least `max / 2` inserts. Used by `pipeline::merger` and
-//! `pipeline::address`; the callers count what was dropped.
+//! ones for at least `max / 2` inserts. Used by `pipeline::merger`,
+//! `pipeline::address` and `identity`; the callers count what was dropped.
+//!
+//! A generation is a [`Gen`]: entries in a dense `Vec` behind a small index
+//! of `u32` positions (hashbrown's `HashTable`), so a flood of new keys
+//! probes a cache-resident index and appends. The flow table (`flow.rs`)
+//! keeps its two generations of flows in the same structure.
 //!
 //! An [`Lru`] orders the host table's entries by packet time for eviction
 //! (least recently seen first) in O(1) per touch: a doubly linked list in a

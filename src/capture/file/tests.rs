@@ -343,3 +343,98 @@ fn blocks_larger_than_the_buffer_are_read() {
         e => panic!("{e:?}"),
     }
 }
+
+/// Records of every size from 0 to 3,000 bytes, ~3 MB in all: many records
+/// straddle the end of the 1 MiB read buffer (the general path) and the
+/// rest are read whole from it (the classic-pcap fast path). Both byte
+/// orders and resolutions; each file also cut at offsets around the
+/// buffer's end and in its last record.
+#[test]
+fn pcap_records_across_buffer_boundaries() {
+    let mut x = 0x1234_5678u32;
+    let mut datas: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0;
+    while total < 3 << 20 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let len = (x % 3001) as usize;
+        datas.push((0..len).map(|i| (i as u32 ^ x) as u8).collect());
+        total += 16 + len;
+    }
+    let pkts: Vec<(u32, u32, &[u8])> = datas
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i as u32, (i as u32 * 7) % 1_000_000, d.as_slice()))
+        .collect();
+    for (be, ns) in [(false, false), (true, true)] {
+        let f = pcap(be, ns, 1, &pkts);
+        let (seen, sum) = read(&f);
+        assert_eq!(sum.end, End::Complete, "be={be}");
+        assert_eq!(seen.len(), pkts.len());
+        for (s, (i, p)) in seen.iter().zip(pkts.iter().enumerate()) {
+            let frac = if ns {
+                u64::from(p.1)
+            } else {
+                u64::from(p.1) * 1_000
+            };
+            let want = (
+                i as u64 + 1,
+                u64::from(p.0) * 1_000_000_000 + frac,
+                1,
+                0,
+                p.2.to_vec(),
+                p.2.len() as u32 + 10,
+            );
+            assert_eq!(*s, want, "frame {} be={be}", i + 1);
+        }
+        // Cut: near the first buffer's end and inside the last record.
+        let ends: Vec<usize> = [1 << 20, (1 << 20) + 7, f.len() - 1, f.len() - 17]
+            .into_iter()
+            .collect();
+        for cut in ends {
+            let (seen, sum) = read(&f[..cut]);
+            // Whole records before the cut, nothing after.
+            let mut at = 24;
+            let mut whole = 0;
+            for p in &pkts {
+                if at + 16 + p.2.len() > cut {
+                    break;
+                }
+                at += 16 + p.2.len();
+                whole += 1;
+            }
+            assert_eq!(seen.len(), whole, "cut {cut}");
+            if at == cut {
+                assert_eq!(sum.end, End::Complete, "cut {cut}");
+            } else {
+                assert!(
+                    matches!(sum.end, End::Damaged(ref w) if w.contains("truncated")),
+                    "cut {cut}: {:?}",
+                    sum.end
+                );
+            }
+        }
+    }
+}
+
+/// The "modified" pcap format (24-byte records) is not the fast path's:
+/// it is read by the general parser.
+#[test]
+fn modified_pcap_is_read() {
+    let mut f = pcap(false, false, 1, &[]);
+    f[..4].copy_from_slice(&0xa1b2_cd34u32.to_le_bytes());
+    for (sec, data) in [(5u32, &b"abcd"[..]), (6, b"")] {
+        f.extend(sec.to_le_bytes());
+        f.extend(0u32.to_le_bytes());
+        f.extend((data.len() as u32).to_le_bytes());
+        f.extend((data.len() as u32).to_le_bytes());
+        f.extend([0u8; 8]); // ifindex, protocol, pkt_type, pad
+        f.extend_from_slice(data);
+    }
+    let (seen, sum) = read(&f);
+    assert_eq!(sum.end, End::Complete);
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].4, b"abcd".to_vec());
+    assert_eq!(seen[1].1, 6_000_000_000);
+}

@@ -113,6 +113,11 @@ pub struct AddressStats {
 struct Held {
     /// Its opening packet's observation, without name or payload.
     open: Head,
+    /// Its key in `held`.
+    key: Hashed<ConnKey>,
+    /// Which hold this is (queue entries name a slot and a generation: a
+    /// slot reused by a later hold is not this one).
+    gen: u32,
     /// Held on an `[[address]]` signature (name, hit): released only for a
     /// completed handshake.
     listed: Option<(String, Hit)>,
@@ -135,8 +140,12 @@ pub struct AddressBook {
     slots: Vec<Option<Held>>,
     /// Free slots.
     free: Vec<u32>,
-    /// Held connections in the order they opened: (open time, key).
-    queue: VecDeque<(u64, Hashed<ConnKey>)>,
+    /// Held connections in the order they opened: (open time, slot,
+    /// generation). 16 bytes an entry: the oldest, read once per new hold
+    /// in a flood, is a short sequential walk, not a scattered key.
+    queue: VecDeque<(u64, u32, u32)>,
+    /// Generation of the next hold.
+    next_gen: u32,
     /// Random per-run hasher for connection keys.
     seed: ahash::RandomState,
     resolvers: GenMap<IpAddr, ()>,
@@ -154,6 +163,7 @@ impl Default for AddressBook {
             slots: Vec::new(),
             free: Vec::new(),
             queue: VecDeque::new(),
+            next_gen: 0,
             seed: ahash::RandomState::new(),
             resolvers: GenMap::new(MAX_RESOLVERS),
             last_resolver: None,
@@ -281,17 +291,20 @@ impl AddressBook {
         while self.held.len() >= MAX_HELD_CONNECTIONS
             || self.queue.len() >= 2 * MAX_HELD_CONNECTIONS
         {
-            let Some((t, k)) = self.queue.pop_front() else {
+            let Some((_, slot, gen)) = self.queue.pop_front() else {
                 break;
             };
-            if self.discard(&k, t) {
+            if self.take_slot(slot, gen).is_some() {
                 c.limit(Limit::HeldConnections);
             }
         }
         let key = Hashed::new(&self.seed, o.conn_key());
-        self.queue.push_back((o.ts, key));
+        let gen = self.next_gen;
+        self.next_gen = gen.wrapping_add(1);
         let held = Held {
             open: o.head.clone(),
+            key,
+            gen,
             listed,
         };
         let slot = match self.free.pop() {
@@ -307,39 +320,27 @@ impl AddressBook {
                 (self.slots.len() - 1) as u32
             }
         };
+        self.queue.push_back((o.ts, slot, gen));
         if let Some(old) = self.held.insert(key, slot) {
             // The same connection opened again: the newer one is held.
             self.vacate(old);
         }
     }
 
-    /// Take `k` out of the map and return its slot, when it is held (and
-    /// opened at `opened`, if given: a queue entry may be older than a
-    /// re-held key).
-    fn unmap(&mut self, k: &Hashed<ConnKey>, opened: Option<u64>) -> Option<u32> {
+    /// Take out the hold in `slot` if it is still generation `gen` (a
+    /// queue entry may name a slot vacated or reused since).
+    fn take_slot(&mut self, slot: u32, gen: u32) -> Option<Held> {
+        let key = match self.slots.get(slot as usize)? {
+            Some(h) if h.gen == gen => h.key,
+            _ => return None,
+        };
         // One probe: the entry is removed through its handle.
-        let Entry::Occupied(e) = self.held.entry(*k) else {
-            return None;
-        };
-        let slot = *e.get();
-        let ts = self.slots.get(slot as usize)?.as_ref()?.open.ts;
-        if opened.is_some_and(|t| t != ts) {
-            return None;
+        if let Entry::Occupied(e) = self.held.entry(key) {
+            if *e.get() == slot {
+                e.remove();
+            }
         }
-        e.remove();
-        Some(slot)
-    }
-
-    /// Drop `k`'s held connection in place if it opened at `opened`.
-    fn discard(&mut self, k: &Hashed<ConnKey>, opened: u64) -> bool {
-        let Some(slot) = self.unmap(k, Some(opened)) else {
-            return false;
-        };
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            *s = None;
-        }
-        self.free.push(slot);
-        true
+        self.vacate(slot)
     }
 
     fn vacate(&mut self, slot: u32) -> Option<Held> {
@@ -348,9 +349,9 @@ impl AddressBook {
         h
     }
 
-    /// Remove `k`'s held connection (see [`Self::unmap`]).
-    fn take(&mut self, k: &Hashed<ConnKey>, opened: Option<u64>) -> Option<Held> {
-        let slot = self.unmap(k, opened)?;
+    /// Remove `k`'s held connection.
+    fn take(&mut self, k: &Hashed<ConnKey>) -> Option<Held> {
+        let slot = self.held.remove(k)?;
         self.vacate(slot)
     }
 
@@ -369,7 +370,7 @@ impl AddressBook {
         if self.held.is_empty() {
             return None;
         }
-        let held = self.take(&Hashed::new(&self.seed, o.conn_key()), None)?;
+        let held = self.take(&Hashed::new(&self.seed, o.conn_key()))?;
         if named != Named::Nothing {
             self.stats.settled_by_name += 1;
             return None;
@@ -411,18 +412,18 @@ impl AddressBook {
     pub fn expires_by(&self, now: u64) -> bool {
         self.queue
             .front()
-            .is_some_and(|&(t, _)| now.saturating_sub(t) > CONN_HOLD_NS)
+            .is_some_and(|&(t, _, _)| now.saturating_sub(t) > CONN_HOLD_NS)
     }
 
     /// Release connections held longer than [`CONN_HOLD_NS`] at `now`
     /// (their client never said anything), in the order they opened.
     pub fn expire(&mut self, now: u64, out: &mut Vec<Release>) {
-        while let Some(&(t, k)) = self.queue.front() {
+        while let Some(&(t, slot, gen)) = self.queue.front() {
             if now.saturating_sub(t) <= CONN_HOLD_NS {
                 break;
             }
             self.queue.pop_front();
-            if let Some(h) = self.take(&k, Some(t)) {
+            if let Some(h) = self.take_slot(slot, gen) {
                 out.extend(self.release(h, now, false));
             }
         }
@@ -431,8 +432,8 @@ impl AddressBook {
     /// End of input: every connection still held is released (its client
     /// said nothing before the capture ended).
     pub fn drain(&mut self, now: u64, out: &mut Vec<Release>) {
-        while let Some((t, k)) = self.queue.pop_front() {
-            if let Some(h) = self.take(&k, Some(t)) {
+        while let Some((_, slot, gen)) = self.queue.pop_front() {
+            if let Some(h) = self.take_slot(slot, gen) {
                 out.extend(self.release(h, now, false));
             }
         }

@@ -519,15 +519,35 @@ impl HostTable {
     /// At a full table a new host enters at its second callback (see
     /// [`Doorkeeper`]); its first is counted in [`Self::refused`].
     pub fn record(&mut self, r: &Record<'_>) -> usize {
-        let Record {
-            ip, mac, ts, name, ..
-        } = *r;
+        let Record { ip, mac, ts, .. } = *r;
         let mut evicted = self.expire(ts).len();
         let key = self.key_for(ip, r.bound);
         if matches!(key, DeviceKey::Mac(_)) {
             self.bind(ip, r.bound.unwrap_or_default());
         }
-        if !self.map.contains_key(&key) {
+        // A host this address already maps to (nearly every callback): one
+        // lookup in each table instead of a presence check, the address
+        // check and the lookup.
+        let present = match self.map.get_mut(&key) {
+            Some(h) => {
+                if self.by_ip.get(&ip) == Some(&key) {
+                    update_host(
+                        h,
+                        r,
+                        key,
+                        &mut self.order,
+                        &self.name_hasher,
+                        &mut self.overflow,
+                        &mut self.addresses_capped,
+                        &mut self.names_capped,
+                    );
+                    return evicted;
+                }
+                true
+            }
+            None => false,
+        };
+        if !present {
             if self.map.len() >= self.max_hosts && !self.doorkeeper.admit(&key) {
                 self.refused += 1;
                 return evicted;
@@ -579,39 +599,16 @@ impl HostTable {
         let Some(h) = self.map.get_mut(&key) else {
             return evicted;
         };
-        push_address(&mut h.addresses, ip, &mut self.addresses_capped);
-        if mac.is_some() && !matches!(key, DeviceKey::Mac(_)) {
-            h.mac = mac;
-        }
-        if ts >= h.last_seen {
-            if ts > h.last_seen {
-                self.order.touch(h.lru, ts);
-            }
-            h.last_seen = ts;
-            h.ip = ip;
-        }
-        h.first_seen = h.first_seen.min(ts);
-        if r.role == Role::Resolver {
-            h.role = Role::Resolver;
-        }
-        let ck = (r.category, r.protocol, r.evidence);
-        let full = h.counts.len() >= MAX_COUNTERS_PER_HOST;
-        match h.counts.iter_mut().find(|x| (x.0, x.1, x.2) == ck) {
-            Some(x) => x.3 += 1,
-            None if !full => h.counts.push((ck.0, ck.1, ck.2, 1)),
-            None => {}
-        }
-        let k = self.name_hasher.hash_one(name);
-        if !h.has_name(k, name) {
-            if h.names.len() < MAX_NAMES_PER_HOST {
-                h.add_name(k, name.to_string());
-            } else {
-                if self.overflow.insert(self.name_hasher.hash_one((key, k))) {
-                    h.overflow_names += 1;
-                    self.names_capped += 1;
-                }
-            }
-        }
+        update_host(
+            h,
+            r,
+            key,
+            &mut self.order,
+            &self.name_hasher,
+            &mut self.overflow,
+            &mut self.addresses_capped,
+            &mut self.names_capped,
+        );
         evicted
     }
 
@@ -644,6 +641,57 @@ impl HostTable {
         let mut v: Vec<&Host> = self.map.values().map(|h| &**h).collect();
         v.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.key.cmp(&b.key)));
         v
+    }
+}
+
+/// A callback's changes to its host: addresses, MAC, times, role, counts
+/// and names (the part of [`HostTable::record`] after the host is found).
+#[allow(clippy::too_many_arguments)]
+fn update_host(
+    h: &mut Host,
+    r: &Record<'_>,
+    key: DeviceKey,
+    order: &mut Lru<DeviceKey>,
+    name_hasher: &ahash::RandomState,
+    overflow: &mut FingerprintSet,
+    addresses_capped: &mut u64,
+    names_capped: &mut u64,
+) {
+    let Record {
+        ip, mac, ts, name, ..
+    } = *r;
+    push_address(&mut h.addresses, ip, addresses_capped);
+    if mac.is_some() && !matches!(key, DeviceKey::Mac(_)) {
+        h.mac = mac;
+    }
+    if ts >= h.last_seen {
+        if ts > h.last_seen {
+            order.touch(h.lru, ts);
+        }
+        h.last_seen = ts;
+        h.ip = ip;
+    }
+    h.first_seen = h.first_seen.min(ts);
+    if r.role == Role::Resolver {
+        h.role = Role::Resolver;
+    }
+    let ck = (r.category, r.protocol, r.evidence);
+    let full = h.counts.len() >= MAX_COUNTERS_PER_HOST;
+    match h.counts.iter_mut().find(|x| (x.0, x.1, x.2) == ck) {
+        Some(x) => x.3 += 1,
+        None if !full => h.counts.push((ck.0, ck.1, ck.2, 1)),
+        None => {}
+    }
+    let k = name_hasher.hash_one(name);
+    if !h.has_name(k, name) {
+        if h.names.len() < MAX_NAMES_PER_HOST {
+            h.add_name(k, name.to_string());
+        } else {
+            if overflow.insert(name_hasher.hash_one((key, k))) {
+                h.overflow_names += 1;
+                *names_capped += 1;
+            }
+        }
     }
 }
 

@@ -17,7 +17,7 @@
 use crate::decode::{TcpInfo, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::proto::{dns, http, quic, socks, tls};
 use crate::stats::{Counters, Layer, Limit};
-use crate::table::Hashed;
+use crate::table::{fold_mul, Hashed};
 use std::net::IpAddr;
 
 /// Flows per worker. Only connections that can still carry a name are
@@ -277,12 +277,6 @@ type HKey = Hashed<FlowKey>;
 /// [`crate::table::Gen`]): a SYN flood appends flows instead of writing a
 /// random line of a multi-MiB table per SYN.
 type Gen = crate::table::Gen<FlowKey, Flow>;
-
-#[inline]
-fn fold_mul(a: u64, b: u64) -> u64 {
-    let r = u128::from(a) * u128::from(b);
-    (r as u64) ^ ((r >> 64) as u64)
-}
 
 /// Bounded flow table: two generations (see [`MAX_FLOWS`]) and the marks of
 /// finished connections.

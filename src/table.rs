@@ -250,6 +250,14 @@ impl<K> Hashed<K> {
     }
 }
 
+/// The folded 64x64 -> 128-bit multiply: the mixing step of the keyed hashes
+/// of fixed-size keys (flows, held connections), one multiply a step.
+#[inline]
+pub fn fold_mul(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
 impl<K: Hash> Hashed<K> {
     /// `k` with its hash under `seed` (a per-run random hasher: keys come
     /// from packets).

@@ -17,7 +17,7 @@
 use crate::decode::{TcpInfo, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::proto::{dns, http, quic, socks, tls};
 use crate::stats::{Counters, Layer, Limit};
-use crate::table::{fold_mul, Hashed};
+use crate::table::{ip_words, Hashed, PairHash};
 use std::net::IpAddr;
 
 /// Flows per worker. Only connections that can still carry a name are
@@ -75,17 +75,6 @@ pub struct FlowKey {
     pb: u16,
     proto: u8,
     v6: bool,
-}
-
-#[inline]
-fn ip_words(ip: IpAddr) -> [u64; 2] {
-    match ip {
-        IpAddr::V4(v) => [0, u64::from(u32::from(v))],
-        IpAddr::V6(v) => {
-            let x = u128::from(v);
-            [(x >> 64) as u64, x as u64]
-        }
-    }
 }
 
 impl FlowKey {
@@ -283,7 +272,7 @@ type Gen = crate::table::Gen<FlowKey, Flow>;
 pub struct FlowTable {
     cur: Gen,
     old: Gen,
-    seed: [u64; 5],
+    seed: PairHash,
     marks: Box<[u32]>,
     /// Set for every key inserted; rebuilt from the survivors at each
     /// rotation (stale bits only cost a probe).
@@ -293,8 +282,7 @@ pub struct FlowTable {
 
 impl Default for FlowTable {
     fn default() -> Self {
-        let rs = ahash::RandomState::new();
-        let seed = [0u64, 1, 2, 3, 4].map(|i| rs.hash_one(i) | 1);
+        let seed = PairHash::new();
         // Sized once: a generation's flows, and an index for twice as many
         // (see MAX_FLOWS); pages are only touched as flows arrive.
         let gen = || Gen::with_capacity(GEN_FLOWS, 2 * GEN_FLOWS);
@@ -342,14 +330,11 @@ impl FlowTable {
 
     #[inline]
     fn key(&self, k: FlowKey) -> HKey {
-        let s = &self.seed;
         let tail = u64::from(k.pa)
             | u64::from(k.pb) << 16
             | u64::from(k.proto) << 32
             | u64::from(k.v6) << 40;
-        let lo = fold_mul(k.a[1] ^ s[0], k.b[1] ^ s[1]);
-        let hi = fold_mul(k.a[0] ^ s[2], k.b[0] ^ s[3]);
-        Hashed::with_hash(fold_mul(lo ^ tail, hi ^ s[4]), k)
+        Hashed::with_hash(self.seed.hash(k.a, k.b, tail), k)
     }
 
     /// Slot and tag of a key's mark.

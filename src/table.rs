@@ -250,12 +250,52 @@ impl<K> Hashed<K> {
     }
 }
 
-/// The folded 64x64 -> 128-bit multiply: the mixing step of the keyed hashes
-/// of fixed-size keys (flows, held connections), one multiply a step.
+/// The folded 64x64 -> 128-bit multiply: the mixing step of [`PairHash`].
 #[inline]
-pub fn fold_mul(a: u64, b: u64) -> u64 {
+fn fold_mul(a: u64, b: u64) -> u64 {
     let r = u128::from(a) * u128::from(b);
     (r as u64) ^ ((r >> 64) as u64)
+}
+
+/// An address as two words, high then low (IPv4 in the low word; callers
+/// put the family in the tail of [`PairHash::hash`]).
+#[inline]
+pub fn ip_words(ip: std::net::IpAddr) -> [u64; 2] {
+    match ip {
+        std::net::IpAddr::V4(v) => [0, u64::from(u32::from(v))],
+        std::net::IpAddr::V6(v) => {
+            let x = u128::from(v);
+            [(x >> 64) as u64, x as u64]
+        }
+    }
+}
+
+/// Keyed hash of an address pair and a tail word (ports, protocol,
+/// family) in three folded multiplies, with per-run random seeds (keys
+/// come from packets): the flow table's and the held connections' keys,
+/// where a generic hasher's per-field updates cost several times as much.
+#[derive(Clone, Copy)]
+pub struct PairHash([u64; 5]);
+
+impl PairHash {
+    pub fn new() -> Self {
+        let rs = ahash::RandomState::new();
+        PairHash([0u64, 1, 2, 3, 4].map(|i| rs.hash_one(i) | 1))
+    }
+
+    #[inline]
+    pub fn hash(&self, a: [u64; 2], b: [u64; 2], tail: u64) -> u64 {
+        let s = &self.0;
+        let lo = fold_mul(a[1] ^ s[0], b[1] ^ s[1]);
+        let hi = fold_mul(a[0] ^ s[2], b[0] ^ s[3]);
+        fold_mul(lo ^ tail, hi ^ s[4])
+    }
+}
+
+impl Default for PairHash {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<K: Hash> Hashed<K> {

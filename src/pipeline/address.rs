@@ -13,7 +13,7 @@
 use super::{ConnKey, Head, Named, Obs, ObsKind};
 use crate::matcher::Hit;
 use crate::stats::{Counters, Limit};
-use crate::table::{fold_mul, GenMap, Hashed, PreHashed};
+use crate::table::{ip_words, GenMap, Hashed, PairHash, PreHashed};
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -147,7 +147,7 @@ pub struct AddressBook {
     /// Generation of the next hold.
     next_gen: u32,
     /// Random per-run seeds of the connection-key hash ([`Self::conn_key`]).
-    keys: [u64; 5],
+    keys: PairHash,
     resolvers: GenMap<IpAddr, ()>,
     /// A resolver known to be in `resolvers` (reset by every insert).
     last_resolver: Option<IpAddr>,
@@ -164,10 +164,7 @@ impl Default for AddressBook {
             free: Vec::new(),
             queue: VecDeque::new(),
             next_gen: 0,
-            keys: {
-                let rs = ahash::RandomState::new();
-                [0u64, 1, 2, 3, 4].map(|i| rs.hash_one(i) | 1)
-            },
+            keys: PairHash::new(),
             resolvers: GenMap::new(MAX_RESOLVERS),
             last_resolver: None,
             stats: AddressStats::default(),
@@ -335,24 +332,15 @@ impl AddressBook {
         }
     }
 
-    /// `o`'s connection key with its hash: a keyed hash of the addresses
-    /// and ports in three folded multiplies (the generic hasher's seven
-    /// updates cost ~90 instructions a SYN in a flood).
+    /// `o`'s connection key with its hash ([`PairHash`]: the generic
+    /// hasher's seven updates cost ~90 instructions a SYN in a flood).
     fn conn_key(&self, o: &Obs) -> Hashed<ConnKey> {
-        let s = &self.keys;
-        let wide = |a: IpAddr| match a {
-            IpAddr::V4(v) => (u64::from(u32::from(v)), 1u64),
-            IpAddr::V6(v) => {
-                let x = u128::from(v);
-                ((x >> 64) as u64 ^ x as u64, (x >> 64) as u64 | 2)
-            }
-        };
-        let (a0, a1) = wide(o.src);
-        let (b0, b1) = wide(o.dst);
-        let tail = u64::from(o.sport) | u64::from(o.dport) << 16 | (o.l4 as u64) << 32;
-        let lo = fold_mul(a0 ^ s[0], b0 ^ s[1]);
-        let hi = fold_mul(a1 ^ s[2], b1 ^ s[3]);
-        Hashed::with_hash(fold_mul(lo ^ tail, hi ^ s[4]), o.conn_key())
+        let tail = u64::from(o.sport)
+            | u64::from(o.dport) << 16
+            | (o.l4 as u64) << 32
+            | u64::from(o.src.is_ipv6()) << 40;
+        let h = self.keys.hash(ip_words(o.src), ip_words(o.dst), tail);
+        Hashed::with_hash(h, o.conn_key())
     }
 
     /// Take out the hold in `slot` if it is still generation `gen` (a

@@ -85,6 +85,9 @@ pub struct Host {
     /// without looking at `name_keys` (most of a flood of new names).
     name_bloom: [u64; 8],
     pub overflow_names: u64,
+    /// Mixed into its names' fingerprints in the table's set of names
+    /// beyond [`MAX_NAMES_PER_HOST`] (a hash of its key, made once).
+    name_salt: u64,
     pub managed: bool,
     pub inventory_name: Option<String>,
     /// Its slot in the table's eviction order.
@@ -582,6 +585,7 @@ impl HostTable {
                     name_keys: Vec::with_capacity(2),
                     name_bloom: [0; 8],
                     overflow_names: 0,
+                    name_salt: self.name_hasher.hash_one(key),
                     managed: false,
                     inventory_name: None,
                     lru,
@@ -687,12 +691,23 @@ fn update_host(
         if h.names.len() < MAX_NAMES_PER_HOST {
             h.add_name(k, name.to_string());
         } else {
-            if overflow.insert(name_hasher.hash_one((key, k))) {
+            if overflow.insert(overflow_fingerprint(h.name_salt, k)) {
                 h.overflow_names += 1;
                 *names_capped += 1;
             }
         }
     }
+}
+
+/// Fingerprint of name hash `k` of the host salted `salt` in the shared
+/// overflow set: a host's salt is a random hash of its key, so distinct
+/// (host, name) pairs give distinct, well-spread fingerprints (the set
+/// takes a bucket from the top bits, so the multiply spreads all 64).
+#[inline]
+fn overflow_fingerprint(salt: u64, k: u64) -> u64 {
+    let x = salt ^ k;
+    let x = (x ^ (x >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
 }
 
 fn push_address(v: &mut Vec<IpAddr>, a: IpAddr, capped: &mut u64) {

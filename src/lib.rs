@@ -40,4 +40,5 @@ pub mod run;
 pub mod signatures;
 pub mod stats;
 pub mod table;
+pub mod text;
 pub mod timefmt;

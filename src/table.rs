@@ -173,6 +173,9 @@ impl<K: Eq, V> Gen<K, V> {
     }
 
     pub fn remove(&mut self, k: &Hashed<K>) -> Option<V> {
+        if self.entries.is_empty() {
+            return None;
+        }
         let entries = &self.entries;
         let slot = self
             .index
@@ -352,6 +355,9 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     }
 
     pub fn contains_key(&self, k: &K) -> bool {
+        if self.is_empty() {
+            return false;
+        }
         let k = self.key(k);
         self.cur.contains_key(&k) || self.old.contains_key(&k)
     }
@@ -360,6 +366,9 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     /// current one (it is in use). Returns the value and the number of
     /// entries for which `live` held that a rotation dropped.
     pub fn get_mut(&mut self, k: &K, live: impl Fn(&V) -> bool) -> (Option<&mut V>, u64) {
+        if self.is_empty() {
+            return (None, 0);
+        }
         let k = self.key(k);
         if let Some(i) = self.cur.pos(&k) {
             return (self.cur.entries.get_mut(i).map(|e| &mut e.1), 0);
@@ -407,6 +416,11 @@ impl<K: Hash + Eq + Copy, V> GenMap<K, V> {
     }
 
     pub fn remove(&mut self, k: &K) -> Option<V> {
+        // Nothing to find (a table of answers' questions with no query seen):
+        // no hash.
+        if self.is_empty() {
+            return None;
+        }
         let k = self.key(k);
         self.cur.remove(&k).or_else(|| self.old.remove(&k))
     }

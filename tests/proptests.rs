@@ -124,7 +124,7 @@ fn names(frames: &[Vec<u8>], proto: Protocol) -> Vec<String> {
     w.take()
         .into_iter()
         .filter(|o| o.protocol == proto && o.kind == ObsKind::Name)
-        .map(|o| o.name)
+        .map(|o| o.name.to_string())
         .collect()
 }
 

@@ -14,6 +14,7 @@ use super::{ConnKey, Head, Named, Obs, ObsKind};
 use crate::matcher::Hit;
 use crate::stats::{Counters, Limit};
 use crate::table::{ip_words, GenMap, Hashed, PairHash, PreHashed};
+use crate::text::Text;
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -37,45 +38,10 @@ pub const MIN_ATTRIBUTION_NS: u64 = 300_000_000_000;
 /// named connections last this long too.
 pub const MAX_ATTRIBUTION_NS: u64 = 86_400_000_000_000;
 
-/// Bytes of a name kept inline in an attribution (longer ones are boxed).
-const INLINE_NAME: usize = 46;
-
-/// An attribution's name: inline up to [`INLINE_NAME`] bytes (nearly every
-/// Kaspersky name), so a flood of answers allocates nothing per attribution
-/// and a generation of them is cleared without a free per name.
-#[derive(Clone, Debug)]
-enum NameBuf {
-    Inline(u8, [u8; INLINE_NAME]),
-    Boxed(Box<str>),
-}
-
-impl NameBuf {
-    fn new(s: &str) -> Self {
-        let mut b = [0u8; INLINE_NAME];
-        match (b.get_mut(..s.len()), u8::try_from(s.len())) {
-            (Some(dst), Ok(n)) => {
-                dst.copy_from_slice(s.as_bytes());
-                NameBuf::Inline(n, b)
-            }
-            _ => NameBuf::Boxed(s.into()),
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            NameBuf::Inline(n, b) => b
-                .get(..usize::from(*n))
-                .and_then(|x| std::str::from_utf8(x).ok())
-                .unwrap_or_default(),
-            NameBuf::Boxed(s) => s,
-        }
-    }
-}
-
 /// An address learned from a DNS answer to a matching question.
 #[derive(Clone, Debug)]
 pub struct Attribution {
-    name: NameBuf,
+    name: Text,
     pub hit: Hit,
     pub expires: u64,
 }
@@ -194,7 +160,7 @@ impl AddressBook {
         c: &mut Counters,
     ) {
         let a = Attribution {
-            name: NameBuf::new(name),
+            name: Text::new(name),
             hit,
             expires: ts.saturating_add(life(ttl)),
         };
@@ -488,35 +454,5 @@ impl AddressBook {
 
     pub fn is_resolver(&self, addr: &IpAddr) -> bool {
         self.resolvers.contains_key(addr)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Names up to INLINE_NAME bytes stay inline, longer ones are boxed;
-    /// either way the same text comes back.
-    #[test]
-    fn attribution_names_round_trip() {
-        let long = "a".repeat(253);
-        let edge = "b".repeat(INLINE_NAME);
-        let over = "c".repeat(INLINE_NAME + 1);
-        for s in [
-            "",
-            "ds.kaspersky.com",
-            "é.日本.kaspersky.com",
-            &edge,
-            &over,
-            &long,
-        ] {
-            let n = NameBuf::new(s);
-            assert_eq!(n.as_str(), s);
-            assert_eq!(
-                matches!(n, NameBuf::Inline(..)),
-                s.len() <= INLINE_NAME,
-                "{s}"
-            );
-        }
     }
 }

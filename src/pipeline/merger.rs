@@ -6,7 +6,7 @@
 //! the exporters (report, metrics) through its host table and counters.
 
 use super::address::{AddressBook, Release};
-use super::{Obs, ObsKind, L4};
+use super::{Head, Obs, ObsKind, L4};
 use crate::event::Event;
 use crate::evidence::{Evidence, Role};
 use crate::export::jsonlog::LineSink;
@@ -358,7 +358,7 @@ impl Merger {
         self.counters.limit_n(Limit::DnsPendingQueries, dropped);
     }
 
-    fn callback(&mut self, o: &Obs, hit: Hit, name: &str) {
+    fn callback(&mut self, o: &Head, hit: Hit, name: &str) {
         self.callbacks += 1;
         if let Some(n) = self
             .by_category

@@ -140,7 +140,7 @@ pub struct Obs {
     /// Where, when and what it rests on (`o.src` etc. read through to it).
     pub head: Head,
     /// Normalised name used for matching.
-    pub name: String,
+    pub name: crate::text::Text,
     /// Name as shown in `--all-names` when it differs (HTTP Host keeps `:port`).
     pub shown: Option<String>,
     pub kind: ObsKind,
@@ -163,10 +163,12 @@ impl Obs {
     /// The observation told from the other end (a response's or a server's
     /// packet, from the client's side) for a callback: the addresses and
     /// ports swapped, the MAC dropped (it is the other end's or a router's),
-    /// and none of the owned payload (name, answers) copied.
-    pub fn reversed_head(&self) -> Obs {
-        let mut head = self.head.clone().obs(ObsKind::Name);
-        head.reverse();
+    /// and none of the owned payload (name, answers) copied: a [`Head`].
+    pub fn reversed_head(&self) -> Head {
+        let mut head = self.head.clone();
+        std::mem::swap(&mut head.src, &mut head.dst);
+        std::mem::swap(&mut head.sport, &mut head.dport);
+        head.src_mac = None;
         head
     }
 
@@ -238,7 +240,7 @@ impl Head {
     pub fn obs(self, kind: ObsKind) -> Obs {
         Obs {
             head: self,
-            name: String::new(),
+            name: crate::text::Text::default(),
             shown: None,
             kind,
         }

@@ -240,7 +240,7 @@ fn forwarded_questions_are_bounded_and_counted_apart() {
         o.dport = 53;
         o.l4 = L4::Udp;
         o.protocol = Protocol::Dns;
-        o.name = format!("r{i}.kaspersky.com");
+        o.name = format!("r{i}.kaspersky.com").into();
         o.hit = Some(h);
         o.dns_id = i as u16;
         m.apply(&o);

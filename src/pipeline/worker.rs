@@ -14,6 +14,7 @@ use crate::identity::Ident;
 use crate::matcher::{Hit, Matcher};
 use crate::proto::{dns, http, ident, kupdate, name, quic, tls, Protocol};
 use crate::stats::{Counters, Layer, Limit};
+use crate::text::Text;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -457,7 +458,7 @@ fn port_signature(
     if !device_sent {
         o.reverse();
     }
-    o.name = format!("{listener}:{server_port}");
+    o.name = format!("{listener}:{server_port}").into();
     o.hit = Some(hit);
     o.evidence = Evidence::Port;
     o.repeat = conn.called;
@@ -588,7 +589,7 @@ impl<'a> Emitter<'a> {
             return named;
         }
         let mut o = Obs::at(ctx, protocol, ObsKind::Name);
-        o.name = name::to_string(norm);
+        o.name = Text::from_bytes(norm);
         o.hit = hit;
         o.repeat = repeat;
         o.shown = shown.map(name::to_string);
@@ -653,14 +654,14 @@ impl<'a> Emitter<'a> {
         id: u16,
         buf: &mut [u8; name::MAX_NAME_LEN],
     ) {
-        let mut first: Option<(Hit, String)> = None;
+        let mut first: Option<(Hit, Text)> = None;
         let mut questions = 0usize;
         let matcher = self.matcher;
         let Some(walk) = dns::questions_in(msg, buf, |q| {
             questions += 1;
             if first.is_none() {
                 if let Some(hit) = matcher.lookup(q.name) {
-                    first = Some((hit, name::to_string(q.name)));
+                    first = Some((hit, Text::from_bytes(q.name)));
                 }
             }
         }) else {
@@ -769,9 +770,9 @@ impl<'a> Emitter<'a> {
                 .or_else(|| r.user_agent.and_then(|ua| self.matcher.user_agent(ua)));
             if let Some(hit) = content {
                 let label = if norm.is_empty() {
-                    ctx.pkt.dst.to_string()
+                    ctx.pkt.dst.to_string().into()
                 } else {
-                    name::to_string(norm)
+                    Text::from_bytes(norm)
                 };
                 let mut o = Obs::at(ctx, Protocol::Http, ObsKind::Name);
                 o.name = label;
@@ -809,7 +810,7 @@ impl<'a> Emitter<'a> {
             return false;
         };
         let mut o = Obs::at(ctx, Protocol::Http, ObsKind::Name);
-        o.name = ctx.pkt.src.to_string();
+        o.name = ctx.pkt.src.to_string().into();
         o.hit = Some(hit);
         o.evidence = Evidence::Content;
         o.repeat = conn.called;

@@ -725,13 +725,20 @@ impl FingerprintSet {
             return false;
         };
         let fp = (fp as u32).max(1);
-        if b.contains(&fp) {
+        // One pass over the sixteen ways, no early exit (it compiles to
+        // vector compares): which hold `fp`, which are empty.
+        let (mut found, mut empty) = (0u32, 0u32);
+        for (i, &x) in b.iter().enumerate() {
+            found |= u32::from(x == fp) << i;
+            empty |= u32::from(x == 0) << i;
+        }
+        if found != 0 {
             return false;
         }
-        let way = b
-            .iter()
-            .position(|&x| x == 0)
-            .unwrap_or((fp as usize) % BUCKET_WAYS);
+        let way = match empty {
+            0 => (fp as usize) % BUCKET_WAYS,
+            e => e.trailing_zeros() as usize,
+        };
         if let Some(x) = b.get_mut(way) {
             *x = fp;
         }

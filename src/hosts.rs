@@ -247,10 +247,33 @@ pub enum Eviction {
 /// How a device is keyed: by the MAC it is bound to on the local segment
 /// (a DHCP lease, a DHCPv6 DUID, an EUI-64 address; `--group-by mac`), or
 /// by its address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum DeviceKey {
     Mac([u8; 6]),
     Ip(IpAddr),
+}
+
+/// One or two words per key (a derived `Hash` fed the hasher the variant,
+/// the address family and each byte run separately: several times the
+/// work, on every callback's lookup). Equal keys write equal words.
+impl std::hash::Hash for DeviceKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            DeviceKey::Mac(m) => {
+                let mut w = [0u8; 8];
+                for (d, s) in w.iter_mut().zip(m) {
+                    *d = *s;
+                }
+                state.write_u64(u64::from_le_bytes(w) | 1 << 63);
+            }
+            DeviceKey::Ip(IpAddr::V4(a)) => state.write_u64(u64::from(u32::from(*a))),
+            DeviceKey::Ip(IpAddr::V6(a)) => {
+                let x = u128::from(*a);
+                state.write_u64((x >> 64) as u64);
+                state.write_u64(x as u64 | 1 << 62);
+            }
+        }
+    }
 }
 
 impl DeviceKey {
@@ -530,10 +553,12 @@ impl HostTable {
         }
         // A host this address already maps to (nearly every callback): one
         // lookup in each table instead of a presence check, the address
-        // check and the lookup.
+        // check and the lookup. Without MAC grouping a host's key is its
+        // address, which `by_ip` maps to that same key for as long as the
+        // host is in the table: only grouping by MAC needs the check.
         let present = match self.map.get_mut(&key) {
             Some(h) => {
-                if self.by_ip.get(&ip) == Some(&key) {
+                if !self.group_by_mac || self.by_ip.get(&ip) == Some(&key) {
                     update_host(
                         h,
                         r,

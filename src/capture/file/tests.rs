@@ -295,7 +295,7 @@ fn bytes_refused_like_files() {
     assert_eq!(f.path(), Path::new(MEMORY_NAME));
 }
 
-/// A frame larger than the 1 MiB read buffer (pcap-parser reports
+/// A frame larger than the initial read buffer (pcap-parser reports
 /// BufferTooSmall, not Incomplete): the buffer grows and every frame is read,
 /// in pcap and pcapng, from a file and from memory; a block beyond
 /// MAX_BLOCK_BYTES still ends the file with the block size named.

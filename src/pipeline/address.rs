@@ -220,15 +220,29 @@ impl AddressBook {
         listed: Option<(String, Hit)>,
         c: &mut Counters,
     ) -> Option<Release> {
-        if let Some(l) = listed {
+        self.open_with(o, settled, || listed, c)
+    }
+
+    /// [`Self::open`], the `[[address]]` signature asked for only when the
+    /// destination has no live attribution (one lookup of the destination
+    /// per opening packet, not one to decide whether to ask and another
+    /// to use it).
+    pub fn open_with(
+        &mut self,
+        o: &Obs,
+        settled: Option<Named>,
+        listed: impl FnOnce() -> Option<(String, Hit)>,
+        c: &mut Counters,
+    ) -> Option<Release> {
+        let Some(a) = self.attribution(&o.dst, o.ts) else {
+            let l = listed()?;
             if self.is_shared(&o.dst, o.ts) {
                 self.stats.suppressed_shared += 1;
                 return None;
             }
             self.hold(o, Some(l), c);
             return None;
-        }
-        let a = self.attribution(&o.dst, o.ts)?;
+        };
         if self.is_shared(&o.dst, o.ts) {
             self.stats.suppressed_shared += 1;
             return None;

@@ -154,12 +154,18 @@ impl Merger {
         match &o.kind {
             ObsKind::Name => self.name(o),
             ObsKind::Open(settled) => {
-                // An `[[address]]` signature stands for a DNS answer that never expires.
-                let listed = (o.l4 == L4::Tcp && !self.address.is_attributed(&o.dst, o.ts))
-                    .then(|| self.matcher.address(&o.dst))
-                    .flatten()
-                    .map(|h| (self.matcher.pattern(h.sig).to_string(), h));
-                let r = self.address.open(o, *settled, listed, &mut self.counters);
+                // An `[[address]]` signature stands for a DNS answer that
+                // never expires (asked only for a destination not attributed).
+                let matcher = &self.matcher;
+                let listed = || {
+                    (o.l4 == L4::Tcp)
+                        .then(|| matcher.address(&o.dst))
+                        .flatten()
+                        .map(|h| (matcher.pattern(h.sig).to_string(), h))
+                };
+                let r = self
+                    .address
+                    .open_with(o, *settled, listed, &mut self.counters);
                 self.release(r);
             }
             ObsKind::Decided(named, completed) => {

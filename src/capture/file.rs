@@ -15,16 +15,43 @@ use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The capture stream, each read capped at a size the walk sets
+/// ([`READ_RECORDS`]).
+struct Capped {
+    inner: Box<dyn Read + Send>,
+    cap: Arc<AtomicUsize>,
+}
+
+impl Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.cap.load(Ordering::Relaxed).max(1));
+        match buf.get_mut(..n) {
+            Some(b) => self.inner.read(b),
+            None => self.inner.read(buf),
+        }
+    }
+}
 
 /// Read buffer; also the largest block we accept (a pcapng block claiming
 /// more is "absurd" and ends the file with a warning).
 pub const MAX_BLOCK_BYTES: usize = 16 << 20;
-/// Initial buffer size (grown for a larger block). Small on purpose: the
-/// kernel's copy of the file into it leaves the bytes in this core's L2
-/// cache, and a buffer parsed while a flood fills the state tables must be
-/// read back before it is evicted (1 MiB was: a cache miss a packet on DNS
-/// floods; 64 KiB: ordinary traffic -4 %, dns-answers -6 %).
-const INITIAL_BUFFER: usize = 1 << 16;
+/// Initial buffer size (grown for a larger block).
+const INITIAL_BUFFER: usize = 1 << 20;
+/// Records a read brings in: each read is capped near this many records of
+/// the capture's average size (between [`MIN_READ`] and [`INITIAL_BUFFER`]).
+/// The kernel's copy leaves the bytes in this core's L2 cache; a buffer of
+/// small packets parsed while a flood fills the state tables is evicted
+/// before it is read (1 MiB of 100-byte packets: a cache miss a packet on
+/// DNS floods), while big frames want big reads (fewer system calls).
+const READ_RECORDS: usize = 1024;
+/// Smallest capped read.
+const MIN_READ: usize = 64 << 10;
+/// Reads while one block is incomplete (each brings at least one byte or
+/// ends the file; 16 MiB in 4 KiB pipe reads is 4,096).
+const MAX_REFILLS_PER_BLOCK: usize = 8192;
 /// Interfaces per pcapng section.
 pub const MAX_INTERFACES: usize = 4096;
 /// What [`CaptureFile::from_bytes`] calls its capture in errors and `path()`.
@@ -170,6 +197,8 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read + Send>> {
 pub struct CaptureFile {
     path: PathBuf,
     reader: Box<dyn PcapReaderIterator + Send>,
+    /// Bytes a read may bring (shared with the reader's stream).
+    read_cap: Arc<AtomicUsize>,
 }
 
 impl CaptureFile {
@@ -199,6 +228,11 @@ impl CaptureFile {
     /// Recognise pcap or pcapng at the start of `stream` (already gunzipped
     /// if need be); `shown` names it in errors.
     fn recognise(path: &Path, shown: &Path, stream: Box<dyn Read + Send>) -> Result<Self> {
+        let read_cap = Arc::new(AtomicUsize::new(INITIAL_BUFFER));
+        let stream = Capped {
+            inner: stream,
+            cap: Arc::clone(&read_cap),
+        };
         let reader = match pcap_parser::create_reader(INITIAL_BUFFER, stream) {
             Ok(r) => r,
             Err(PcapError::Eof) => return Err(Error::input(shown, "empty file, not a capture")),
@@ -224,6 +258,7 @@ impl CaptureFile {
         Ok(CaptureFile {
             path: path.to_path_buf(),
             reader,
+            read_cap,
         })
     }
 
@@ -264,7 +299,14 @@ impl CaptureFile {
                     self.reader.consume_noshift(consumed);
                 }
                 Err(PcapError::Incomplete(_)) => {
-                    if let Some(end) = refill(self.reader.as_mut(), &mut w) {
+                    if let Some(avg) = w.offset.checked_div(w.frames) {
+                        let want = usize::try_from(avg)
+                            .unwrap_or(usize::MAX)
+                            .saturating_mul(READ_RECORDS)
+                            .clamp(MIN_READ, INITIAL_BUFFER);
+                        self.read_cap.store(want, Ordering::Relaxed);
+                    }
+                    if let Some(end) = refill(self.reader.as_mut(), &mut w, &self.read_cap) {
                         break end;
                     }
                 }
@@ -480,38 +522,49 @@ impl Walk {
     }
 }
 
-/// More bytes for an incomplete block: refill, and grow the buffer (up to
-/// [`MAX_BLOCK_BYTES`]) for a block larger than it. `Some` ends the file.
-fn refill(reader: &mut (dyn PcapReaderIterator + Send), w: &mut Walk) -> Option<End> {
-    if let Err(e) = reader.refill() {
-        return Some(End::Damaged(format!(
-            "read error at byte {}: {e:?}",
-            w.offset
-        )));
-    }
-    // refill made no progress: the last block is cut short.
-    if let Some(why) = short_ng_block(reader.data(), w.ng_big_endian, w.offset, w.frames) {
-        return Some(End::Damaged(why));
-    }
-    match reader.next() {
-        Err(PcapError::Incomplete(_)) => {
-            if w.capacity < MAX_BLOCK_BYTES {
-                w.capacity = MAX_BLOCK_BYTES;
-                if !reader.grow(MAX_BLOCK_BYTES) {
+/// More bytes for an incomplete block: refill (a capped read first, then
+/// uncapped reads until the block is whole: a pipe or a gzip stream may
+/// return less than asked), growing the buffer (up to [`MAX_BLOCK_BYTES`])
+/// when it is full. `Some` ends the file.
+fn refill(
+    reader: &mut (dyn PcapReaderIterator + Send),
+    w: &mut Walk,
+    cap: &AtomicUsize,
+) -> Option<End> {
+    for _ in 0..MAX_REFILLS_PER_BLOCK {
+        let before = reader.data().len();
+        if let Err(e) = reader.refill() {
+            return Some(End::Damaged(format!(
+                "read error at byte {}: {e:?}",
+                w.offset
+            )));
+        }
+        // refill made no progress: the last block is cut short.
+        if let Some(why) = short_ng_block(reader.data(), w.ng_big_endian, w.offset, w.frames) {
+            return Some(End::Damaged(why));
+        }
+        match reader.next() {
+            Err(PcapError::Incomplete(_)) => {
+                if reader.reader_exhausted() {
                     return Some(truncated(w.offset, w.frames));
                 }
+                cap.store(usize::MAX, Ordering::Relaxed);
+                // No room was left to read into: a bigger buffer.
+                if reader.data().len() <= before {
+                    if w.capacity >= MAX_BLOCK_BYTES {
+                        return Some(truncated(w.offset, w.frames));
+                    }
+                    w.capacity = w.capacity.saturating_mul(4).min(MAX_BLOCK_BYTES);
+                    if !reader.grow(w.capacity) {
+                        return Some(truncated(w.offset, w.frames));
+                    }
+                }
             }
-            if reader.refill().is_err() {
-                return Some(truncated(w.offset, w.frames));
-            }
-            if let Err(PcapError::Incomplete(_)) = reader.next() {
-                return Some(truncated(w.offset, w.frames));
-            }
-            None
+            Err(PcapError::Eof) => return Some(End::Complete),
+            _ => return None,
         }
-        Err(PcapError::Eof) => Some(End::Complete),
-        _ => None,
     }
+    Some(truncated(w.offset, w.frames))
 }
 
 /// Every pcapng block is at least 12 bytes (type and two lengths), but

@@ -438,3 +438,53 @@ fn modified_pcap_is_read() {
     assert_eq!(seen[0].4, b"abcd".to_vec());
     assert_eq!(seen[1].1, 6_000_000_000);
 }
+
+/// A stream that hands out at most `step` bytes per read (a slow pipe, a
+/// gzip decoder): every frame still arrives, a block larger than the
+/// buffer included, and a stream cut inside a block is reported truncated
+/// after the frames before it. The old refill read twice at most before
+/// calling a block truncated.
+#[test]
+fn short_reads_still_give_every_frame() {
+    struct Trickle(std::io::Cursor<Vec<u8>>, usize);
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+    let big = vec![0x33u8; INITIAL_BUFFER + 5000];
+    let small = [7u8; 60];
+    let legacy = pcap(
+        false,
+        false,
+        1,
+        &[(1, 0, &small[..]), (2, 0, &big[..]), (3, 0, &small[..])],
+    );
+    let mut ng = shb();
+    ng.extend(idb(1));
+    ng.extend(epb(0, 1, &small));
+    ng.extend(epb(0, 2, &big));
+    ng.extend(epb(0, 3, &small));
+    for bytes in [&legacy, &ng] {
+        for step in [4096usize, 65_536, 1 << 20] {
+            let run = |b: &[u8]| {
+                let s = Box::new(Trickle(std::io::Cursor::new(b.to_vec()), step));
+                let f = CaptureFile::recognise(Path::new("t"), Path::new("t"), s).unwrap();
+                let mut lens = Vec::new();
+                let sum = f.for_each(|_, r| lens.push(r.data.len()));
+                (lens, sum)
+            };
+            let (lens, sum) = run(bytes);
+            assert_eq!(sum.end, End::Complete, "step {step}");
+            assert_eq!(lens, vec![60, big.len(), 60], "step {step}");
+            // Cut inside the big block: the first frame, then "truncated".
+            let (lens, sum) = run(&bytes[..bytes.len() - 2000]);
+            assert_eq!(lens, vec![60], "step {step}");
+            match sum.end {
+                End::Damaged(why) => assert!(why.contains("truncated"), "{why}"),
+                End::Complete => panic!("a cut stream read as complete (step {step})"),
+            }
+        }
+    }
+}

@@ -75,6 +75,12 @@ impl From<String> for Text {
     }
 }
 
+impl From<&Text> for Text {
+    fn from(t: &Text) -> Self {
+        t.clone()
+    }
+}
+
 impl From<&str> for Text {
     fn from(s: &str) -> Self {
         Text::new(s)

@@ -241,6 +241,15 @@ mod json {
     /// A JSON string with serde_json's escapes (`\"`, `\\`, `\b`, `\f`,
     /// `\n`, `\r`, `\t`, other control bytes as `\u00xx`).
     pub(super) fn string(o: &mut String, s: &str) {
+        // Nearly every string has nothing to escape: one pass with no
+        // early exit (it compiles to vector compares), then one copy.
+        if !s.bytes().fold(false, |any, b| any | escaped(b)) {
+            o.reserve(s.len() + 2);
+            o.push('"');
+            o.push_str(s);
+            o.push('"');
+            return;
+        }
         o.push('"');
         let mut rest = s;
         while let Some(i) = rest.bytes().position(escaped) {

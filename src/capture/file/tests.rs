@@ -295,6 +295,23 @@ fn bytes_refused_like_files() {
     assert_eq!(f.path(), Path::new(MEMORY_NAME));
 }
 
+/// Three frames, 60 bytes, `big`, 60 bytes, as classic pcap and as pcapng.
+fn small_big_small(big: &[u8]) -> [Vec<u8>; 2] {
+    let small = [1u8; 60];
+    let legacy = pcap(
+        false,
+        false,
+        1,
+        &[(1, 0, &small[..]), (2, 0, big), (3, 0, &small[..])],
+    );
+    let mut ng = shb();
+    ng.extend(idb(1));
+    ng.extend(epb(0, 1, &small));
+    ng.extend(epb(0, 2, big));
+    ng.extend(epb(0, 3, &small));
+    [legacy, ng]
+}
+
 /// A frame larger than the initial read buffer (pcap-parser reports
 /// BufferTooSmall, not Incomplete): the buffer grows and every frame is read,
 /// in pcap and pcapng, from a file and from memory; a block beyond
@@ -307,19 +324,7 @@ fn blocks_larger_than_the_buffer_are_read() {
         9 * INITIAL_BUFFER,
     ] {
         let big = vec![0x5a; big_len];
-        let small = [1u8; 60];
-        let legacy = pcap(
-            false,
-            false,
-            1,
-            &[(1, 0, &small[..]), (2, 0, &big[..]), (3, 0, &small[..])],
-        );
-        let mut ng = shb();
-        ng.extend(idb(1));
-        ng.extend(epb(0, 1, &small));
-        ng.extend(epb(0, 2, &big));
-        ng.extend(epb(0, 3, &small));
-        for bytes in [&legacy, &ng] {
+        for bytes in &small_big_small(&big) {
             for (seen, sum) in [read(bytes), read_bytes(bytes)] {
                 assert_eq!(sum.end, End::Complete, "{big_len}");
                 let lens: Vec<usize> = seen.iter().map(|s| s.4.len()).collect();
@@ -454,19 +459,7 @@ fn short_reads_still_give_every_frame() {
         }
     }
     let big = vec![0x33u8; INITIAL_BUFFER + 5000];
-    let small = [7u8; 60];
-    let legacy = pcap(
-        false,
-        false,
-        1,
-        &[(1, 0, &small[..]), (2, 0, &big[..]), (3, 0, &small[..])],
-    );
-    let mut ng = shb();
-    ng.extend(idb(1));
-    ng.extend(epb(0, 1, &small));
-    ng.extend(epb(0, 2, &big));
-    ng.extend(epb(0, 3, &small));
-    for bytes in [&legacy, &ng] {
+    for bytes in &small_big_small(&big) {
         for step in [4096usize, 65_536, 1 << 20] {
             let run = |b: &[u8]| {
                 let s = Box::new(Trickle(std::io::Cursor::new(b.to_vec()), step));

@@ -206,11 +206,6 @@ impl AddressBook {
         self.attrib.get(addr).filter(|a| a.expires >= ts)
     }
 
-    /// `addr` has a live DNS attribution at `ts`.
-    pub fn is_attributed(&self, addr: &IpAddr, ts: u64) -> bool {
-        self.attribution(addr, ts).is_some()
-    }
-
     /// A connection opened (`o.kind` is `Open`). Returns an address callback
     /// when the opening packet already settles it as naming nothing.
     /// `listed`: the `[[address]]` signature of its destination, if any (a

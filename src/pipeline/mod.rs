@@ -166,9 +166,7 @@ impl Obs {
     /// and none of the owned payload (name, answers) copied: a [`Head`].
     pub fn reversed_head(&self) -> Head {
         let mut head = self.head.clone();
-        std::mem::swap(&mut head.src, &mut head.dst);
-        std::mem::swap(&mut head.sport, &mut head.dport);
-        head.src_mac = None;
+        head.reverse();
         head
     }
 
@@ -234,6 +232,14 @@ impl Head {
             ech: None,
             dns_id: 0,
         }
+    }
+
+    /// Swap the two ends (a response's or a server's packet, told from the
+    /// client's side). The MAC is the other end's, so it is dropped.
+    pub fn reverse(&mut self) {
+        std::mem::swap(&mut self.src, &mut self.dst);
+        std::mem::swap(&mut self.sport, &mut self.dport);
+        self.src_mac = None;
     }
 
     /// The observation again, with no name and `kind`.

@@ -494,15 +494,6 @@ impl Obs {
             self.reverse();
         }
     }
-
-    /// Swap the two ends (a response's or a server's packet, told from the
-    /// client's side). The MAC is the other end's, so it is dropped.
-    pub(super) fn reverse(&mut self) {
-        let h = &mut self.head;
-        std::mem::swap(&mut h.src, &mut h.dst);
-        std::mem::swap(&mut h.sport, &mut h.dport);
-        h.src_mac = None;
-    }
 }
 
 /// Builds observations from parsed application data.

@@ -733,9 +733,9 @@ fn update_host(
 }
 
 /// Fingerprint of name hash `k` of the host salted `salt` in the shared
-/// overflow set: a host's salt is a random hash of its key, so distinct
-/// (host, name) pairs give distinct, well-spread fingerprints (the set
-/// takes a bucket from the top bits, so the multiply spreads all 64).
+/// overflow set: a host's salt is a hash of its key, so distinct (host,
+/// name) pairs give distinct, well-spread fingerprints (the set takes a
+/// bucket from the top bits, so the multiply spreads all 64).
 #[inline]
 fn overflow_fingerprint(salt: u64, k: u64) -> u64 {
     let x = salt ^ k;

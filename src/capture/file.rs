@@ -2,7 +2,7 @@
 //! sections and interfaces with different link types), plain or gzip, from a
 //! file, standard input or memory (one reading path for all three). Reads
 //! with pcap-parser into one reusable buffer (each read sized to about
-//! [`READ_RECORDS`] records of the file's frames) and calls back once per packet
+//! `READ_RECORDS` records of the file's frames) and calls back once per packet
 //! with a borrowed [`RawPacket`]; classic pcap records lying whole in the
 //! buffer are read by a 16-byte header parse of our own (pcap-parser's
 //! generic block path cost ~80 instructions a packet), everything else

@@ -17,7 +17,7 @@
 use crate::decode::{TcpInfo, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::proto::{dns, http, quic, socks, tls};
 use crate::stats::{Counters, Layer, Limit};
-use crate::table::{ip_words, Hashed, PairHash};
+use crate::table::{ip_words, Hashed, PairHash, PairKey};
 use std::net::IpAddr;
 
 /// Flows per worker. Only connections that can still carry a name are
@@ -75,6 +75,17 @@ pub struct FlowKey {
     pb: u16,
     proto: u8,
     v6: bool,
+}
+
+impl PairKey for FlowKey {
+    #[inline]
+    fn parts(&self) -> ([u64; 2], [u64; 2], u64) {
+        let tail = u64::from(self.pa)
+            | u64::from(self.pb) << 16
+            | u64::from(self.proto) << 32
+            | u64::from(self.v6) << 40;
+        (self.a, self.b, tail)
+    }
 }
 
 impl FlowKey {
@@ -330,11 +341,7 @@ impl FlowTable {
 
     #[inline]
     fn key(&self, k: FlowKey) -> HKey {
-        let tail = u64::from(k.pa)
-            | u64::from(k.pb) << 16
-            | u64::from(k.proto) << 32
-            | u64::from(k.v6) << 40;
-        Hashed::with_hash(self.seed.hash(k.a, k.b, tail), k)
+        Hashed::with_hash(self.seed.key(&k), k)
     }
 
     /// Slot and tag of a key's mark.

@@ -64,7 +64,7 @@ impl Hasher for PassThrough {
     }
 }
 
-/// A map whose keys carry their hash (see [`Hashed::new`]).
+/// A map whose keys carry their hash (see [`Hashed::with_hash`]).
 pub type PreHashed<K, V> = HashMap<Hashed<K>, V, BuildHasherDefault<PassThrough>>;
 
 /// Most entries a generation's index can name (indices are `u32`).
@@ -275,8 +275,9 @@ pub fn ip_words(ip: std::net::IpAddr) -> [u64; 2] {
 
 /// Keyed hash of an address pair and a tail word (ports, protocol,
 /// family) in three folded multiplies, with per-run random seeds (keys
-/// come from packets): the flow table's and the held connections' keys,
-/// where a generic hasher's per-field updates cost several times as much.
+/// come from packets): every [`PairKey`] (flow, held-connection and
+/// generational-map keys), where a generic hasher's per-field updates cost
+/// several times as much.
 #[derive(Clone, Copy)]
 pub struct PairHash([u64; 5]);
 
@@ -284,6 +285,13 @@ impl PairHash {
     pub fn new() -> Self {
         let rs = ahash::RandomState::new();
         PairHash([0u64, 1, 2, 3, 4].map(|i| rs.hash_one(i) | 1))
+    }
+
+    /// The hash of a [`PairKey`].
+    #[inline]
+    pub fn key<K: PairKey>(&self, k: &K) -> u64 {
+        let (a, b, tail) = k.parts();
+        self.hash(a, b, tail)
     }
 
     #[inline]
@@ -298,17 +306,6 @@ impl PairHash {
 impl Default for PairHash {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl<K: Hash> Hashed<K> {
-    /// `k` with its hash under `seed` (a per-run random hasher: keys come
-    /// from packets).
-    pub fn new(seed: &ahash::RandomState, k: K) -> Self {
-        Hashed {
-            h: seed.hash_one(&k),
-            k,
-        }
     }
 }
 
@@ -396,11 +393,7 @@ impl<K: PairKey, V> GenMap<K, V> {
 
     #[inline]
     fn key(&self, k: &K) -> Hashed<K> {
-        let (a, b, tail) = k.parts();
-        Hashed {
-            h: self.seed.hash(a, b, tail),
-            k: *k,
-        }
+        Hashed::with_hash(self.seed.key(k), *k)
     }
 
     /// Entries held (both generations).

@@ -36,8 +36,8 @@ impl Text {
         }
     }
 
-    /// `b` as text: a copy when it is ASCII (a normalised name always is:
-    /// odd bytes are escaped), otherwise with invalid UTF-8 replaced.
+    /// `b` as text: a copy when it is UTF-8 (a normalised name always is:
+    /// odd bytes are escaped), otherwise with invalid sequences replaced.
     pub fn from_bytes(b: &[u8]) -> Self {
         match std::str::from_utf8(b) {
             Ok(s) => Text::new(s),

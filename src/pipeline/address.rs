@@ -13,7 +13,7 @@
 use super::{ConnKey, Head, Named, Obs, ObsKind};
 use crate::matcher::Hit;
 use crate::stats::{Counters, Limit};
-use crate::table::{ip_words, GenMap, Hashed, PairHash, PreHashed};
+use crate::table::{ip_words, GenMap, Hashed, PairHash, PairKey, PreHashed};
 use crate::text::Text;
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
@@ -87,6 +87,18 @@ struct Held {
     /// Held on an `[[address]]` signature (name, hit): released only for a
     /// completed handshake.
     listed: Option<(String, Hit)>,
+}
+
+impl PairKey for ConnKey {
+    #[inline]
+    fn parts(&self) -> ([u64; 2], [u64; 2], u64) {
+        let (src, dst, sport, dport, l4) = *self;
+        let tail = u64::from(sport)
+            | u64::from(dport) << 16
+            | (l4 as u64) << 32
+            | u64::from(src.is_ipv6()) << 40;
+        (ip_words(src), ip_words(dst), tail)
+    }
 }
 
 fn life(ttl: u32) -> u64 {
@@ -313,12 +325,8 @@ impl AddressBook {
     /// `o`'s connection key with its hash ([`PairHash`]: the generic
     /// hasher's seven updates cost ~90 instructions a SYN in a flood).
     fn conn_key(&self, o: &Obs) -> Hashed<ConnKey> {
-        let tail = u64::from(o.sport)
-            | u64::from(o.dport) << 16
-            | (o.l4 as u64) << 32
-            | u64::from(o.src.is_ipv6()) << 40;
-        let h = self.keys.hash(ip_words(o.src), ip_words(o.dst), tail);
-        Hashed::with_hash(h, o.conn_key())
+        let k = o.conn_key();
+        Hashed::with_hash(self.keys.key(&k), k)
     }
 
     /// Take out the hold in `slot` if it is still generation `gen` (a

@@ -314,8 +314,7 @@ impl CaptureFile {
                 // A block larger than the buffer (jumbo or TSO frames, big
                 // pcapng blocks): grow it, at most to MAX_BLOCK_BYTES.
                 Err(PcapError::BufferTooSmall) if w.capacity < MAX_BLOCK_BYTES => {
-                    w.capacity = w.capacity.saturating_mul(4).min(MAX_BLOCK_BYTES);
-                    if !self.reader.grow(w.capacity) {
+                    if !w.grow(self.reader.as_mut()) {
                         break w.stop(&PcapError::<&[u8]>::BufferTooSmall);
                     }
                     if let Err(e) = self.reader.refill() {
@@ -352,6 +351,16 @@ struct Walk {
 }
 
 impl Walk {
+    /// Grow the reader's buffer fourfold, at most to [`MAX_BLOCK_BYTES`];
+    /// false when it is that big already or cannot grow.
+    fn grow(&mut self, reader: &mut (dyn PcapReaderIterator + Send)) -> bool {
+        if self.capacity >= MAX_BLOCK_BYTES {
+            return false;
+        }
+        self.capacity = self.capacity.saturating_mul(4).min(MAX_BLOCK_BYTES);
+        reader.grow(self.capacity)
+    }
+
     /// Take in one block, calling `f` for a packet; `Err` ends the file.
     fn block(
         &mut self,
@@ -551,14 +560,8 @@ fn refill(
                 }
                 cap.store(usize::MAX, Ordering::Relaxed);
                 // No room was left to read into: a bigger buffer.
-                if reader.data().len() <= before {
-                    if w.capacity >= MAX_BLOCK_BYTES {
-                        return Some(truncated(w.offset, w.frames));
-                    }
-                    w.capacity = w.capacity.saturating_mul(4).min(MAX_BLOCK_BYTES);
-                    if !reader.grow(w.capacity) {
-                        return Some(truncated(w.offset, w.frames));
-                    }
+                if reader.data().len() <= before && !w.grow(reader) {
+                    return Some(truncated(w.offset, w.frames));
                 }
             }
             Err(PcapError::Eof) => return Some(End::Complete),

@@ -222,22 +222,9 @@ impl AddressBook {
     /// when the opening packet already settles it as naming nothing.
     /// `listed`: the `[[address]]` signature of its destination, if any (a
     /// TCP connection to it is held and counts only once its handshake
-    /// completed).
+    /// completed), asked for only when the destination has no live
+    /// attribution (one lookup of the destination per opening packet).
     pub fn open(
-        &mut self,
-        o: &Obs,
-        settled: Option<Named>,
-        listed: Option<(String, Hit)>,
-        c: &mut Counters,
-    ) -> Option<Release> {
-        self.open_with(o, settled, || listed, c)
-    }
-
-    /// [`Self::open`], the `[[address]]` signature asked for only when the
-    /// destination has no live attribution (one lookup of the destination
-    /// per opening packet, not one to decide whether to ask and another
-    /// to use it).
-    pub fn open_with(
         &mut self,
         o: &Obs,
         settled: Option<Named>,

@@ -163,9 +163,7 @@ impl Merger {
                         .flatten()
                         .map(|h| (matcher.pattern(h.sig).to_string(), h))
                 };
-                let r = self
-                    .address
-                    .open_with(o, *settled, listed, &mut self.counters);
+                let r = self.address.open(o, *settled, listed, &mut self.counters);
                 self.release(r);
             }
             ObsKind::Decided(named, completed) => {

@@ -132,14 +132,16 @@ fn held_connection_named_by_another_site_is_no_callback() {
     let mut c = Counters::default();
     b.learn(x(7), "dnl-01.geo.kaspersky.com", hit(), S, 60, &mut c);
     let open = conn_obs(5, 7, 1000, 2 * S, ObsKind::Open(None));
-    assert!(b.open(&open, None, None, &mut c).is_none());
+    assert!(b.open(&open, None, || None, &mut c).is_none());
     assert_eq!(b.held(), 1);
     // Its hello names www.shop-example.com: no callback, and X is shared now.
     let d = conn_obs(5, 7, 1000, 3 * S, ObsKind::Decided(Named::Other, false));
     assert!(b.decided(&d, Named::Other, false, &mut c).is_none());
     // So another host's unnamed connection to X gives no address evidence either.
     let open = conn_obs(6, 7, 1001, 4 * S, ObsKind::Open(Some(Named::Nothing)));
-    assert!(b.open(&open, Some(Named::Nothing), None, &mut c).is_none());
+    assert!(b
+        .open(&open, Some(Named::Nothing), || None, &mut c)
+        .is_none());
     assert_eq!((b.stats.shared, b.stats.suppressed_shared), (1, 1));
 }
 
@@ -149,7 +151,7 @@ fn shared_mark_stops_held_connections_too() {
     let mut c = Counters::default();
     b.learn(x(7), "dnl-01.geo.kaspersky.com", hit(), S, 60, &mut c);
     let open = conn_obs(5, 7, 1000, 2 * S, ObsKind::Open(None));
-    assert!(b.open(&open, None, None, &mut c).is_none());
+    assert!(b.open(&open, None, || None, &mut c).is_none());
     // While it is held, a DNS answer maps another name to X.
     b.learn_other(x(7), 3 * S, 60, &mut c);
     let d = conn_obs(5, 7, 1000, 4 * S, ObsKind::Decided(Named::Nothing, false));
@@ -163,7 +165,7 @@ fn silent_connection_is_released_after_the_hold_and_at_the_end() {
     let mut c = Counters::default();
     b.learn(x(9), "activation-v2.kaspersky.com", hit(), S, 60, &mut c);
     let open = conn_obs(5, 9, 1000, 2 * S, ObsKind::Open(None));
-    b.open(&open, None, None, &mut c);
+    b.open(&open, None, || None, &mut c);
     let mut out = Vec::new();
     b.expire(2 * S + CONN_HOLD_NS, &mut out);
     assert!(out.is_empty(), "released too early");
@@ -177,7 +179,7 @@ fn silent_connection_is_released_after_the_hold_and_at_the_end() {
     );
     // Another one, drained when the input ends.
     let open = conn_obs(6, 9, 1001, 20 * S, ObsKind::Open(None));
-    b.open(&open, None, None, &mut c);
+    b.open(&open, None, || None, &mut c);
     let mut out = Vec::new();
     b.drain(21 * S, &mut out);
     assert_eq!(out.len(), 1);
@@ -189,7 +191,7 @@ fn unattributed_or_expired_addresses_hold_nothing() {
     let mut b = AddressBook::default();
     let mut c = Counters::default();
     let open = conn_obs(5, 7, 1000, 2 * S, ObsKind::Open(None));
-    assert!(b.open(&open, None, None, &mut c).is_none());
+    assert!(b.open(&open, None, || None, &mut c).is_none());
     assert_eq!(b.held(), 0);
     b.learn(x(7), "dnl-01.geo.kaspersky.com", hit(), S, 60, &mut c);
     // 60 s TTL is clamped to 5 min; a connection two days later is not evidence.
@@ -200,7 +202,9 @@ fn unattributed_or_expired_addresses_hold_nothing() {
         2 * 86_400 * S,
         ObsKind::Open(Some(Named::Nothing)),
     );
-    assert!(b.open(&late, Some(Named::Nothing), None, &mut c).is_none());
+    assert!(b
+        .open(&late, Some(Named::Nothing), || None, &mut c)
+        .is_none());
 }
 
 #[test]
@@ -218,7 +222,7 @@ fn held_connections_are_bounded() {
         );
         let mut o = open;
         o.src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
-        b.open(&o, None, None, &mut c);
+        b.open(&o, None, || None, &mut c);
     }
     assert!(b.held() <= address::MAX_HELD_CONNECTIONS);
     assert_eq!(c.get_limit(crate::stats::Limit::HeldConnections), 100);

@@ -342,6 +342,7 @@ fn rec(
         evidence: kaswatch::evidence::Evidence::Name,
         role: kaswatch::evidence::Role::Device,
         name,
+        name_key: None,
     }
 }
 

@@ -53,6 +53,9 @@ pub struct Record<'a> {
     pub evidence: Evidence,
     pub role: Role,
     pub name: &'a str,
+    /// [`HostTable::name_key`] of `name` when the caller has it already
+    /// (the merger hashes a name once for all its uses).
+    pub name_key: Option<u64>,
 }
 
 /// One host (a device: one address, or every address bound to one MAC).
@@ -452,6 +455,14 @@ impl HostTable {
 
     /// The key a callback from `ip` (bound to `bound` on the segment) is
     /// recorded under.
+    /// The key a host's name set holds `name` by (fixed seeds: the same
+    /// names give the same keys, and so the same overflow counts, every run;
+    /// a collision only ever undercounts an overflow, the text is compared).
+    #[inline]
+    pub fn name_key(&self, name: &str) -> u64 {
+        self.name_hasher.hash_one(name)
+    }
+
     pub fn key_for(&self, ip: IpAddr, bound: Option<[u8; 6]>) -> DeviceKey {
         match bound {
             Some(m) if self.group_by_mac => DeviceKey::Mac(m),
@@ -719,7 +730,7 @@ fn update_host(
         None if !full => h.counts.push((ck.0, ck.1, ck.2, 1)),
         None => {}
     }
-    let k = name_hasher.hash_one(name);
+    let k = r.name_key.unwrap_or_else(|| name_hasher.hash_one(name));
     if !h.has_name(k, name) {
         if h.names.len() < MAX_NAMES_PER_HOST {
             h.add_name(k, name.to_string());
@@ -785,6 +796,7 @@ mod tests {
             },
             role: Role::Device,
             name,
+            name_key: None,
         }
     }
 

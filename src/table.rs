@@ -143,12 +143,6 @@ impl<K: Eq, V> Gen<K, V> {
         self.pos(k).and_then(|i| self.entries.get(i)).map(|e| &e.1)
     }
 
-    fn get_mut(&mut self, k: &Hashed<K>) -> Option<&mut V> {
-        self.pos(k)
-            .and_then(|i| self.entries.get_mut(i))
-            .map(|e| &mut e.1)
-    }
-
     /// Appends `k` (the caller knows it is absent). A generation never
     /// holds more than [`MAX_GENERATION`] entries: beyond that the entry is
     /// not added (unreachable with the bounds `GenMap` is given).
@@ -164,6 +158,37 @@ impl<K: Eq, V> Gen<K, V> {
             .insert_unique(k.h, i, |&j| entries.get(j as usize).map_or(0, |e| e.0.h));
         self.entries.push((k, v));
         self.entries.last_mut().map(|e| &mut e.1)
+    }
+
+    /// Replace `k`'s value, or append `k` when absent: one probe of the
+    /// index either way. `true` when `k` was added.
+    pub fn upsert(&mut self, k: Hashed<K>, v: V) -> bool {
+        if self.lazy > 0 && self.entries.capacity() == 0 {
+            let n = std::mem::take(&mut self.lazy);
+            self.entries.reserve_exact(n);
+            self.index.reserve(n, |_| 0);
+        }
+        let Ok(i) = u32::try_from(self.entries.len()) else {
+            return false;
+        };
+        let entries = &mut self.entries;
+        match self.index.entry(
+            k.h,
+            |&j| entries.get(j as usize).is_some_and(|e| e.0 == k),
+            |&j| entries.get(j as usize).map_or(0, |e| e.0.h),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(o) => {
+                if let Some(e) = entries.get_mut(*o.get() as usize) {
+                    e.1 = v;
+                }
+                false
+            }
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(i);
+                entries.push((k, v));
+                true
+            }
+        }
     }
 
     /// The value at position `i`.
@@ -451,12 +476,8 @@ impl<K: PairKey, V> GenMap<K, V> {
             self.old.remove(&k);
             dropped = self.make_room(&live);
         }
-        match self.cur.get_mut(&k) {
-            Some(slot) => *slot = v,
-            None => {
-                self.old.remove(&k);
-                self.cur.push(k, v);
-            }
+        if self.cur.upsert(k, v) && !self.old.is_empty() {
+            self.old.remove(&k);
         }
         dropped
     }
@@ -502,6 +523,50 @@ impl<K: PairKey, V> GenMap<K, V> {
         self.old.clear();
         std::mem::swap(&mut self.cur, &mut self.old);
         dropped
+    }
+}
+
+/// A filter in front of a bounded address table: one bit per hash of an
+/// address ([`ADDRESS_BITS`] bits, 8 KiB, fixed: no limit to count), set
+/// for every address the table is given and never cleared. It may answer
+/// "maybe" for an address never added (a lookup then tells), never "no" for
+/// one added, so a lookup it skips could not have found anything.
+pub struct AddressBits(Box<[u64]>);
+
+/// Bits in an [`AddressBits`].
+pub const ADDRESS_BITS: usize = 1 << 16;
+
+impl Default for AddressBits {
+    fn default() -> Self {
+        AddressBits(vec![0; ADDRESS_BITS / 64].into_boxed_slice())
+    }
+}
+
+impl AddressBits {
+    #[inline]
+    fn bit(a: &std::net::IpAddr) -> (usize, u64) {
+        let x = match a {
+            std::net::IpAddr::V4(v) => u64::from(u32::from(*v)),
+            std::net::IpAddr::V6(v) => {
+                let x = u128::from(*v);
+                (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+            }
+        };
+        let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48;
+        ((h >> 6) as usize, 1u64 << (h & 63))
+    }
+
+    pub fn set(&mut self, a: &std::net::IpAddr) {
+        let (w, b) = Self::bit(a);
+        if let Some(x) = self.0.get_mut(w) {
+            *x |= b;
+        }
+    }
+
+    #[inline]
+    pub fn maybe(&self, a: &std::net::IpAddr) -> bool {
+        let (w, b) = Self::bit(a);
+        self.0.get(w).is_none_or(|x| x & b != 0)
     }
 }
 
@@ -949,5 +1014,25 @@ mod tests {
         }
         assert!(m.len() <= 1024);
         assert!(dropped >= 1_000_000 - 1024);
+    }
+
+    #[test]
+    fn address_bits_never_forget_an_address() {
+        use std::net::IpAddr;
+        let mut bits = AddressBits::default();
+        let added: Vec<IpAddr> = (0..5000u32)
+            .map(|i| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i * 7919)))
+            .chain((0..5000u128).map(|i| IpAddr::from(std::net::Ipv6Addr::from(i << 64 | i))))
+            .collect();
+        for a in &added {
+            bits.set(a);
+        }
+        assert!(added.iter().all(|a| bits.maybe(a)));
+        // Far from full, most other addresses answer "no".
+        let others = (0..10_000u32)
+            .map(|i| IpAddr::from(std::net::Ipv4Addr::from(0xc0a8_0000 + i)))
+            .filter(|a| bits.maybe(a))
+            .count();
+        assert!(others < 2_500, "{others} false positives of 10000");
     }
 }

@@ -416,6 +416,7 @@ mod tests {
                 evidence: ev,
                 role,
                 name,
+                name_key: None,
             });
         };
         let m = Some([0x00, 0x1b, 0x21, 0xaa, 0x00, 0x21]);

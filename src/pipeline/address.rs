@@ -13,7 +13,7 @@
 use super::{ConnKey, Head, Named, Obs, ObsKind};
 use crate::matcher::Hit;
 use crate::stats::{Counters, Limit};
-use crate::table::{ip_words, GenMap, Hashed, PairHash, PairKey, PreHashed};
+use crate::table::{ip_words, AddressBits, GenMap, Hashed, PairHash, PairKey, PreHashed};
 use crate::text::Text;
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
@@ -127,6 +127,9 @@ pub struct AddressBook {
     /// Random per-run seeds of the connection-key hash ([`Self::conn_key`]).
     keys: PairHash,
     resolvers: GenMap<IpAddr, ()>,
+    /// Every address ever marked a resolver: most callbacks' hosts are not
+    /// one, and this says so without a lookup in `resolvers`.
+    ever_resolvers: AddressBits,
     /// A resolver known to be in `resolvers` (reset by every insert).
     last_resolver: Option<IpAddr>,
     pub stats: AddressStats,
@@ -144,6 +147,7 @@ impl Default for AddressBook {
             next_gen: 0,
             keys: PairHash::new(),
             resolvers: GenMap::new(MAX_RESOLVERS),
+            ever_resolvers: AddressBits::default(),
             last_resolver: None,
             stats: AddressStats::default(),
         }
@@ -451,6 +455,7 @@ impl AddressBook {
             self.last_resolver = Some(addr);
             return false;
         }
+        self.ever_resolvers.set(&addr);
         for _ in 0..self.resolvers.insert(addr, (), |_| true) {
             c.limit(Limit::Resolvers);
         }
@@ -460,6 +465,6 @@ impl AddressBook {
     }
 
     pub fn is_resolver(&self, addr: &IpAddr) -> bool {
-        self.resolvers.contains_key(addr)
+        self.ever_resolvers.maybe(addr) && self.resolvers.contains_key(addr)
     }
 }

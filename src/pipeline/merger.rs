@@ -17,7 +17,7 @@ use crate::matcher::{Hit, Matcher};
 use crate::proto::Protocol;
 use crate::signatures::Category;
 use crate::stats::{Counters, Limit};
-use crate::table::GenMap;
+use crate::table::{AddressBits, GenMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -67,7 +67,11 @@ pub struct Merger {
     queries: GenMap<QueryKey, u64>,
     /// Matched names asked of DNS servers, to spot forwarders at once.
     asked: GenMap<(IpAddr, u64), u64>,
-    name_hasher: ahash::RandomState,
+    /// Every address ever asked a matched name (one bit per hash of it,
+    /// never cleared): a query from an address whose bit is clear cannot be
+    /// a forwarded one, so it costs no lookup in `asked`. A false positive
+    /// only costs that lookup.
+    askers: AddressBits,
     /// Drops at limits owned by the merger.
     pub counters: Counters,
     /// Callbacks by category and protocol, all hosts (survives evictions).
@@ -104,7 +108,7 @@ impl Merger {
             identity: IdentityBook::default(),
             queries: GenMap::new(MAX_PENDING_QUERIES),
             asked: GenMap::new(MAX_ASKED),
-            name_hasher: ahash::RandomState::new(),
+            askers: AddressBits::default(),
             counters: Counters::default(),
             by_category: Default::default(),
             by_evidence: [0; Evidence::ALL.len()],
@@ -219,7 +223,8 @@ impl Merger {
             let mut o = r.open;
             o.protocol = Protocol::Ip;
             o.evidence = Evidence::Address;
-            self.callback(&o, r.hit, &r.name);
+            let key = self.hosts.name_key(&r.name);
+            self.callback(&o, r.hit, &r.name, key);
         }
     }
 
@@ -246,27 +251,30 @@ impl Merger {
             self.repeats += 1;
             return;
         }
+        // One hash of the name for the forwarding check and the host's names.
+        let key = self.hosts.name_key(&o.name);
         if o.protocol == Protocol::Dns {
             self.note_query(o);
-            self.forwarding(o);
+            self.forwarding(o, key);
         }
-        self.callback(o, hit, &o.name);
+        self.callback(o, hit, &o.name, key);
     }
 
     /// A resolver is known by its answers, but its first forwarded query
     /// may come before any answer: a host that asks for a name it was just
     /// asked for (at port 53) is forwarding, and is a resolver from now on.
-    fn forwarding(&mut self, o: &Obs) {
-        let k = self.name_hasher.hash_one(&o.name);
+    fn forwarding(&mut self, o: &Obs, k: u64) {
         let now = o.ts;
-        let asked = self
-            .asked
-            .get(&(o.src, k))
-            .is_some_and(|t| now.saturating_sub(*t) <= FORWARD_WINDOW_NS);
+        let asked = self.askers.maybe(&o.src)
+            && self
+                .asked
+                .get(&(o.src, k))
+                .is_some_and(|t| now.saturating_sub(*t) <= FORWARD_WINDOW_NS);
         if asked && self.address.mark_resolver(o.src, &mut self.counters) {
             self.hosts.set_resolver(&o.src);
         }
         if o.dport == 53 && o.src != o.dst {
+            self.askers.set(&o.dst);
             let dropped = self.asked.insert((o.dst, k), now, |t| {
                 now.saturating_sub(*t) <= FORWARD_WINDOW_NS
             });
@@ -348,7 +356,8 @@ impl Merger {
             return; // mDNS/LLMNR answers to a group are not a host's callback
         }
         // The response's source MAC is the resolver's or the router's.
-        self.callback(&o.reversed_head(), hit, &o.name);
+        let key = self.hosts.name_key(&o.name);
+        self.callback(&o.reversed_head(), hit, &o.name, key);
     }
 
     /// Remember a matched query until its response.
@@ -362,7 +371,7 @@ impl Merger {
         self.counters.limit_n(Limit::DnsPendingQueries, dropped);
     }
 
-    fn callback(&mut self, o: &Head, hit: Hit, name: &str) {
+    fn callback(&mut self, o: &Head, hit: Hit, name: &str, name_key: u64) {
         self.callbacks += 1;
         if let Some(n) = self
             .by_category
@@ -390,6 +399,7 @@ impl Merger {
             evidence: o.evidence,
             role,
             name,
+            name_key: Some(name_key),
         });
         self.refresh_names(&o.src);
         if o.evidence == Evidence::Port && on_site(&o.dst) {

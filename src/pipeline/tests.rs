@@ -255,3 +255,45 @@ fn forwarded_questions_are_bounded_and_counted_apart() {
     // The asking host is a device (it never answered nor forwarded).
     assert_eq!(m.hosts.len(), 1);
 }
+
+/// A host that asks upstream for a name it was just asked for is forwarding
+/// (a resolver from then on); asking for another name, or being asked
+/// nothing, is not. (The merger skips the lookup for hosts never asked:
+/// this pins that the skip loses nothing.)
+#[test]
+fn a_host_asking_for_what_it_was_asked_is_a_forwarder() {
+    use super::merger::Merger;
+    use crate::evidence::Role;
+    use crate::hosts::HostTable;
+    let q = |src: IpAddr, dst: IpAddr, name: &str, ts: u64| {
+        let mut o = conn_obs(1, 1, 40_000, ts, ObsKind::Name);
+        o.src = src;
+        o.dst = dst;
+        o.dport = 53;
+        o.l4 = L4::Udp;
+        o.protocol = Protocol::Dns;
+        o.name = name.into();
+        o.hit = Some(hit());
+        o
+    };
+    let client = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7));
+    let lan_dns = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 53));
+    let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 54));
+    let upstream = x(53);
+    let mut m = Merger::new(matcher(), HostTable::new(100, None));
+    m.apply(&q(client, lan_dns, "a.kaspersky.com", S));
+    // Another host, never asked, asks for the same name: a device.
+    m.apply(&q(other, upstream, "a.kaspersky.com", S + 1));
+    // The asked server asks for a different name: still a device.
+    m.apply(&q(lan_dns, upstream, "b.kaspersky.com", S + 2));
+    let role = |m: &Merger, ip: &IpAddr| m.hosts.get(ip).map(|h| h.role);
+    assert_eq!(role(&m, &other), Some(Role::Device));
+    assert_eq!(role(&m, &lan_dns), Some(Role::Device));
+    assert!(!m.address.is_resolver(&lan_dns));
+    // Now the name it was asked for, within the window: forwarding.
+    m.apply(&q(lan_dns, upstream, "a.kaspersky.com", S + 3));
+    assert_eq!(role(&m, &lan_dns), Some(Role::Resolver));
+    assert!(m.address.is_resolver(&lan_dns));
+    assert_eq!(role(&m, &client), Some(Role::Device));
+    assert!(!m.address.is_resolver(&other));
+}

@@ -738,14 +738,15 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
         );
         std::fs::write(p, text).map_err(|e| Error::input(p, crate::error::io_reason(&e)))?;
     }
-    let text = report::render(&out.merger.hosts, a.format);
-    if stdout_taken {
-        eprint!("{text}");
-    } else {
+    {
+        // Streamed in chunks: a report of many hosts is never held whole.
         use std::io::Write;
-        let mut so = std::io::stdout().lock();
-        let _ = so.write_all(text.as_bytes());
-        let _ = so.flush();
+        let _ = if stdout_taken {
+            report::write_to(&out.merger.hosts, a.format, &mut std::io::stderr().lock())
+        } else {
+            let mut so = std::io::stdout().lock();
+            report::write_to(&out.merger.hosts, a.format, &mut so).and_then(|()| so.flush())
+        };
     }
     if !a.quiet {
         eprintln!("{}", summary_line(&out));
@@ -766,7 +767,6 @@ pub fn cmd_read(a: &ReadArgs) -> Result<i32> {
     drop(out.merger.events.take());
     drop(out.merger.all_names.take());
     std::mem::forget(out);
-    std::mem::forget(text);
     Ok(0)
 }
 

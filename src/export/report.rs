@@ -69,8 +69,26 @@ fn joined<T>(items: &[T], f: impl Fn(&T) -> &'static str, sep: &str) -> String {
     items.iter().map(f).collect::<Vec<_>>().join(sep)
 }
 
-/// Render the report.
+/// Bytes of report text gathered before they are written out: a report of
+/// many hosts streams instead of being held whole (10,000 hosts are ~7 MB
+/// of JSON).
+pub const REPORT_CHUNK: usize = 64 << 10;
+
+/// Render the report into one string (the status page, tests).
 pub fn render(hosts: &HostTable, format: Format) -> String {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = write_to(hosts, format, &mut out);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Write the report to `w` in chunks of about [`REPORT_CHUNK`] bytes (the
+/// table format, whose column widths depend on every row, in one piece).
+pub fn write_to(
+    hosts: &HostTable,
+    format: Format,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let sorted = hosts.sorted();
     let sel = hosts.selection;
     let section = |sec: Section| -> Vec<&Host> {
@@ -81,11 +99,14 @@ pub fn render(hosts: &HostTable, format: Format) -> String {
             .collect()
     };
     match format {
-        Format::Json => json::render([
-            ("hosts", section(Section::Devices)),
-            ("other", section(Section::Other)),
-            ("resolvers", section(Section::Resolvers)),
-        ]),
+        Format::Json => json::render(
+            [
+                ("hosts", section(Section::Devices)),
+                ("other", section(Section::Other)),
+                ("resolvers", section(Section::Resolvers)),
+            ],
+            w,
+        ),
         Format::Csv => {
             let mut s = String::from("host,mac,first_seen,last_seen,update,ksn,activation,management,portal,other,protocols,evidence,names,more_names,managed,role,section,device,addresses,hostname,fqdn,vendor,vendor_class,ksc_servers\n");
             for sec in SECTIONS {
@@ -122,9 +143,13 @@ pub fn render(hosts: &HostTable, format: Format) -> String {
                     let line: Vec<String> = cols.iter().map(|c| csv_field(c)).collect();
                     s.push_str(&line.join(","));
                     s.push('\n');
+                    if s.len() >= REPORT_CHUNK {
+                        w.write_all(s.as_bytes())?;
+                        s.clear();
+                    }
                 }
             }
-            s
+            w.write_all(s.as_bytes())
         }
         Format::Table => {
             let mut s = String::new();
@@ -143,7 +168,7 @@ pub fn render(hosts: &HostTable, format: Format) -> String {
                 }
                 s.push_str(&table(&rows));
             }
-            s
+            w.write_all(s.as_bytes())
         }
     }
 }
@@ -235,8 +260,9 @@ mod json {
     use crate::hosts::{fmt_mac, ip_text};
     use std::fmt::Write;
 
-    /// Bytes reserved per host row (most rows are 600-900).
-    const ROW_BYTES: usize = 900;
+    /// Bytes of a host row at most, nearly always (most are 600-900): room
+    /// kept in the chunk buffer beyond [`super::REPORT_CHUNK`].
+    const ROW_BYTES: usize = 4096;
 
     /// A JSON string with serde_json's escapes (`\"`, `\\`, `\b`, `\f`,
     /// `\n`, `\r`, `\t`, other control bytes as `\u00xx`).
@@ -364,10 +390,13 @@ mod json {
         o.push_str("\n    }");
     }
 
-    /// The report: each section's key and its hosts, keys in order.
-    pub(super) fn render(sections: [(&str, Vec<&Host>); 3]) -> String {
-        let n: usize = sections.iter().map(|(_, r)| r.len()).sum();
-        let mut o = String::with_capacity(64 + n.saturating_mul(ROW_BYTES));
+    /// The report: each section's key and its hosts, keys in order, written
+    /// to `w` whenever a chunk's worth has gathered.
+    pub(super) fn render(
+        sections: [(&str, Vec<&Host>); 3],
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        let mut o = String::with_capacity(super::REPORT_CHUNK + ROW_BYTES);
         o.push('{');
         for (i, (key, rows)) in sections.iter().enumerate() {
             if i > 0 {
@@ -383,11 +412,15 @@ mod json {
             for (j, h) in rows.iter().enumerate() {
                 o.push_str(if j == 0 { "[\n    " } else { ",\n    " });
                 host(&mut o, h);
+                if o.len() >= super::REPORT_CHUNK {
+                    w.write_all(o.as_bytes())?;
+                    o.clear();
+                }
             }
             o.push_str("\n  ]");
         }
         o.push_str("\n}\n");
-        o
+        w.write_all(o.as_bytes())
     }
 }
 
@@ -522,6 +555,68 @@ mod tests {
             let mut o = String::new();
             json::string(&mut o, &s);
             assert_eq!(o, serde_json::to_string(&s).unwrap(), "{s:?}");
+        }
+    }
+
+    /// A report larger than a chunk is written in several writes of about
+    /// a chunk each (never held whole), and says exactly what `render` says.
+    #[test]
+    fn a_big_report_streams_in_chunks() {
+        let mut t = HostTable::new(1_000, None);
+        for i in 0..600u32 {
+            t.record(&Record {
+                ip: IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
+                mac: Some([2, 0, 0, 0, (i >> 8) as u8, i as u8]),
+                bound: None,
+                ts: 1_700_000_000_000_000_000 + u64::from(i),
+                category: Category::Update,
+                protocol: Protocol::Dns,
+                evidence: Evidence::Name,
+                role: Role::Device,
+                name: &format!("h{i}.upd.kaspersky.com"),
+                name_key: None,
+            });
+        }
+        struct Writes(Vec<usize>, Vec<u8>);
+        impl std::io::Write for Writes {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.push(b.len());
+                self.1.extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        for format in [Format::Json, Format::Csv] {
+            let mut w = Writes(Vec::new(), Vec::new());
+            write_to(&t, format, &mut w).unwrap();
+            let whole = render(&t, format);
+            assert!(
+                whole.len() > REPORT_CHUNK + 4096,
+                "{format:?}: {}",
+                whole.len()
+            );
+            assert_eq!(String::from_utf8(w.1).unwrap(), whole, "{format:?}");
+            assert!(w.0.len() >= 2, "{format:?}: {:?}", w.0);
+            assert!(
+                w.0.iter().all(|n| *n <= REPORT_CHUNK + 4096),
+                "{format:?}: {:?}",
+                w.0
+            );
+        }
+        // A writer that fails: an error, no panic.
+        struct Broken;
+        impl std::io::Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        for format in [Format::Json, Format::Csv, Format::Table] {
+            assert!(write_to(&t, format, &mut Broken).is_err());
         }
     }
 }

@@ -283,10 +283,20 @@ impl CaptureFile {
             // (16-byte header, then the data) without the generic block
             // parser; a record cut by the buffer's end, the end of the file
             // and every error take the general path below.
+            // Every whole record in the buffer in one pass (one look at the
+            // buffer and one consume per fill, not per packet; each record
+            // takes at least 16 bytes, so the pass ends within the buffer).
             if let Some(big_endian) = w.fast {
-                if let Some(consumed) = w.legacy_record(self.reader.data(), big_endian, &mut f) {
+                let data = self.reader.data();
+                let mut taken = 0usize;
+                while let Some(consumed) =
+                    w.legacy_record(data.get(taken..).unwrap_or_default(), big_endian, &mut f)
+                {
+                    taken += consumed;
                     w.offset += consumed as u64;
-                    self.reader.consume_noshift(consumed);
+                }
+                if taken > 0 {
+                    self.reader.consume_noshift(taken);
                     continue;
                 }
             }

@@ -179,8 +179,14 @@ pub fn vendor_of(mac: Option<[u8; 6]>) -> Option<String> {
 }
 
 pub fn fmt_mac(m: [u8; 6]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(17);
+    push_mac(&mut s, m);
+    s
+}
+
+/// Append [`fmt_mac`]'s text.
+pub fn push_mac(s: &mut String, m: [u8; 6]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, b) in m.iter().enumerate() {
         if i > 0 {
             s.push(':');
@@ -191,16 +197,21 @@ pub fn fmt_mac(m: [u8; 6]) -> String {
             ));
         }
     }
-    s
 }
 
 /// An address in text form. IPv4 is written digit by digit (`Display`
 /// goes through the `fmt` machinery: ~10x the cost, paid per host in every
 /// report and scrape and per event); IPv6 uses `Display` (RFC 5952 form).
 pub fn ip_text(a: &IpAddr) -> String {
+    let mut s = String::with_capacity(15);
+    push_ip(&mut s, a);
+    s
+}
+
+/// Append [`ip_text`]'s text.
+pub fn push_ip(s: &mut String, a: &IpAddr) {
     match a {
         IpAddr::V4(v4) => {
-            let mut s = String::with_capacity(15);
             for (i, o) in v4.octets().iter().enumerate() {
                 if i > 0 {
                     s.push('.');
@@ -213,9 +224,11 @@ pub fn ip_text(a: &IpAddr) -> String {
                 }
                 s.push(char::from(b'0' + o % 10));
             }
-            s
         }
-        IpAddr::V6(_) => a.to_string(),
+        IpAddr::V6(_) => {
+            use std::fmt::Write;
+            let _ = write!(s, "{a}");
+        }
     }
 }
 
@@ -290,9 +303,16 @@ impl DeviceKey {
 
     /// The `host` label of metrics and the `device` field of reports.
     pub fn label(&self) -> String {
+        let mut s = String::with_capacity(17);
+        self.push_label(&mut s);
+        s
+    }
+
+    /// Append [`Self::label`]'s text.
+    pub fn push_label(&self, s: &mut String) {
         match self {
-            DeviceKey::Mac(m) => fmt_mac(*m),
-            DeviceKey::Ip(a) => ip_text(a),
+            DeviceKey::Mac(m) => push_mac(s, *m),
+            DeviceKey::Ip(a) => push_ip(s, a),
         }
     }
 }

@@ -256,8 +256,9 @@ fn table(hosts: &[&Host]) -> String {
 /// 10,000-host report is ~7 MB and was a fifth of a host flood's run time
 /// through `serde_json::to_string_pretty` of row structs.
 mod json {
-    use super::{rfc3339, Category, Host};
-    use crate::hosts::{fmt_mac, ip_text};
+    use super::{Category, Host};
+    use crate::hosts::{push_ip, push_mac};
+    use crate::timefmt::{push_rfc3339, push_u64};
     use std::fmt::Write;
 
     /// Bytes of a host row at most, nearly always (most are 600-900): room
@@ -316,17 +317,57 @@ mod json {
         o.push_str(if empty { "[]" } else { "\n      ]" });
     }
 
-    /// An object of counts as a host field, keys sorted.
-    fn counts(o: &mut String, mut items: Vec<(&'static str, u64)>) {
-        items.sort_unstable_by_key(|(name, _)| *name);
+    /// An array of addresses as a host field (items at indent 8); an
+    /// address's text needs no escaping.
+    fn addresses(o: &mut String, items: &[std::net::IpAddr]) {
         let mut empty = true;
-        for (name, n) in items {
+        for a in items {
+            o.push_str(if empty {
+                "[\n        \""
+            } else {
+                ",\n        \""
+            });
+            empty = false;
+            push_ip(o, a);
+            o.push('"');
+        }
+        o.push_str(if empty { "[]" } else { "\n      ]" });
+    }
+
+    /// Most keys a counts object has (categories, evidence kinds).
+    const MAX_COUNT_KEYS: usize = 8;
+    const _: () = assert!(
+        Category::ALL.len() <= MAX_COUNT_KEYS
+            && crate::evidence::Evidence::ALL.len() <= MAX_COUNT_KEYS
+    );
+
+    /// An object of counts as a host field, keys sorted (at most
+    /// [`MAX_COUNT_KEYS`] of them, on the stack).
+    fn counts(o: &mut String, items: impl IntoIterator<Item = (&'static str, u64)>) {
+        let mut keys: arrayvec::ArrayVec<(&'static str, u64), MAX_COUNT_KEYS> =
+            arrayvec::ArrayVec::new();
+        for kv in items {
+            if keys.try_push(kv).is_err() {
+                break;
+            }
+        }
+        keys.sort_unstable_by_key(|(name, _)| *name);
+        let mut empty = true;
+        for (name, n) in keys {
             o.push_str(if empty { "{\n        " } else { ",\n        " });
             empty = false;
             string(o, name);
-            let _ = write!(o, ": {n}");
+            o.push_str(": ");
+            push_u64(o, n);
         }
         o.push_str(if empty { "{}" } else { "\n      }" });
+    }
+
+    /// A string field's text that needs no escaping (addresses, times).
+    fn plain(o: &mut String, write: impl FnOnce(&mut String)) {
+        o.push('"');
+        write(o);
+        o.push('"');
     }
 
     fn opt(o: &mut String, v: Option<&str>) {
@@ -339,50 +380,53 @@ mod json {
     /// One host at indent 4 (fields at 6), fields in alphabetical order.
     fn host(o: &mut String, h: &Host) {
         o.push_str("{\n      \"addresses\": ");
-        list(o, h.addresses.iter().map(ip_text));
+        addresses(o, &h.addresses);
         o.push_str(",\n      \"callbacks\": ");
         counts(
             o,
             Category::ALL
                 .into_iter()
                 .map(|c| (c.as_str(), h.category_total(c)))
-                .filter(|(_, n)| *n > 0)
-                .collect(),
+                .filter(|(_, n)| *n > 0),
         );
         o.push_str(",\n      \"device\": ");
-        string(o, &h.key.label());
+        plain(o, |o| h.key.push_label(o));
         o.push_str(",\n      \"evidence\": ");
         counts(
             o,
             h.evidence()
                 .into_iter()
-                .map(|e| (e.as_str(), h.evidence_total(e)))
-                .collect(),
+                .map(|e| (e.as_str(), h.evidence_total(e))),
         );
         o.push_str(",\n      \"first_seen\": ");
-        string(o, &rfc3339(h.first_seen));
+        plain(o, |o| push_rfc3339(o, h.first_seen));
         o.push_str(",\n      \"fqdn\": ");
         opt(o, h.fqdn.as_deref());
         o.push_str(",\n      \"host\": ");
-        string(o, &ip_text(&h.ip));
+        plain(o, |o| push_ip(o, &h.ip));
         o.push_str(",\n      \"hostname\": ");
         opt(o, h.hostname.as_deref());
         o.push_str(",\n      \"ksc_servers\": ");
-        list(o, h.ksc_servers.iter().map(ip_text));
+        addresses(o, &h.ksc_servers);
         o.push_str(",\n      \"last_seen\": ");
-        string(o, &rfc3339(h.last_seen));
+        plain(o, |o| push_rfc3339(o, h.last_seen));
         o.push_str(",\n      \"mac\": ");
-        opt(o, h.mac.map(fmt_mac).as_deref());
+        match h.mac {
+            Some(m) => plain(o, |o| push_mac(o, m)),
+            None => o.push_str("null"),
+        }
         o.push_str(",\n      \"managed\": ");
         o.push_str(if h.managed { "true" } else { "false" });
-        let _ = write!(o, ",\n      \"more_names\": {}", h.overflow_names);
+        o.push_str(",\n      \"more_names\": ");
+        push_u64(o, h.overflow_names);
         o.push_str(",\n      \"names\": ");
         list(o, &h.names);
         o.push_str(",\n      \"protocols\": ");
         list(o, h.protocols().into_iter().map(|p| p.as_str()));
         o.push_str(",\n      \"role\": ");
         string(o, h.role.as_str());
-        let _ = write!(o, ",\n      \"total\": {}", h.total());
+        o.push_str(",\n      \"total\": ");
+        push_u64(o, h.total());
         o.push_str(",\n      \"vendor\": ");
         opt(o, h.vendor().as_deref());
         o.push_str(",\n      \"vendor_class\": ");

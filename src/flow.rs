@@ -487,10 +487,9 @@ impl FlowTable {
     /// (its allocation is reused) and make the current one the older.
     /// Unfinished flows dropped are counted as limit drops.
     fn rotate(&mut self, c: &mut Counters) {
-        let dropped = self.old.iter().filter(|(_, f)| !f.finished()).count();
         c.flows_evicted += self.old.len() as u64;
+        let dropped = self.old.clear_counting(|f| !f.finished());
         c.limit_n(Limit::Flows, dropped as u64);
-        self.old.clear();
         std::mem::swap(&mut self.cur, &mut self.old);
         self.present.fill(0);
         for (k, _) in self.old.iter() {

@@ -237,6 +237,14 @@ impl<K: Eq, V> Gen<K, V> {
         self.entries.clear();
     }
 
+    /// [`Self::clear`], returning how many entries `live` held for: one
+    /// pass that counts and drops (a count then a clear read a large
+    /// generation twice when its values need dropping).
+    pub fn clear_counting(&mut self, mut live: impl FnMut(&V) -> bool) -> usize {
+        self.index.clear();
+        self.entries.drain(..).filter(|e| live(&e.1)).count()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &(Hashed<K>, V)> {
         self.entries.iter()
     }
@@ -519,8 +527,7 @@ impl<K: PairKey, V> GenMap<K, V> {
         if self.cur.len() < self.half {
             return 0;
         }
-        let dropped = self.old.iter().filter(|(_, v)| live(v)).count() as u64;
-        self.old.clear();
+        let dropped = self.old.clear_counting(live) as u64;
         std::mem::swap(&mut self.cur, &mut self.old);
         dropped
     }

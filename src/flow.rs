@@ -395,7 +395,7 @@ impl FlowTable {
                 None => {
                     created = true;
                     Self::set_present(&mut self.present, hk.hash());
-                    self.cur.push(hk, Flow::new(ts, tcp))?
+                    self.cur.push_with(hk, || Flow::new(ts, tcp))?
                 }
             },
         };
@@ -475,7 +475,7 @@ impl FlowTable {
                     }
                     created = true;
                     Self::set_present(&mut self.present, hk.hash());
-                    self.cur.push(hk, Flow::new(ts, true))?
+                    self.cur.push_with(hk, || Flow::new(ts, true))?
                 }
             },
         };

@@ -14,6 +14,7 @@ use crate::identity::Ident;
 use crate::matcher::{Hit, Matcher};
 use crate::proto::{dns, http, ident, kupdate, name, quic, tls, Protocol};
 use crate::stats::{Counters, Layer, Limit};
+use crate::table::push_in_place;
 use crate::text::Text;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -282,7 +283,7 @@ impl Worker {
                 ..ConnTrack::default()
             };
             let settled = (!pending).then_some(Named::Nothing);
-            out.push(Obs::at(ctx, Protocol::Ip, ObsKind::Open(settled)));
+            push_in_place(out, || Obs::at(ctx, Protocol::Ip, ObsKind::Open(settled)));
             flow.conn.opened = true;
         } else if flow.conn.opened
             && !flow.conn.port_checked
@@ -379,7 +380,7 @@ fn track_handshake(
             opened: true,
             ..ConnTrack::default()
         };
-        out.push(Obs::at(ctx, Protocol::Ip, ObsKind::Open(None)));
+        push_in_place(out, || Obs::at(ctx, Protocol::Ip, ObsKind::Open(None)));
     }
     let from_client = usize::from(conn.client) == dir;
     if conn.opened && !conn.port_checked {
@@ -424,9 +425,11 @@ fn settle_tcp(
     // A non-Kaspersky name was already reported (and settles the merger's hold).
     if let Some(n) = decided.filter(|n| *n != Named::Other || !conn.named_other) {
         let done = conn.port_checked;
-        let mut o = Obs::at(ctx, Protocol::Ip, ObsKind::Decided(n, done));
-        o.client_first(from_client);
-        out.push(o);
+        push_in_place(out, || {
+            let mut o = Obs::at(ctx, Protocol::Ip, ObsKind::Decided(n, done));
+            o.client_first(from_client);
+            o
+        });
     }
 }
 
@@ -471,7 +474,9 @@ fn settle(out: &mut Vec<Obs>, ctx: &Ctx<'_>, conn: &mut ConnTrack, n: Named) {
     if conn.pending {
         conn.pending = false;
         let n = if conn.called { Named::Kaspersky } else { n };
-        out.push(Obs::at(ctx, Protocol::Ip, ObsKind::Decided(n, false)));
+        push_in_place(out, || {
+            Obs::at(ctx, Protocol::Ip, ObsKind::Decided(n, false))
+        });
     }
 }
 
@@ -569,9 +574,12 @@ impl<'a> Emitter<'a> {
                 Named::Other if !conn.named_other => {
                     // The destination serves another site: shared.
                     conn.named_other = true;
-                    let mut o = Obs::at(ctx, Protocol::Ip, ObsKind::Decided(Named::Other, false));
-                    o.protocol = protocol;
-                    self.out.push(o);
+                    push_in_place(self.out, || {
+                        let mut o =
+                            Obs::at(ctx, Protocol::Ip, ObsKind::Decided(Named::Other, false));
+                        o.protocol = protocol;
+                        o
+                    });
                 }
                 _ => {}
             }
@@ -579,14 +587,16 @@ impl<'a> Emitter<'a> {
         if hit.is_none() && !self.cfg.all_names {
             return named;
         }
-        let mut o = Obs::at(ctx, protocol, ObsKind::Name);
-        o.name = Text::from_bytes(norm);
-        o.hit = hit;
-        o.repeat = repeat;
-        o.shown = shown.map(name::to_string);
-        o.alpn = alpn.map(|a| String::from_utf8_lossy(a).into_owned());
-        o.ech = ech;
-        self.out.push(o);
+        push_in_place(self.out, || {
+            let mut o = Obs::at(ctx, protocol, ObsKind::Name);
+            o.name = Text::from_bytes(norm);
+            o.hit = hit;
+            o.repeat = repeat;
+            o.shown = shown.map(name::to_string);
+            o.alpn = alpn.map(|a| String::from_utf8_lossy(a).into_owned());
+            o.ech = ech;
+            o
+        });
         named
     }
 
@@ -669,11 +679,13 @@ impl<'a> Emitter<'a> {
                     }
                 }
             }
-            let mut o = Obs::at(ctx, Protocol::Dns, ObsKind::Resolved(addrs));
-            o.name = qname;
-            o.hit = Some(hit);
-            o.dns_id = id;
-            self.out.push(o);
+            push_in_place(self.out, || {
+                let mut o = Obs::at(ctx, Protocol::Dns, ObsKind::Resolved(addrs));
+                o.name = qname;
+                o.hit = Some(hit);
+                o.dns_id = id;
+                o
+            });
             return;
         }
         if questions == 0 {
@@ -692,14 +704,14 @@ impl<'a> Emitter<'a> {
                 n += 1;
             }
             if n == ANSWERS_PER_OBS {
-                self.out.push(answers_obs(ctx, list, id));
+                push_in_place(self.out, || answers_obs(ctx, list, id));
                 list = AddrList::default();
                 n = 0;
                 sent = true;
             }
         });
         if n > 0 || (!sent && ctx.sport == 53) {
-            self.out.push(answers_obs(ctx, list, id));
+            push_in_place(self.out, || answers_obs(ctx, list, id));
         }
     }
 

@@ -473,8 +473,6 @@ impl HostTable {
         self.map.get_mut(k).map(|h| &mut **h)
     }
 
-    /// The key a callback from `ip` (bound to `bound` on the segment) is
-    /// recorded under.
     /// The key a host's name set holds `name` by (fixed seeds: the same
     /// names give the same keys, and so the same overflow counts, every run;
     /// a collision only ever undercounts an overflow, the text is compared).
@@ -483,6 +481,8 @@ impl HostTable {
         self.name_hasher.hash_one(name)
     }
 
+    /// The key a callback from `ip` (bound to `bound` on the segment) is
+    /// recorded under.
     pub fn key_for(&self, ip: IpAddr, bound: Option<[u8; 6]>) -> DeviceKey {
         match bound {
             Some(m) if self.group_by_mac => DeviceKey::Mac(m),

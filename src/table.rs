@@ -154,11 +154,7 @@ impl<K: Eq, V> Gen<K, V> {
     #[inline]
     pub fn push_with(&mut self, k: Hashed<K>, make: impl FnOnce() -> V) -> Option<&mut V> {
         let i = u32::try_from(self.entries.len()).ok()?;
-        if self.lazy > 0 && self.entries.capacity() == 0 {
-            let n = std::mem::take(&mut self.lazy);
-            self.entries.reserve_exact(n);
-            self.index.reserve(n, |_| 0);
-        }
+        self.make_lazy_room();
         let entries = &self.entries;
         self.index
             .insert_unique(k.h, i, |&j| entries.get(j as usize).map_or(0, |e| e.0.h));
@@ -169,11 +165,7 @@ impl<K: Eq, V> Gen<K, V> {
     /// Replace `k`'s value, or append `k` when absent: one probe of the
     /// index either way. `true` when `k` was added.
     pub fn upsert(&mut self, k: Hashed<K>, v: V) -> bool {
-        if self.lazy > 0 && self.entries.capacity() == 0 {
-            let n = std::mem::take(&mut self.lazy);
-            self.entries.reserve_exact(n);
-            self.index.reserve(n, |_| 0);
-        }
+        self.make_lazy_room();
         let Ok(i) = u32::try_from(self.entries.len()) else {
             return false;
         };
@@ -194,6 +186,16 @@ impl<K: Eq, V> Gen<K, V> {
                 entries.push((k, v));
                 true
             }
+        }
+    }
+
+    /// At the first insert, the room [`Self::lazy`] promised.
+    #[inline]
+    fn make_lazy_room(&mut self) {
+        if self.lazy > 0 && self.entries.capacity() == 0 {
+            let n = std::mem::take(&mut self.lazy);
+            self.entries.reserve_exact(n);
+            self.index.reserve(n, |_| 0);
         }
     }
 
@@ -574,14 +576,8 @@ impl Default for AddressBits {
 impl AddressBits {
     #[inline]
     fn bit(a: &std::net::IpAddr) -> (usize, u64) {
-        let x = match a {
-            std::net::IpAddr::V4(v) => u64::from(u32::from(*v)),
-            std::net::IpAddr::V6(v) => {
-                let x = u128::from(*v);
-                (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
-            }
-        };
-        let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48;
+        let [hi, lo] = ip_words(*a);
+        let h = (lo ^ hi.rotate_left(17)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48;
         ((h >> 6) as usize, 1u64 << (h & 63))
     }
 

@@ -43,21 +43,9 @@ fn push_digits(out: &mut String, mut v: u64, width: u32) {
 
 /// Append `v` in decimal (the digits `Display` writes).
 pub fn push_u64(out: &mut String, v: u64) {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    let mut v = v;
-    // At most 20 digits: the loop ends when `v` is 0 or the buffer is full.
-    for d in buf.iter_mut().rev() {
-        *d = b'0' + (v % 10) as u8;
-        v /= 10;
-        at -= 1;
-        if v == 0 {
-            break;
-        }
-    }
-    for d in buf.iter().skip(at) {
-        out.push(char::from(*d));
-    }
+    // Its digit count: at most 20 steps.
+    let width = std::iter::successors(Some(v), |x| (*x >= 10).then_some(x / 10)).count();
+    push_digits(out, v, width as u32);
 }
 
 fn push_date_time(out: &mut String, ns: u64) -> u64 {

@@ -279,13 +279,12 @@ impl CaptureFile {
             {
                 break End::Damaged(why);
             }
-            // Classic pcap: whole records in the buffer are read here
-            // (16-byte header, then the data) without the generic block
-            // parser; a record cut by the buffer's end, the end of the file
-            // and every error take the general path below.
-            // Every whole record in the buffer in one pass (one look at the
-            // buffer and one consume per fill, not per packet; each record
-            // takes at least 16 bytes, so the pass ends within the buffer).
+            // Classic pcap: every whole record in the buffer is read here in
+            // one pass (16-byte header, then the data; one look at the buffer
+            // and one consume per fill, not per packet; each record takes at
+            // least 16 bytes, so the pass ends within the buffer), without
+            // the generic block parser. A record cut by the buffer's end, the
+            // end of the file and every error take the general path below.
             if let Some(big_endian) = w.fast {
                 let data = self.reader.data();
                 let mut taken = 0usize;

@@ -306,32 +306,30 @@ mod json {
         b < 0x20 || b == b'"' || b == b'\\'
     }
 
-    /// An array of strings as a host field (items at indent 8).
-    fn list<S: AsRef<str>>(o: &mut String, items: impl IntoIterator<Item = S>) {
+    /// An array as a host field (items at indent 8), each written by `item`.
+    fn list_with<T>(
+        o: &mut String,
+        items: impl IntoIterator<Item = T>,
+        mut item: impl FnMut(&mut String, T),
+    ) {
         let mut empty = true;
-        for s in items {
+        for x in items {
             o.push_str(if empty { "[\n        " } else { ",\n        " });
             empty = false;
-            string(o, s.as_ref());
+            item(o, x);
         }
         o.push_str(if empty { "[]" } else { "\n      ]" });
     }
 
-    /// An array of addresses as a host field (items at indent 8); an
-    /// address's text needs no escaping.
+    /// An array of strings as a host field.
+    fn list<S: AsRef<str>>(o: &mut String, items: impl IntoIterator<Item = S>) {
+        list_with(o, items, |o, s| string(o, s.as_ref()));
+    }
+
+    /// An array of addresses as a host field (an address's text needs no
+    /// escaping).
     fn addresses(o: &mut String, items: &[std::net::IpAddr]) {
-        let mut empty = true;
-        for a in items {
-            o.push_str(if empty {
-                "[\n        \""
-            } else {
-                ",\n        \""
-            });
-            empty = false;
-            push_ip(o, a);
-            o.push('"');
-        }
-        o.push_str(if empty { "[]" } else { "\n      ]" });
+        list_with(o, items, |o, a| plain(o, |o| push_ip(o, a)));
     }
 
     /// Most keys a counts object has (categories, evidence kinds).

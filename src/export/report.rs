@@ -343,12 +343,7 @@ mod json {
     /// [`MAX_COUNT_KEYS`] of them, on the stack).
     fn counts(o: &mut String, items: impl IntoIterator<Item = (&'static str, u64)>) {
         let mut keys: arrayvec::ArrayVec<(&'static str, u64), MAX_COUNT_KEYS> =
-            arrayvec::ArrayVec::new();
-        for kv in items {
-            if keys.try_push(kv).is_err() {
-                break;
-            }
-        }
+            items.into_iter().take(MAX_COUNT_KEYS).collect();
         keys.sort_unstable_by_key(|(name, _)| *name);
         let mut empty = true;
         for (name, n) in keys {

@@ -589,7 +589,7 @@ impl<'a> Emitter<'a> {
         }
         push_in_place(self.out, || {
             let mut o = Obs::at(ctx, protocol, ObsKind::Name);
-            o.name = Text::from_bytes(norm);
+            o.name.set_from_bytes(norm);
             o.hit = hit;
             o.repeat = repeat;
             o.shown = shown.map(name::to_string);

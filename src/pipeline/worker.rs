@@ -669,23 +669,26 @@ impl<'a> Emitter<'a> {
             return;
         };
         if let Some((hit, qname)) = first {
-            let mut addrs = Resolved::default();
-            if !dns::resolved_addrs(msg, &walk, buf, |a, t| addrs.push(a, t)) {
-                // HTTPS/SVCB hints, or records only hickory-proto reads.
-                addrs = Resolved::default();
-                for r in dns::answers(msg) {
-                    if let dns::Resolution::Addr { addr, ttl, .. } = r {
-                        addrs.push(addr, ttl);
-                    }
-                }
-            }
             push_in_place(self.out, || {
-                let mut o = Obs::at(ctx, Protocol::Dns, ObsKind::Resolved(addrs));
+                let mut o = Obs::at(ctx, Protocol::Dns, ObsKind::Resolved(Resolved::default()));
                 o.name = qname;
                 o.hit = Some(hit);
                 o.dns_id = id;
                 o
             });
+            // The addresses go straight into the observation: a list built
+            // apart and then moved in stalled on its own narrower stores.
+            if let Some(ObsKind::Resolved(addrs)) = self.out.last_mut().map(|o| &mut o.kind) {
+                if !dns::resolved_addrs(msg, &walk, buf, |a, t| addrs.push(a, t)) {
+                    // HTTPS/SVCB hints, or records only hickory-proto reads.
+                    *addrs = Resolved::default();
+                    for r in dns::answers(msg) {
+                        if let dns::Resolution::Addr { addr, ttl, .. } = r {
+                            addrs.push(addr, ttl);
+                        }
+                    }
+                }
+            }
             return;
         }
         if questions == 0 {

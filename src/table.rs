@@ -648,6 +648,135 @@ impl KeyBits {
     }
 }
 
+/// Keys seen recently, each with the packet time it was last seen: a
+/// bounded cache of 64-bit fingerprints of keyed hashes, four ways to a
+/// 64-byte bucket. An insert, a lookup or a removal reads one line (a
+/// [`GenMap`] reads three or four for a new key: its index, its filters,
+/// its entries), and nothing else is kept: for tables that only need "was
+/// this key seen, and when" (DNS questions awaiting their answer, names
+/// asked of a server). Two ways per key it may hold keep collisions rare
+/// below the bound; a key whose bucket is full of live entries takes the
+/// oldest one's place, counted as dropped, as a rotation's would be.
+/// Fingerprints are 64-bit (a false match is a 1 in 2^62 event per lookup)
+/// of a hash keyed per run, so senders cannot aim at a bucket.
+pub struct RecentKeys<K> {
+    buckets: Vec<RecentBucket>,
+    /// Buckets made at the first insert (none for a table never used).
+    lazy: usize,
+    /// Occupied ways (a removal from an empty table costs no hash).
+    used: usize,
+    seed: PairHash,
+    key: std::marker::PhantomData<K>,
+}
+
+/// Ways per [`RecentKeys`] bucket.
+const RECENT_WAYS: usize = 4;
+
+/// Fingerprints (0: a free way) and times of one bucket, one cache line.
+#[derive(Clone, Copy, Default)]
+#[repr(align(64))]
+struct RecentBucket {
+    fp: [u64; RECENT_WAYS],
+    ts: [u64; RECENT_WAYS],
+}
+
+impl<K: PairKey> RecentKeys<K> {
+    /// Room for `max` keys (twice as many ways, in whole buckets).
+    pub fn new(max: usize) -> Self {
+        RecentKeys {
+            buckets: Vec::new(),
+            lazy: (max.saturating_mul(2) / RECENT_WAYS)
+                .max(1)
+                .next_power_of_two(),
+            used: 0,
+            seed: PairHash::new(),
+            key: std::marker::PhantomData,
+        }
+    }
+
+    /// Keys the table can hold at once (ways).
+    pub fn capacity(&self) -> usize {
+        self.lazy.max(self.buckets.len()) * RECENT_WAYS
+    }
+
+    /// Fingerprint (never 0) and bucket of `k`.
+    #[inline]
+    fn locate(&self, k: &K) -> (u64, usize) {
+        let h = self.seed.key(k);
+        let n = self.buckets.len().max(1);
+        (h | 1, ((h >> 32) as usize) & (n - 1))
+    }
+
+    /// Remember `k` seen at `ts`. Returns 1 when a live entry (per `live`
+    /// of its time) gave up its place, else 0.
+    pub fn insert(&mut self, k: &K, ts: u64, live: impl Fn(u64) -> bool) -> u64 {
+        if self.buckets.is_empty() {
+            self.buckets = vec![RecentBucket::default(); self.lazy];
+        }
+        let (fp, b) = self.locate(k);
+        let Some(bucket) = self.buckets.get_mut(b) else {
+            return 0;
+        };
+        // The key's own way, else a free one, else one whose time is no
+        // longer live, else the oldest.
+        let mut way = None;
+        let mut free = None;
+        let mut stale = None;
+        let mut oldest = 0;
+        for (i, (&f, &t)) in bucket.fp.iter().zip(bucket.ts.iter()).enumerate() {
+            if f == fp {
+                way = Some(i);
+            } else if f == 0 {
+                free = free.or(Some(i));
+            } else if !live(t) {
+                stale = stale.or(Some(i));
+            } else if bucket.ts.get(oldest).is_some_and(|&o| t < o) {
+                oldest = i;
+            }
+        }
+        let (i, dropped) = match (way, free, stale) {
+            (Some(i), ..) => (i, 0),
+            (None, Some(i), _) => {
+                self.used += 1;
+                (i, 0)
+            }
+            (None, None, Some(i)) => (i, 0),
+            (None, None, None) => (oldest, 1),
+        };
+        if let (Some(f), Some(t)) = (bucket.fp.get_mut(i), bucket.ts.get_mut(i)) {
+            *f = fp;
+            *t = ts;
+        }
+        dropped
+    }
+
+    /// When `k` was last seen, if it is held.
+    pub fn get(&self, k: &K) -> Option<u64> {
+        if self.used == 0 {
+            return None;
+        }
+        let (fp, b) = self.locate(k);
+        let bucket = self.buckets.get(b)?;
+        let i = bucket.fp.iter().position(|&f| f == fp)?;
+        bucket.ts.get(i).copied()
+    }
+
+    /// Forget `k`; when it was last seen, if it was held.
+    pub fn remove(&mut self, k: &K) -> Option<u64> {
+        if self.used == 0 {
+            return None;
+        }
+        let (fp, b) = self.locate(k);
+        let bucket = self.buckets.get_mut(b)?;
+        let i = bucket.fp.iter().position(|&f| f == fp)?;
+        if let Some(f) = bucket.fp.get_mut(i) {
+            *f = 0;
+        }
+        self.used -= 1;
+        bucket.ts.get(i).copied()
+    }
+}
+
 /// A filter in front of a bounded address table: one bit per hash of an
 /// address ([`ADDRESS_BITS`] bits, 8 KiB, fixed: no limit to count), set
 /// for every address the table is given and never cleared. It may answer
@@ -1005,6 +1134,58 @@ mod tests {
         assert!(dropped > 0 && dropped <= 10, "{dropped}");
         assert_eq!(m.remove(&19), Some(false));
         assert!(m.get(&19).is_none());
+    }
+
+    #[test]
+    fn recent_keys_remember_times_and_count_live_entries_pushed_out() {
+        let mut r: RecentKeys<u64> = RecentKeys::new(64);
+        assert_eq!(r.capacity(), 128);
+        assert_eq!(r.remove(&1), None);
+        assert_eq!(r.insert(&1, 10, |_| true), 0);
+        assert_eq!(r.get(&1), Some(10));
+        // Seen again: the time moves on, nothing is pushed out.
+        assert_eq!(r.insert(&1, 20, |_| true), 0);
+        assert_eq!(r.get(&1), Some(20));
+        assert_eq!(r.remove(&1), Some(20));
+        assert_eq!(r.get(&1), None);
+        assert_eq!(r.remove(&1), None);
+        // Below the bound (a quarter of the ways) nothing is lost.
+        for k in 0..32u64 {
+            assert_eq!(r.insert(&k, k, |_| true), 0, "key {k}");
+        }
+        for k in 0..32u64 {
+            assert_eq!(r.get(&k), Some(k), "key {k}");
+        }
+        // A flood of live keys: all but the ways' worth are pushed out, and
+        // every one pushed out is counted.
+        let mut dropped = 0;
+        for k in 1_000..11_000u64 {
+            dropped += r.insert(&k, k, |_| true);
+        }
+        let held = (0..32u64)
+            .chain(1_000..11_000)
+            .filter(|k| r.get(k).is_some())
+            .count();
+        assert_eq!(held as u64 + dropped, 32 + 10_000);
+        assert!(held <= r.capacity());
+        // The newest key of a flood is always held.
+        assert_eq!(r.get(&10_999), Some(10_999));
+        // The table is full of the flood's keys; once their time is no
+        // longer live they give up their place uncounted: a few new keys
+        // push nothing live out.
+        let mut d = 0;
+        for k in 20_000..20_016u64 {
+            d += r.insert(&k, k, |t| t >= 20_000);
+        }
+        assert_eq!(d, 0);
+        assert!((20_000..20_016u64).all(|k| r.get(&k) == Some(k)));
+        // The same keys into a table whose keys are all live are counted.
+        let mut live: RecentKeys<u64> = RecentKeys::new(4);
+        let mut d = 0;
+        for k in 0..1_000u64 {
+            d += live.insert(&k, k, |_| true);
+        }
+        assert_eq!(d, 1_000 - live.capacity() as u64);
     }
 
     /// The two generations as plain maps, rotating by the same rule: what

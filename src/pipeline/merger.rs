@@ -17,7 +17,7 @@ use crate::matcher::{Hit, Matcher};
 use crate::proto::Protocol;
 use crate::signatures::Category;
 use crate::stats::{Counters, Limit};
-use crate::table::{AddressBits, GenMap};
+use crate::table::{AddressBits, RecentKeys};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -64,9 +64,9 @@ pub struct Merger {
     /// Matched DNS queries awaiting their response -> packet time. A
     /// response whose query was captured is not counted twice; one whose
     /// query was not (one-way mirror) still counts.
-    queries: GenMap<QueryKey, u64>,
+    queries: RecentKeys<QueryKey>,
     /// Matched names asked of DNS servers, to spot forwarders at once.
-    asked: GenMap<(IpAddr, u64), u64>,
+    asked: RecentKeys<(IpAddr, u64)>,
     /// Every address ever asked a matched name (one bit per hash of it,
     /// never cleared): a query from an address whose bit is clear cannot be
     /// a forwarded one, so it costs no lookup in `asked`. A false positive
@@ -106,8 +106,8 @@ impl Merger {
             names_seen: 0,
             address: AddressBook::default(),
             identity: IdentityBook::default(),
-            queries: GenMap::new(MAX_PENDING_QUERIES),
-            asked: GenMap::new(MAX_ASKED),
+            queries: RecentKeys::new(MAX_PENDING_QUERIES),
+            asked: RecentKeys::new(MAX_ASKED),
             askers: AddressBits::default(),
             counters: Counters::default(),
             by_category: Default::default(),
@@ -269,14 +269,14 @@ impl Merger {
             && self
                 .asked
                 .get(&(o.src, k))
-                .is_some_and(|t| now.saturating_sub(*t) <= FORWARD_WINDOW_NS);
+                .is_some_and(|t| now.saturating_sub(t) <= FORWARD_WINDOW_NS);
         if asked && self.address.mark_resolver(o.src, &mut self.counters) {
             self.hosts.set_resolver(&o.src);
         }
         if o.dport == 53 && o.src != o.dst {
             self.askers.set(&o.dst);
-            let dropped = self.asked.insert((o.dst, k), now, |t| {
-                now.saturating_sub(*t) <= FORWARD_WINDOW_NS
+            let dropped = self.asked.insert(&(o.dst, k), now, |t| {
+                now.saturating_sub(t) <= FORWARD_WINDOW_NS
             });
             self.counters.limit_n(Limit::ForwardedQuestions, dropped);
         }
@@ -365,8 +365,8 @@ impl Merger {
         let now = o.ts;
         let dropped = self
             .queries
-            .insert((o.src, o.dst, o.sport, o.dns_id), now, |t| {
-                now.saturating_sub(*t) < QUERY_WAIT_NS
+            .insert(&(o.src, o.dst, o.sport, o.dns_id), now, |t| {
+                now.saturating_sub(t) < QUERY_WAIT_NS
             });
         self.counters.limit_n(Limit::DnsPendingQueries, dropped);
     }

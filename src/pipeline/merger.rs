@@ -22,13 +22,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Matched DNS queries remembered until their response (a busy client sends a
-/// few per second; responses come within seconds).
+/// few per second; responses come within seconds): the table is sized for
+/// this many ([`RecentKeys`]: twice as many ways, 512 KiB). A query whose
+/// bucket's four ways are taken forgets the oldest there (counted when that
+/// one was still awaited).
 pub const MAX_PENDING_QUERIES: usize = 16_384;
 /// A query whose response has not come after this long is forgotten.
 pub const QUERY_WAIT_NS: u64 = 30_000_000_000;
 
 /// Matched names asked of a host (as a DNS server) remembered to spot it
-/// forwarding them: (server, name fingerprint) -> packet time.
+/// forwarding them: (server, name fingerprint) -> packet time. Sized as
+/// [`MAX_PENDING_QUERIES`] is (256 KiB).
 pub const MAX_ASKED: usize = 8_192;
 /// A host that asks for a name it was asked for within this long is
 /// forwarding its client's lookup.

@@ -255,13 +255,11 @@ impl Merger {
             self.repeats += 1;
             return;
         }
-        if o.protocol == Protocol::Dns {
-            // Both tables' lines asked for at once (their misses overlap).
-            self.queries.prefetch(&(o.src, o.dst, o.sport, o.dns_id));
-        }
         // One hash of the name for the forwarding check and the host's names.
         let key = self.hosts.name_key(&o.name);
         if o.protocol == Protocol::Dns {
+            // Both tables' lines asked for at once (their misses overlap).
+            self.queries.prefetch(&(o.src, o.dst, o.sport, o.dns_id));
             if o.dport == 53 {
                 self.asked.prefetch(&(o.dst, key));
             }

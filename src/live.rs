@@ -52,6 +52,21 @@ fn log(msg: &str) {
     eprintln!("kaswatch: {msg}");
 }
 
+/// A reloaded signature set is matched from the next packet on: checked
+/// before each packet (one atomic load), not once per poll, so a packet
+/// that arrives during a poll begun before the reload, after the reload was
+/// logged, is not matched by the old set.
+#[inline]
+fn follow(published: &Published, seen: &mut u64, w: &mut Worker) {
+    let g = published.generation();
+    if g != *seen {
+        *seen = g;
+        if let Some(m) = published.current() {
+            w.set_matcher(m);
+        }
+    }
+}
+
 /// Capture loop of one interface; reopens with backoff after errors.
 fn capture_thread(
     iface: usize,
@@ -75,13 +90,6 @@ fn capture_thread(
     let mut last_stats = Instant::now();
     let mut backoff = Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) {
-        if published.generation() != seen {
-            // A reloaded signature set: match with it from the next packet on.
-            seen = published.generation();
-            if let Some(m) = published.current() {
-                w.set_matcher(m);
-            }
-        }
         let Some(c) = cap.as_mut() else {
             // Wait out the backoff in short slices, then reopen.
             let until = Instant::now() + backoff;
@@ -105,6 +113,7 @@ fn capture_thread(
             continue;
         };
         let r = c.poll(MAX_PACKETS_PER_POLL, iface as u32, |raw| {
+            follow(&published, &mut seen, &mut w);
             seq += 1;
             last_ts = last_ts.max(raw.ts);
             w.process(
@@ -315,13 +324,6 @@ fn fanout_thread(
     let mut backoff = Duration::from_secs(1);
     let lock = || fan.shared.lock().unwrap_or_else(|p| p.into_inner());
     while !stop.load(Ordering::Relaxed) {
-        if published.generation() != seen {
-            // A reloaded signature set: match with it from the next packet on.
-            seen = published.generation();
-            if let Some(m) = published.current() {
-                w.set_matcher(m);
-            }
-        }
         let empty = match sock.as_mut() {
             None => {
                 let until = Instant::now() + backoff;
@@ -350,6 +352,7 @@ fn fanout_thread(
                     iface as u32,
                     |cnt| frame.set(fan.frames.fetch_add(cnt as u64, Ordering::Relaxed)),
                     |raw| {
+                        follow(&published, &mut seen, &mut w);
                         frame.set(frame.get() + 1);
                         last_ts = last_ts.max(raw.ts);
                         let f = frame.get();
@@ -550,16 +553,22 @@ fn reload_thread(
         let why = if asked { "SIGHUP" } else { "a file changed" };
         match reload::load(&sigs, inventory.as_deref()) {
             Ok(l) => {
-                log(&format!(
+                let matcher = l.matcher.clone();
+                let line = format!(
                     "signatures reloaded ({why}): {} entries, {}",
-                    l.matcher.len(),
+                    matcher.len(),
                     l.version
-                ));
+                );
                 version.clone_from(&l.version);
-                published.publish(l.matcher.clone());
+                // The merger first (it names a hit by the set that made it),
+                // then the capture threads, then the log line: what is
+                // captured after the line is matched, and named, by the new
+                // set.
                 if tx.send(Msg::Reload(Box::new(Ok(l)))).is_err() {
                     return;
                 }
+                published.publish(matcher);
+                log(&line);
             }
             Err(e) => {
                 log(&format!(

@@ -3,7 +3,7 @@
 //! [`RELOAD_POLL`]) loads and validates the whole new set first; a bad one
 //! is refused with one log line and the running set stays. A good one is
 //! [`Published`] to the capture threads (each checks a generation counter,
-//! one relaxed atomic load per poll, and swaps its worker's matcher) and
+//! one atomic load per packet, and swaps its worker's matcher) and
 //! handed to the merger thread (which names hits by the set that made them,
 //! and exports the active version and the reload results as metrics).
 

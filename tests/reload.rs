@@ -176,6 +176,50 @@ fn signatures_reload_live_and_a_bad_file_keeps_the_old_set() {
         m.contains("kaswatch_signature_set_info{version=\"test.toml=2\"} 1"),
         "{m}"
     );
+
+    // A name that only the reloaded set has, asked once, right after the
+    // reload is logged: it must be matched (and named) by the new set, even
+    // when the capture thread was already waiting for packets when the set
+    // changed. (The set was once swapped only between polls and published
+    // after the log line: about one such query in three was matched by the
+    // old set and lost.) Several reloads in a row, by SIGHUP.
+    let reloaded = |log: &str| log.matches("signatures reloaded (SIGHUP)").count();
+    for i in 0..6u16 {
+        let name = format!("n{i}.kaswatch-reload.test");
+        std::fs::write(
+            &file,
+            sig_file(
+                &format!("{}", 10 + i),
+                &["second.kaswatch-reload.test", &name],
+            ),
+        )
+        .unwrap();
+        let done = reloaded(&read(&log));
+        Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        // Watched closely, so that the query follows the line within a few
+        // milliseconds: well inside the capture's 100 ms poll.
+        let start = Instant::now();
+        while reloaded(&read(&log)) <= done {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "timed out waiting for a reload by SIGHUP"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        query(&name, 100 + i);
+        wait_for(
+            &format!("the first query for {name} after its reload"),
+            Duration::from_secs(10),
+            || count(&name) >= 1,
+        );
+        let e = read(&events);
+        let line = e.lines().find(|l| l.contains(&name)).unwrap();
+        assert!(
+            line.contains(&format!("\"signature\":\"{name}\"")),
+            "{line}"
+        );
+    }
+
     // SIGTERM: clean exit.
     let mut c = guard.0.take().unwrap();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();

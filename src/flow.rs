@@ -17,7 +17,7 @@
 use crate::decode::{TcpInfo, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::proto::{dns, http, quic, socks, tls};
 use crate::stats::{Counters, Layer, Limit};
-use crate::table::{ip_words, Hashed, PairHash, PairKey};
+use crate::table::{ip_words, Hashed, KeyBits, PairHash, PairKey};
 use std::net::IpAddr;
 
 /// Flows per worker. Only connections that can still carry a name are
@@ -287,7 +287,7 @@ pub struct FlowTable {
     marks: Box<[u32]>,
     /// Set for every key inserted; rebuilt from the survivors at each
     /// rotation (stale bits only cost a probe).
-    present: Box<[u64]>,
+    present: KeyBits,
     last_sweep: u64,
 }
 
@@ -302,7 +302,7 @@ impl Default for FlowTable {
             old: gen(),
             seed,
             marks: vec![0u32; MARKS].into_boxed_slice(),
-            present: vec![0u64; PRESENT_BITS / 64].into_boxed_slice(),
+            present: KeyBits::with_bits(PRESENT_BITS),
             last_sweep: 0,
         }
     }
@@ -350,21 +350,6 @@ impl FlowTable {
         ((h >> 7) as usize & (MARKS - 1), (h >> 32) as u32 | 1)
     }
 
-    /// Word and bit of a key in the `present` filter.
-    #[inline]
-    fn present_of(h: u64) -> (usize, u64) {
-        let i = (h >> 24) as usize & (PRESENT_BITS - 1);
-        (i / 64, 1u64 << (i % 64))
-    }
-
-    #[inline]
-    fn set_present(present: &mut [u64], h: u64) {
-        let (w, bit) = Self::present_of(h);
-        if let Some(x) = present.get_mut(w) {
-            *x |= bit;
-        }
-    }
-
     /// Periodic idle sweep, and rotation when the current generation is full.
     #[inline]
     fn upkeep(&mut self, ts: u64, c: &mut Counters) {
@@ -394,7 +379,7 @@ impl FlowTable {
                 Some(f) => self.cur.push(hk, f)?,
                 None => {
                     created = true;
-                    Self::set_present(&mut self.present, hk.hash());
+                    self.present.set(hk.hash());
                     self.cur.push_with(hk, || Flow::new(ts, tcp))?
                 }
             },
@@ -428,8 +413,7 @@ impl FlowTable {
         self.upkeep(ts, c);
         let hk = self.key(key);
         let (slot, tag) = Self::mark_of(hk.hash());
-        let (w, bit) = Self::present_of(hk.hash());
-        let absent = self.present.get(w).is_some_and(|x| x & bit == 0);
+        let absent = !self.present.maybe(hk.hash());
         if !syn && absent {
             // No flow: the same decision as a miss below, without the probes.
             if payload.is_empty() || !may_start(payload, tcp) || self.marks.get(slot) == Some(&tag)
@@ -474,7 +458,7 @@ impl FlowTable {
                         *m = 0;
                     }
                     created = true;
-                    Self::set_present(&mut self.present, hk.hash());
+                    self.present.set(hk.hash());
                     self.cur.push_with(hk, || Flow::new(ts, true))?
                 }
             },
@@ -491,9 +475,9 @@ impl FlowTable {
         let dropped = self.old.clear_counting(|f| !f.finished());
         c.limit_n(Limit::Flows, dropped as u64);
         std::mem::swap(&mut self.cur, &mut self.old);
-        self.present.fill(0);
+        self.present.clear();
         for (k, _) in self.old.iter() {
-            Self::set_present(&mut self.present, k.hash());
+            self.present.set(k.hash());
         }
     }
 

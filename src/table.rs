@@ -589,43 +589,49 @@ impl<K: PairKey, V> GenMap<K, V> {
     }
 }
 
-/// One bit per hash of each key a [`GenMap`] generation was given since it
-/// became current (eight bits a key of a full generation, so about one
-/// absent key in nine finds its bit set), cleared when the generation is.
-/// A clear bit means the key is absent; a set one only that it may be
-/// there (a probe tells). Allocated at the first key.
-struct KeyBits {
+/// A filter of keys by hash: one bit per hash, set for every key a table
+/// is given. A clear bit means the key was never given (since the last
+/// clear); a set one only that it may have been (a lookup tells), so a
+/// lookup it skips could not have found anything. Allocated at the first
+/// key. In front of a [`GenMap`]'s generations (eight bits a key of a full
+/// generation: about one absent key in nine finds its bit set), the flow
+/// table ([`crate::flow`]) and address tables ([`AddressBits`]).
+pub struct KeyBits {
     words: Vec<u64>,
-    /// Bits, a power of two.
-    bits: usize,
+    /// Bits less one (their count is a power of two).
+    mask: usize,
 }
 
 /// Most bits a [`KeyBits`] has (512 KiB).
-const MAX_KEY_BITS: usize = 1 << 22;
+pub const MAX_KEY_BITS: usize = 1 << 22;
 
 impl KeyBits {
-    fn for_entries(n: usize) -> Self {
+    /// `bits` bits (rounded up to a power of two, at least 64, at most
+    /// [`MAX_KEY_BITS`]).
+    pub fn with_bits(bits: usize) -> Self {
         KeyBits {
             words: Vec::new(),
-            bits: n
-                .saturating_mul(8)
-                .next_power_of_two()
-                .clamp(64, MAX_KEY_BITS),
+            mask: bits.next_power_of_two().clamp(64, MAX_KEY_BITS) - 1,
         }
     }
 
-    /// Word and bit of hash `h` (bits 24 and up: the index uses the low
-    /// ones for its bucket and the top seven for its tags).
+    /// Eight bits per key for a table of `n` keys.
+    pub fn for_entries(n: usize) -> Self {
+        Self::with_bits(n.saturating_mul(8))
+    }
+
+    /// Word and bit of hash `h` (bits 24 and up: a generation's index uses
+    /// the low ones for its bucket and the top seven for its tags).
     #[inline]
     fn at(&self, h: u64) -> (usize, u64) {
-        let b = ((h >> 24) as usize) & (self.bits - 1);
+        let b = ((h >> 24) as usize) & self.mask;
         (b >> 6, 1u64 << (b & 63))
     }
 
     #[inline]
-    fn set(&mut self, h: u64) {
+    pub fn set(&mut self, h: u64) {
         if self.words.is_empty() {
-            self.words = vec![0; self.bits / 64];
+            self.words = vec![0; (self.mask + 1) / 64];
         }
         let (w, b) = self.at(h);
         if let Some(x) = self.words.get_mut(w) {
@@ -633,17 +639,15 @@ impl KeyBits {
         }
     }
 
-    /// False only when no key of hash `h` was set since the last clear.
+    /// False only when no key of hash `h` was set since the last clear
+    /// (before the first key there are no words, and nothing was set).
     #[inline]
-    fn maybe(&self, h: u64) -> bool {
-        if self.words.is_empty() {
-            return false;
-        }
+    pub fn maybe(&self, h: u64) -> bool {
         let (w, b) = self.at(h);
-        self.words.get(w).is_none_or(|x| x & b != 0)
+        self.words.get(w).is_some_and(|x| x & b != 0)
     }
 
-    fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.words.fill(0);
     }
 }
@@ -803,41 +807,38 @@ impl<K: PairKey> RecentKeys<K> {
     }
 }
 
-/// A filter in front of a bounded address table: one bit per hash of an
-/// address ([`ADDRESS_BITS`] bits, 8 KiB, fixed: no limit to count), set
-/// for every address the table is given and never cleared. It may answer
-/// "maybe" for an address never added (a lookup then tells), never "no" for
-/// one added, so a lookup it skips could not have found anything.
-pub struct AddressBits(Box<[u64]>);
+/// A filter in front of a bounded address table ([`KeyBits`] of
+/// [`ADDRESS_BITS`] bits, 8 KiB, fixed: no limit to count), set for every
+/// address the table is given and never cleared.
+pub struct AddressBits(KeyBits);
 
 /// Bits in an [`AddressBits`].
 pub const ADDRESS_BITS: usize = 1 << 16;
 
 impl Default for AddressBits {
     fn default() -> Self {
-        AddressBits(vec![0; ADDRESS_BITS / 64].into_boxed_slice())
+        AddressBits(KeyBits::with_bits(ADDRESS_BITS))
     }
 }
 
 impl AddressBits {
+    /// A hash of `a` whose top bits, rotated to where [`KeyBits`] takes
+    /// its bit, choose it.
     #[inline]
-    fn bit(a: &std::net::IpAddr) -> (usize, u64) {
+    fn hash(a: &std::net::IpAddr) -> u64 {
         let [hi, lo] = ip_words(*a);
-        let h = (lo ^ hi.rotate_left(17)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48;
-        ((h >> 6) as usize, 1u64 << (h & 63))
+        (lo ^ hi.rotate_left(17))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(40)
     }
 
     pub fn set(&mut self, a: &std::net::IpAddr) {
-        let (w, b) = Self::bit(a);
-        if let Some(x) = self.0.get_mut(w) {
-            *x |= b;
-        }
+        self.0.set(Self::hash(a));
     }
 
     #[inline]
     pub fn maybe(&self, a: &std::net::IpAddr) -> bool {
-        let (w, b) = Self::bit(a);
-        self.0.get(w).is_none_or(|x| x & b != 0)
+        self.0.maybe(Self::hash(a))
     }
 }
 

@@ -55,8 +55,8 @@ probe() {
 }
 
 ROWS=$OUT/rows.md
-echo "| flood | packets | MB | ordinary (s) | flood (s) | ratio | peak RSS (MiB) | within ${LIMIT}x |" > "$ROWS"
-echo "|---|---:|---:|---:|---:|---:|---:|---|" >> "$ROWS"
+echo "| flood | packets | MB | ordinary (s) | flood (s) | ratio | CPU ratio | peak RSS (MiB) | within ${LIMIT}x |" > "$ROWS"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|" >> "$ROWS"
 fail=0
 declare -A ORD
 for k in $FLOODS; do
@@ -71,7 +71,7 @@ for k in $FLOODS; do
         echo "   flood run failed or timed out ($ft)"
         ot=$(hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$OUT/hf-$k.json" -n ordinary "$(cmd "$O")" >/dev/null &&
             $PY -c 'import json,statistics,sys; print("%.3f" % statistics.median(json.load(open(sys.argv[1]))["results"][0]["times"]))' "$OUT/hf-$k.json")
-        echo "| $k | $n | $mb | $ot | $ft | - | $(awk -v k="$prss" 'BEGIN{printf "%.1f", k/1024}') | **NO** |" >> "$ROWS"
+        echo "| $k | $n | $mb | $ot | $ft | - | - | $(awk -v k="$prss" 'BEGIN{printf "%.1f", k/1024}') | **NO** |" >> "$ROWS"
         fail=1
         continue
     fi
@@ -85,6 +85,7 @@ print("%.3f %.3f" % (statistics.median(r), float(sys.argv[2])))
 EOF
 )
         note=" (1 run)"
+        cr="-"
     else
         # interleaved: ROUNDS hyperfine rounds of (ordinary, flood), PER runs
         # each; the ratio is the median of the rounds' ratios, so drift on a
@@ -94,17 +95,23 @@ EOF
             hyperfine --style none --runs "$PER" --warmup 1 --export-json "$OUT/hf-$k.$r.json" \
                 -n ordinary "$(cmd "$O")" -n "$k" "$(cmd "$F")" >/dev/null
         done
-        read -r ot ft rr < <($PY - "$OUT"/hf-"$k".*.json <<'EOF'
+        # CPU ratio (shown, not checked): the same for the user + system
+        # time of all threads (hyperfine's mean per round). A single-worker
+        # run applies observations on a second thread, so a flood of
+        # callbacks costs more CPU than wall time.
+        read -r ot ft rr cr < <($PY - "$OUT"/hf-"$k".*.json <<'EOF'
 import json, statistics, sys
-o, f, ratios = [], [], []
+o, f, ratios, cpu = [], [], [], []
 for path in sys.argv[1:]:
-    r = {x["command"]: x["times"] for x in json.load(open(path))["results"]}
-    ot = r.pop("ordinary")
-    ft = next(iter(r.values()))
-    o += ot
-    f += ft
-    ratios.append(statistics.median(ft) / statistics.median(ot))
-print("%.3f %.3f %.2f" % (statistics.median(o), statistics.median(f), statistics.median(ratios)))
+    res = {x["command"]: x for x in json.load(open(path))["results"]}
+    oo = res.pop("ordinary")
+    ff = next(iter(res.values()))
+    o += oo["times"]
+    f += ff["times"]
+    ratios.append(statistics.median(ff["times"]) / statistics.median(oo["times"]))
+    cpu.append((ff["user"] + ff["system"]) / (oo["user"] + oo["system"]))
+print("%.3f %.3f %.2f %.2f" % (statistics.median(o), statistics.median(f), statistics.median(ratios),
+                               statistics.median(cpu)))
 EOF
 )
         note=""
@@ -113,8 +120,8 @@ EOF
     rr=""
     ok=yes
     if awk -v r="$ratio" -v l="$LIMIT" 'BEGIN{exit !(r > l)}'; then ok="**NO**"; fail=1; fi
-    echo "   ordinary ${ot}s  flood ${ft}s${note}  ratio ${ratio}  peak RSS $((prss / 1024)) MiB  $ok"
-    echo "| $k | $n | $mb | $ot | $ft$note | $ratio | $(awk -v k="$prss" 'BEGIN{printf "%.1f", k/1024}') | $ok |" >> "$ROWS"
+    echo "   ordinary ${ot}s  flood ${ft}s${note}  ratio ${ratio}  CPU ratio ${cr}  peak RSS $((prss / 1024)) MiB  $ok"
+    echo "| $k | $n | $mb | $ot | $ft$note | $ratio | $cr | $(awk -v k="$prss" 'BEGIN{printf "%.1f", k/1024}') | $ok |" >> "$ROWS"
 done
 mv "$ROWS" "$OUT/report.md"
 echo

@@ -213,22 +213,15 @@ impl ReadJob {
         let workers = self.settings.workers;
         let mut progress = self.progress.then(|| Progress::new(&self.files));
         let (counters, warnings) = if workers <= 1 {
-            let mut w = Worker::new(self.matcher.clone(), cfg);
-            let warnings = for_each_packet(
+            pipelined(
                 &self.files,
                 self.filter.as_mut(),
                 progress.as_mut(),
-                |meta, raw| {
-                    w.process(meta, raw);
-                    // Applied in place (an observation is a few hundred
-                    // bytes: draining would move each one out first).
-                    for o in &w.out {
-                        merger.apply(o);
-                    }
-                    w.out.clear();
-                },
-            );
-            (w.counters(), warnings?)
+                &self.matcher,
+                cfg,
+                &mut merger,
+                Batching::DEFAULT,
+            )?
         } else {
             threaded(
                 &self.files,
@@ -553,6 +546,94 @@ impl Rounds {
             self.next += 1;
         }
     }
+}
+
+/// How a single-worker run hands observations to its merger thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Batching {
+    /// Observations handed over at once.
+    pub obs: usize,
+    /// Packets after which pending observations go even when fewer than
+    /// `obs` (a quiet stretch does not hold them back).
+    pub packets: u32,
+}
+
+impl Batching {
+    /// 1,024 observations (~330 KiB: a batch stays in the L2 cache) or
+    /// 4,096 packets, whichever comes first.
+    pub const DEFAULT: Batching = Batching {
+        obs: 1024,
+        packets: 4096,
+    };
+}
+
+/// Batches queued for the merger thread before the reader waits for it;
+/// with the batch being filled and one being applied, at most
+/// `MAX_OBS_BATCHES_IN_FLIGHT + 2` vectors exist (~2 MiB at the default).
+const MAX_OBS_BATCHES_IN_FLIGHT: usize = 4;
+
+/// Single-worker run: this thread reads and parses (the worker), a second
+/// thread applies the observations (the merger), as in `live`. The merger
+/// applies them in packet order, so the output is the same as applying
+/// each packet's observations in place; under a flood of matching traffic
+/// (every packet a callback) host and attribution upkeep no longer adds to
+/// the reading thread's time. Batches travel as whole vectors (no copy of
+/// an observation), and go back empty to be refilled (no allocation).
+fn pipelined(
+    files: &[PathBuf],
+    filter: Option<&mut Filter>,
+    progress: Option<&mut Progress>,
+    matcher: &Arc<Matcher>,
+    cfg: WorkerConfig,
+    merger: &mut Merger,
+    batching: Batching,
+) -> Result<(Counters, Vec<String>)> {
+    use crossbeam_channel::bounded;
+    let (tx, rx) = bounded::<Vec<Obs>>(MAX_OBS_BATCHES_IN_FLIGHT);
+    let (free_tx, free_rx) = bounded::<Vec<Obs>>(MAX_OBS_BATCHES_IN_FLIGHT + 2);
+    std::thread::scope(|s| {
+        let applier = std::thread::Builder::new()
+            .name("kaswatch-merger".into())
+            .spawn_scoped(s, move || {
+                for mut batch in rx {
+                    for o in &batch {
+                        merger.apply(o);
+                    }
+                    batch.clear();
+                    // The reader makes a new vector when none comes back.
+                    let _ = free_tx.try_send(batch);
+                }
+            })
+            .map_err(|e| Error::runtime("merger", e.to_string()))?;
+        let mut w = Worker::new(matcher.clone(), cfg);
+        let mut since = 0u32;
+        let mut stopped = false;
+        let mut hand_over = |w: &mut Worker| {
+            let fresh = free_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(batching.obs));
+            let full = std::mem::replace(&mut w.out, fresh);
+            stopped |= tx.send(full).is_err();
+        };
+        let read = for_each_packet(files, filter, progress, |meta, raw| {
+            w.process(meta, raw);
+            since += 1;
+            if w.out.len() >= batching.obs || (since >= batching.packets && !w.out.is_empty()) {
+                since = 0;
+                hand_over(&mut w);
+            }
+        });
+        if !w.out.is_empty() {
+            hand_over(&mut w);
+        }
+        drop(tx);
+        let joined = applier.join();
+        let damaged = read?;
+        if stopped || joined.is_err() {
+            return Err(Error::runtime("merger", "the merger thread stopped early"));
+        }
+        Ok((w.counters(), damaged))
+    })
 }
 
 /// Multi-worker run. The reading thread is worker 0 (it processes its own

@@ -115,3 +115,93 @@ fn expand_inputs_walks_directories() {
         vec![d.join("notes.txt")]
     );
 }
+
+/// A writer into a buffer the test keeps (the events of a run).
+#[derive(Clone, Default)]
+struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A single-worker run's merger thread applies the observations as they
+/// would be applied in place after each packet, whatever the batch shape
+/// (one observation at a time, odd sizes, a batch cut by packet count, one
+/// batch for everything, the default): same hosts, report, events and
+/// counts, over several files read as one run.
+#[test]
+fn pipelined_run_equals_applying_in_place() {
+    let matcher = load_matcher(&[]).unwrap().1.clone();
+    let mut files: Vec<PathBuf> = std::fs::read_dir("captures")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "captures/ has its captures");
+    let cfg = WorkerConfig { all_names: false };
+    let merger = || {
+        let buf = Shared::default();
+        let mut m = Merger::new(
+            matcher.clone(),
+            settings(&common(&[])).unwrap().host_table(),
+        );
+        m.events = Some(LineSink::with_writer("events", Box::new(buf.clone())));
+        (m, buf)
+    };
+    let outcome = |m: &mut Merger, buf: &Shared, packets: u64| {
+        m.finish();
+        m.flush();
+        let events = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        (
+            report::render(&m.hosts, report::Format::Json),
+            events,
+            m.callbacks,
+            m.counters.limit_drops.iter().sum::<u64>(),
+            packets,
+        )
+    };
+
+    let (mut m, buf) = merger();
+    let mut w = Worker::new(matcher.clone(), cfg);
+    for_each_packet(&files, None, None, |meta, raw| {
+        w.process(meta, raw);
+        for o in &w.out {
+            m.apply(o);
+        }
+        w.out.clear();
+    })
+    .unwrap();
+    let want = outcome(&mut m, &buf, w.counters().packets);
+    assert!(want.2 >= 50, "{} callbacks: too few to tell", want.2);
+    assert_eq!(
+        want.1.lines().count() as u64,
+        want.2,
+        "an event per callback"
+    );
+
+    for b in [
+        Batching { obs: 1, packets: 1 },
+        Batching { obs: 7, packets: 3 },
+        Batching {
+            obs: 5,
+            packets: 1 << 30,
+        },
+        Batching {
+            obs: 1 << 20,
+            packets: 1 << 30,
+        },
+        Batching::DEFAULT,
+    ] {
+        let (mut m, buf) = merger();
+        let (c, damaged) = pipelined(&files, None, None, &matcher, cfg, &mut m, b).unwrap();
+        assert!(damaged.is_empty(), "{damaged:?}");
+        assert!(want == outcome(&mut m, &buf, c.packets), "{b:?} differs");
+    }
+}

@@ -56,7 +56,11 @@ IR=$(ir_of run "$KASWATCH" read "$IN" --workers 1 --format json)
 IR0=$(ir_of base "$KASWATCH" read "$HEAD" --workers 1 --format json)
 FIR=$(ir_of floor target/floor "$IN")
 FIR0=$(ir_of floor-base target/floor "$HEAD")
-awk -v ir="$IR" -v ir0="$IR0" -v fir="$FIR" -v fir0="$FIR0" -v n="$PACKETS" -v b="$BASE" -v src="$SRC" 'BEGIN {
+# The same had the CPU's SHA extensions been visible (see bench/sha_native.py)
+read -r NIR SHA_CALLS _ SHA_HW < <(/usr/bin/python3 bench/sha_native.py "$KASWATCH" "$OUT/run.callgrind")
+read -r NIR0 _ _ _ < <(/usr/bin/python3 bench/sha_native.py "$KASWATCH" "$OUT/base.callgrind")
+awk -v ir="$IR" -v ir0="$IR0" -v fir="$FIR" -v fir0="$FIR0" -v n="$PACKETS" -v b="$BASE" -v src="$SRC" \
+    -v nir="$NIR" -v nir0="$NIR0" -v calls="$SHA_CALLS" -v hw="$SHA_HW" 'BEGIN {
     printf "input: %s\n", src
     printf "Ir total (%d packets): %d\n", n, ir
     printf "Ir total (%d packets): %d\n", b, ir0
@@ -64,5 +68,7 @@ awk -v ir="$IR" -v ir0="$IR0" -v fir="$FIR" -v fir0="$FIR0" -v n="$PACKETS" -v b
     printf "instructions/packet (marginal, no start-up): %.1f\n", (ir - ir0) / (n - b)
     printf "floor instructions/packet (total / packets):     %.1f\n", fir / n
     printf "floor instructions/packet (marginal, no start-up): %.1f\n", (fir - fir0) / (n - b)
+    if (nir != "-" && calls > 0)
+        printf "estimate with the SHA extensions (marginal): %.1f (%d SHA-256 blocks at %d instructions, not AVX code)\n", (nir - nir0) / (n - b), calls, hw
 }' | tee "$OUT/summary.txt"
 echo "profile: callgrind_annotate $OUT/run.callgrind | head -40" >&2

@@ -37,6 +37,9 @@ pub struct Worker {
     frags: decode::frag::Reassembler,
     scratch: Scratch,
     names: Box<NameBufs>,
+    /// Where QUIC Initials are decrypted, for every connection (at most one
+    /// datagram: `quic::MAX_DATAGRAM_LEN` bytes).
+    quic_plain: Vec<u8>,
     pub counters: Counters,
     app_counters: Counters,
     /// Observations produced since the last [`Worker::take`].
@@ -74,6 +77,7 @@ impl Worker {
             frags: decode::frag::Reassembler::default(),
             scratch: Scratch::default(),
             names: Box::new(NameBufs::new()),
+            quic_plain: Vec::new(),
             counters: Counters::default(),
             app_counters: Counters::default(),
             out: Vec::new(),
@@ -267,6 +271,7 @@ impl Worker {
             matcher,
             cfg,
             out,
+            quic_plain,
             ..
         } = self;
         let Some(l) = flows.get(key, dir, ctx.ts, false, counters) else {
@@ -324,7 +329,7 @@ impl Worker {
         let Some(st) = q.state.as_mut() else {
             return false;
         };
-        match st.push_datagram(payload) {
+        match st.push_datagram_in(payload, quic_plain) {
             quic::QuicProgress::Limit(_) => app_counters.limit(Limit::QuicCrypto),
             quic::QuicProgress::NotQuic => {
                 settle(out, ctx, &mut flow.conn, Named::Nothing);

@@ -21,9 +21,10 @@
 //! Supported versions: v1, v2, IETF drafts 23–32, mvfst `0xfaceb002` and
 //! `0xfaceb00e`, and Google T050/T051 (see [`is_supported_version`]).
 use crate::bytes::Reader;
+use arrayvec::ArrayVec;
 use ring::aead::quic::{HeaderProtectionKey, AES_128};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
-use ring::hkdf::{KeyType, Prk, Salt, HKDF_SHA256};
+use ring::hmac;
 
 /// QUIC version 1 (RFC 9000).
 pub const VERSION_1: u32 = 0x0000_0001;
@@ -320,37 +321,46 @@ pub fn peek_initial(datagram: &[u8]) -> Option<InitialHeader<'_>> {
 /// Client Initial keys for one (version, DCID).
 struct InitialKeys {
     version: u32,
-    dcid: Vec<u8>,
+    /// At most [`MAX_CID_LEN`] bytes, held inline (no allocation).
+    dcid: ArrayVec<u8, MAX_CID_LEN>,
     aead: LessSafeKey,
     iv: [u8; 12],
     hp: HeaderProtectionKey,
 }
 
-/// An HKDF output length, for ring's `expand`.
-struct OutLen(usize);
+/// Longest HKDF label used (`quicv2 key`, `client in`: 10 bytes at most).
+const MAX_LABEL_LEN: usize = 16;
 
-impl KeyType for OutLen {
-    fn len(&self) -> usize {
-        self.0
+/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context, for outputs of
+/// at most one SHA-256 length (all QUIC Initial secrets and keys are): the
+/// output is the first `N` bytes of HMAC(secret, HkdfLabel || 0x01)
+/// (RFC 5869 §2.3, T(1)). The label is built on the stack and hashed in one
+/// call (ring's `Prk::expand` takes it in pieces, ~1,000 instructions more
+/// per output).
+fn expand_label<const N: usize>(secret: &hmac::Key, label: &[u8]) -> Option<[u8; N]> {
+    if N > 32 || label.len() > MAX_LABEL_LEN {
+        return None;
     }
+    let mut info = [0u8; 2 + 1 + 6 + MAX_LABEL_LEN + 1 + 1];
+    let len = 2 + 1 + 6 + label.len() + 1 + 1;
+    let (head, rest) = info.split_at_mut(3);
+    head.copy_from_slice(&[0, N as u8, (6 + label.len()) as u8]);
+    let (tls13, rest) = rest.split_at_mut(6);
+    tls13.copy_from_slice(b"tls13 ");
+    let (l, rest) = rest.split_at_mut(label.len());
+    l.copy_from_slice(label);
+    // The empty context's length (0), then the HKDF block counter.
+    rest.get_mut(..2)?.copy_from_slice(&[0, 1]);
+    let t1 = hmac::sign(secret, info.get(..len)?);
+    t1.as_ref().get(..N)?.try_into().ok()
 }
 
-/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context: the HkdfLabel
-/// structure is passed to ring as pieces, so nothing is allocated. Labels
-/// are at most 10 bytes here (`quicv2 key`).
-fn expand_label(prk: &Prk, label: &[u8], out: &mut [u8]) -> Option<()> {
-    let out_len = u16::try_from(out.len()).ok()?.to_be_bytes();
-    let full_len = [u8::try_from(label.len().checked_add(6)?).ok()?];
-    let info: [&[u8]; 5] = [&out_len, &full_len, b"tls13 ", label, &[0]];
-    prk.expand(&info, OutLen(out.len())).ok()?.fill(out).ok()
-}
-
-/// HKDF salts, one per version salt, set up once per process: the HMAC key
-/// schedule of a salt (two SHA-256 blocks) is not repeated for every
-/// connection's Initial keys.
-fn salt_for(salt: &'static [u8; 20]) -> Option<&'static Salt> {
+/// HMAC keys of the version salts (HKDF-Extract's key), set up once per
+/// process: the HMAC key schedule of a salt (two SHA-256 blocks) is not
+/// repeated for every connection's Initial keys.
+fn salt_for(salt: &'static [u8; 20]) -> Option<&'static hmac::Key> {
     use std::sync::OnceLock;
-    static SALTS: OnceLock<Vec<(&'static [u8; 20], Salt)>> = OnceLock::new();
+    static SALTS: OnceLock<Vec<(&'static [u8; 20], hmac::Key)>> = OnceLock::new();
     let all = SALTS.get_or_init(|| {
         [
             &SALT_V1,
@@ -361,7 +371,7 @@ fn salt_for(salt: &'static [u8; 20]) -> Option<&'static Salt> {
             &SALT_T051,
         ]
         .into_iter()
-        .map(|s| (s, Salt::new(HKDF_SHA256, s)))
+        .map(|s| (s, hmac::Key::new(hmac::HMAC_SHA256, s)))
         .collect()
     });
     all.iter().find(|(s, _)| *s == salt).map(|(_, e)| e)
@@ -378,18 +388,17 @@ fn derive_client_key_material(version: u32, dcid: &[u8]) -> Option<KeyMaterial> 
     if dcid.len() > MAX_CID_LEN {
         return None;
     }
-    let initial = salt_for(params.salt)?.extract(dcid);
-    let mut client_secret = [0u8; 32];
-    expand_label(&initial, b"client in", &mut client_secret)?;
-    let client = Prk::new_less_safe(HKDF_SHA256, &client_secret);
+    // HKDF-Extract (RFC 5869 §2.2): HMAC(salt, DCID).
+    let initial = hmac::sign(salt_for(params.salt)?, dcid);
+    let initial = hmac::Key::new(hmac::HMAC_SHA256, initial.as_ref());
+    let client: [u8; 32] = expand_label(&initial, b"client in")?;
+    let client = hmac::Key::new(hmac::HMAC_SHA256, &client);
     let [key_label, iv_label, hp_label] = params.labels;
-    let mut key = [0u8; 16];
-    let mut iv = [0u8; 12];
-    let mut hp = [0u8; 16];
-    expand_label(&client, key_label, &mut key)?;
-    expand_label(&client, iv_label, &mut iv)?;
-    expand_label(&client, hp_label, &mut hp)?;
-    Some((key, iv, hp))
+    Some((
+        expand_label(&client, key_label)?,
+        expand_label(&client, iv_label)?,
+        expand_label(&client, hp_label)?,
+    ))
 }
 
 impl InitialKeys {
@@ -397,7 +406,7 @@ impl InitialKeys {
         let (key, iv, hp) = derive_client_key_material(version, dcid)?;
         Some(Self {
             version,
-            dcid: dcid.to_vec(),
+            dcid: ArrayVec::try_from(dcid).ok()?,
             aead: LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &key).ok()?),
             iv,
             hp: HeaderProtectionKey::new(&AES_128, &hp).ok()?,
@@ -598,7 +607,6 @@ pub struct QuicClientState {
     alt_keys: Option<InitialKeys>,
     largest_pn: Option<u64>,
     crypto: CryptoBuffer,
-    scratch: Vec<u8>,
     packets_decrypted: u64,
 }
 
@@ -624,7 +632,6 @@ impl QuicClientState {
             alt_keys: None,
             largest_pn: None,
             crypto: CryptoBuffer::default(),
-            scratch: Vec::new(),
             packets_decrypted: 0,
         })
     }
@@ -676,6 +683,13 @@ impl QuicClientState {
     /// with keys from the packet's own DCID, which a client uses after a
     /// Retry. Never panics; undecryptable packets are skipped.
     pub fn push_datagram(&mut self, datagram: &[u8]) -> QuicProgress {
+        self.push_datagram_in(datagram, &mut Vec::new())
+    }
+
+    /// [`Self::push_datagram`], decrypting into `scratch` (cleared first,
+    /// left holding at most one datagram, [`MAX_DATAGRAM_LEN`] bytes): a
+    /// worker keeps one for all its connections instead of one each.
+    pub fn push_datagram_in(&mut self, datagram: &[u8], scratch: &mut Vec<u8>) -> QuicProgress {
         if datagram.is_empty() || datagram.len() > MAX_DATAGRAM_LEN {
             return QuicProgress::NotQuic;
         }
@@ -707,7 +721,7 @@ impl QuicClientState {
             if h.type_bits != params.initial_type {
                 continue;
             }
-            if let Some(out) = self.open_packet(&h, packet) {
+            if let Some(out) = self.open_packet(&h, packet, scratch) {
                 decrypted = true;
                 added |= out.added;
                 limit = limit.or(out.limit);
@@ -727,14 +741,18 @@ impl QuicClientState {
 
     /// Decrypt one Initial (trying the original keys, then at most one
     /// derivation from the packet's own DCID) and collect its CRYPTO frames.
-    fn open_packet(&mut self, h: &LongHeader<'_>, packet: &[u8]) -> Option<InsertResult> {
-        let mut scratch = core::mem::take(&mut self.scratch);
+    fn open_packet(
+        &mut self,
+        h: &LongHeader<'_>,
+        packet: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Option<InsertResult> {
         let mut opened = None;
         let frames = version_params(h.version)?.frames;
         if h.version == self.keys.version {
             opened = self
                 .keys
-                .open(packet, h.pn_offset, self.largest_pn, &mut scratch);
+                .open(packet, h.pn_offset, self.largest_pn, scratch);
         }
         if opened.is_none() {
             // Candidate keys: after compatible version negotiation (RFC 9368)
@@ -749,14 +767,14 @@ impl QuicClientState {
             let cached = self
                 .alt_keys
                 .as_ref()
-                .filter(|k| k.version == h.version && k.dcid == dcid);
+                .filter(|k| k.version == h.version && k.dcid.as_slice() == dcid);
             if let Some(k) = cached {
-                opened = k.open(packet, h.pn_offset, self.largest_pn, &mut scratch);
+                opened = k.open(packet, h.pn_offset, self.largest_pn, scratch);
             } else if !is_primary {
                 // The single key derivation this packet may cost; the key set
                 // is kept only when it decrypts, so garbage cannot evict it.
                 if let Some(k) = InitialKeys::derive(h.version, dcid) {
-                    opened = k.open(packet, h.pn_offset, self.largest_pn, &mut scratch);
+                    opened = k.open(packet, h.pn_offset, self.largest_pn, scratch);
                     if opened.is_some() {
                         self.alt_keys = Some(k);
                     }
@@ -769,7 +787,6 @@ impl QuicClientState {
             let plain = scratch.get(range).unwrap_or(&[]);
             parse_frames(plain, frames, &mut self.crypto)
         });
-        self.scratch = scratch;
         result
     }
 }
@@ -1333,6 +1350,53 @@ mod tests {
             assert_eq!(st.handshake_len(), Some(2000));
             assert_eq!(st.client_hello(), Some(ch.as_slice()));
         }
+    }
+
+    /// A worker decrypts every connection's Initials in one buffer: two
+    /// connections whose hellos are split over two Initials each, their
+    /// packets interleaved, still give each its own hello (the buffer left
+    /// holding one connection's plaintext is not read as the other's).
+    #[test]
+    fn connections_sharing_one_decryption_buffer_keep_their_own_hellos() {
+        let hello = |seed: u8| -> Vec<u8> {
+            let mut v = vec![1, 0, 0x05, 0xdc];
+            v.extend((0..1500u32).map(|i| (i as u8).wrapping_mul(seed)));
+            v
+        };
+        let (a, b) = (hello(3), hello(7));
+        let (da, db) = ([0x11; 8], [0x22; 12]);
+        let halves = |dcid: &[u8], ch: &[u8]| {
+            [
+                protect(
+                    VERSION_1,
+                    dcid,
+                    0,
+                    1,
+                    &crypto_frame_bytes(0, &ch[..900]),
+                    1150,
+                ),
+                protect(
+                    VERSION_1,
+                    dcid,
+                    1,
+                    2,
+                    &crypto_frame_bytes(900, &ch[900..]),
+                    1150,
+                ),
+            ]
+        };
+        let [a1, a2] = halves(&da, &a);
+        let [b1, b2] = halves(&db, &b);
+        let mut sa = QuicClientState::new(VERSION_1, &da).unwrap();
+        let mut sb = QuicClientState::new(VERSION_1, &db).unwrap();
+        let mut plain = Vec::new();
+        assert_eq!(sa.push_datagram_in(&a1, &mut plain), QuicProgress::Added);
+        assert_eq!(sb.push_datagram_in(&b2, &mut plain), QuicProgress::Added);
+        assert_eq!(sb.push_datagram_in(&b1, &mut plain), QuicProgress::Added);
+        assert_eq!(sa.push_datagram_in(&a2, &mut plain), QuicProgress::Added);
+        assert_eq!(sa.client_hello(), Some(a.as_slice()));
+        assert_eq!(sb.client_hello(), Some(b.as_slice()));
+        assert!(plain.len() <= MAX_DATAGRAM_LEN);
     }
 
     #[test]

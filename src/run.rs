@@ -530,8 +530,9 @@ impl Rounds {
         e.0 += 1;
         e.1.extend(obs);
     }
-    /// Apply complete rounds in order, each sorted by packet sequence.
-    fn apply_ready(&mut self, workers: usize, merger: &mut Merger) {
+    /// Hand complete rounds to the merger in order, each sorted by packet
+    /// sequence.
+    fn apply_ready(&mut self, workers: usize, merger: &mut MergerThread<'_>) {
         while self
             .pending
             .get(&self.next)
@@ -539,9 +540,7 @@ impl Rounds {
         {
             if let Some((_, mut obs)) = self.pending.remove(&self.next) {
                 obs.sort_by_key(|o| o.meta.seq);
-                for o in &obs {
-                    merger.apply(o);
-                }
+                merger.send(obs);
             }
             self.next += 1;
         }
@@ -572,13 +571,76 @@ impl Batching {
 /// `MAX_OBS_BATCHES_IN_FLIGHT + 2` vectors exist (~2 MiB at the default).
 const MAX_OBS_BATCHES_IN_FLIGHT: usize = 4;
 
-/// Single-worker run: this thread reads and parses (the worker), a second
-/// thread applies the observations (the merger), as in `live`. The merger
-/// applies them in packet order, so the output is the same as applying
-/// each packet's observations in place; under a flood of matching traffic
-/// (every packet a callback) host and attribution upkeep no longer adds to
-/// the reading thread's time. Batches travel as whole vectors (no copy of
-/// an observation), and go back empty to be refilled (no allocation).
+/// The merger on a thread of its own, as in `live`: it applies the batches
+/// of observations it is given in the order given. Batches travel as whole
+/// vectors (no copy of an observation) and go back empty to be refilled (no
+/// allocation once [`MAX_OBS_BATCHES_IN_FLIGHT`] + 2 exist); the sender
+/// waits while that many are queued.
+struct MergerThread<'scope> {
+    tx: crossbeam_channel::Sender<Vec<Obs>>,
+    free: crossbeam_channel::Receiver<Vec<Obs>>,
+    applier: std::thread::ScopedJoinHandle<'scope, ()>,
+    /// The thread is gone (it panicked): later batches are not applied.
+    stopped: bool,
+}
+
+impl<'scope> MergerThread<'scope> {
+    fn spawn<'env>(
+        s: &'scope std::thread::Scope<'scope, 'env>,
+        merger: &'scope mut Merger,
+    ) -> Result<Self> {
+        use crossbeam_channel::bounded;
+        let (tx, rx) = bounded::<Vec<Obs>>(MAX_OBS_BATCHES_IN_FLIGHT);
+        let (free_tx, free) = bounded::<Vec<Obs>>(MAX_OBS_BATCHES_IN_FLIGHT + 2);
+        let applier = std::thread::Builder::new()
+            .name("kaswatch-merger".into())
+            .spawn_scoped(s, move || {
+                for mut batch in rx {
+                    for o in &batch {
+                        merger.apply(o);
+                    }
+                    batch.clear();
+                    // The sender makes a new vector when none comes back.
+                    let _ = free_tx.try_send(batch);
+                }
+            })
+            .map_err(|e| Error::runtime("merger", e.to_string()))?;
+        Ok(MergerThread {
+            tx,
+            free,
+            applier,
+            stopped: false,
+        })
+    }
+
+    /// An empty vector to fill (one the merger gave back, or a new one).
+    fn fresh(&self, capacity: usize) -> Vec<Obs> {
+        self.free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(capacity))
+    }
+
+    fn send(&mut self, batch: Vec<Obs>) {
+        self.stopped |= self.tx.send(batch).is_err();
+    }
+
+    /// Wait until every batch sent is applied. `Err` when the thread
+    /// stopped early.
+    fn finish(self) -> Result<()> {
+        drop(self.tx);
+        let joined = self.applier.join();
+        if self.stopped || joined.is_err() {
+            return Err(Error::runtime("merger", "the merger thread stopped early"));
+        }
+        Ok(())
+    }
+}
+
+/// Single-worker run: this thread reads and parses (the worker), the
+/// [`MergerThread`] applies the observations in packet order, so the output
+/// is the same as applying each packet's observations in place; under a
+/// flood of matching traffic (every packet a callback) host and attribution
+/// upkeep no longer adds to the reading thread's time.
 fn pipelined(
     files: &[PathBuf],
     filter: Option<&mut Filter>,
@@ -588,50 +650,28 @@ fn pipelined(
     merger: &mut Merger,
     batching: Batching,
 ) -> Result<(Counters, Vec<String>)> {
-    use crossbeam_channel::bounded;
-    let (tx, rx) = bounded::<Vec<Obs>>(MAX_OBS_BATCHES_IN_FLIGHT);
-    let (free_tx, free_rx) = bounded::<Vec<Obs>>(MAX_OBS_BATCHES_IN_FLIGHT + 2);
     std::thread::scope(|s| {
-        let applier = std::thread::Builder::new()
-            .name("kaswatch-merger".into())
-            .spawn_scoped(s, move || {
-                for mut batch in rx {
-                    for o in &batch {
-                        merger.apply(o);
-                    }
-                    batch.clear();
-                    // The reader makes a new vector when none comes back.
-                    let _ = free_tx.try_send(batch);
-                }
-            })
-            .map_err(|e| Error::runtime("merger", e.to_string()))?;
+        let mut to_merger = MergerThread::spawn(s, merger)?;
         let mut w = Worker::new(matcher.clone(), cfg);
         let mut since = 0u32;
-        let mut stopped = false;
-        let mut hand_over = |w: &mut Worker| {
-            let fresh = free_rx
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(batching.obs));
-            let full = std::mem::replace(&mut w.out, fresh);
-            stopped |= tx.send(full).is_err();
+        let hand_over = |w: &mut Worker, m: &mut MergerThread<'_>| {
+            let full = std::mem::replace(&mut w.out, m.fresh(batching.obs));
+            m.send(full);
         };
         let read = for_each_packet(files, filter, progress, |meta, raw| {
             w.process(meta, raw);
             since += 1;
             if w.out.len() >= batching.obs || (since >= batching.packets && !w.out.is_empty()) {
                 since = 0;
-                hand_over(&mut w);
+                hand_over(&mut w, &mut to_merger);
             }
         });
         if !w.out.is_empty() {
-            hand_over(&mut w);
+            hand_over(&mut w, &mut to_merger);
         }
-        drop(tx);
-        let joined = applier.join();
+        let applied = to_merger.finish();
         let damaged = read?;
-        if stopped || joined.is_err() {
-            return Err(Error::runtime("merger", "the merger thread stopped early"));
-        }
+        applied?;
         Ok((w.counters(), damaged))
     })
 }
@@ -655,6 +695,36 @@ fn threaded(
     cfg: WorkerConfig,
     workers: usize,
     merger: &mut Merger,
+) -> Result<(Counters, Vec<String>)> {
+    std::thread::scope(|s| {
+        let mut to_merger = MergerThread::spawn(s, merger)?;
+        let r = threaded_rounds(
+            files,
+            filter,
+            progress,
+            matcher,
+            cfg,
+            workers,
+            &mut to_merger,
+        );
+        let applied = to_merger.finish();
+        let r = r?;
+        applied?;
+        Ok(r)
+    })
+}
+
+/// [`threaded`]'s reading thread: rounds of batches out to the workers,
+/// their observations to the merger thread.
+#[allow(clippy::too_many_arguments)]
+fn threaded_rounds(
+    files: &[PathBuf],
+    filter: Option<&mut Filter>,
+    progress: Option<&mut Progress>,
+    matcher: &Arc<Matcher>,
+    cfg: WorkerConfig,
+    workers: usize,
+    merger: &mut MergerThread<'_>,
 ) -> Result<(Counters, Vec<String>)> {
     use crossbeam_channel::bounded;
     let threads = workers - 1;
@@ -686,7 +756,7 @@ fn threaded(
                        round: &mut u64,
                        local: &mut Worker,
                        rounds: &mut Rounds,
-                       merger: &mut Merger|
+                       merger: &mut MergerThread<'_>|
      -> bool {
         let mut ok = true;
         for (b, tx) in cur.iter_mut().zip(&txs) {

@@ -21,9 +21,15 @@ fuzz_target!(|msg: &[u8]| {
     let answers = dns::answers(msg);
     assert!(answers.len() <= dns::MAX_ANSWERS);
     let mut out = [0u8; MAX_NAME_LEN];
+    let mut slow = [0u8; MAX_NAME_LEN];
     for off in 0..msg.len().min(48) {
-        if let Ok((n, end)) = dns::read_name(msg, off, &mut out) {
+        let got = dns::read_name(msg, off, &mut out);
+        // The one-pass copy of plain names agrees with the label walk.
+        let want = dns::read_name_labels(msg, off, &mut slow);
+        assert_eq!(got, want);
+        if let Ok((n, end)) = got {
             assert!(n <= MAX_NAME_LEN && end <= msg.len() && end > off);
+            assert_eq!(out.get(..n), slow.get(..n));
         }
     }
 });

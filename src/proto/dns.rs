@@ -7,7 +7,7 @@
 
 pub mod tcp;
 
-use super::name::{push_label, MAX_NAME_LEN};
+use super::name::{plain_name_word, push_label, MAX_NAME_LEN};
 use crate::bytes::be16;
 use std::net::IpAddr;
 
@@ -64,7 +64,108 @@ pub enum NameError {
 
 /// Read a (possibly compressed) name at `off`. Writes the text form into
 /// `out` (root = empty) and returns (text length, offset after the name).
+/// The usual name (uncompressed, or one pointer back to an uncompressed
+/// name, with nothing to escape) is copied in one pass of whole words
+/// ([`read_plain_name`]); any other name, and every error, is read label
+/// by label ([`read_name_labels`]), with the same results.
+#[inline]
 pub fn read_name(
+    msg: &[u8],
+    off: usize,
+    out: &mut [u8; MAX_NAME_LEN],
+) -> Result<(usize, usize), NameError> {
+    let first = msg.get(off).copied().unwrap_or(0);
+    let plain = if first & 0xc0 == 0xc0 {
+        // One pointer, strictly backwards, to a plain name.
+        let target = msg
+            .get(off + 1)
+            .map(|lo| (usize::from(first & 0x3f) << 8) | usize::from(*lo))
+            .filter(|t| *t < off);
+        target
+            .and_then(|t| read_plain_name(msg, t, out))
+            .map(|(n, _)| (n, off + 2))
+    } else {
+        read_plain_name(msg, off, out)
+    };
+    match plain {
+        Some(r) => Ok(r),
+        None => read_name_labels(msg, off, out),
+    }
+}
+
+/// The fast path of [`read_name`]: an uncompressed name at `off` whose
+/// labels need no escape, written a word at a time while its length bytes
+/// are walked (text byte `t` is wire byte `off + 1 + t`). `None` for
+/// anything else (a pointer inside, an obsolete label type, an escape, a
+/// name past the end of `msg` or longer than [`MAX_WIRE_NAME`]):
+/// [`read_name_labels`] then decides, errors included.
+#[inline]
+fn read_plain_name(msg: &[u8], off: usize, out: &mut [u8; MAX_NAME_LEN]) -> Option<(usize, usize)> {
+    let first = usize::from(*msg.get(off)?);
+    if first == 0 {
+        return Some((0, off + 1));
+    }
+    if first & 0xc0 != 0 {
+        return None;
+    }
+    let base = off + 1;
+    // Text position of the next length byte, and the wire length so far.
+    let mut next = first;
+    let mut wire = first + 1;
+    let mut bad = 0u64;
+    let mut at = 0usize;
+    // A wire name of at most 255 bytes has at most 32 words of text.
+    for d in out.chunks_exact_mut(8).take(MAX_WIRE_NAME / 8 + 1) {
+        let x = match msg.get(base + at..base + at + 8) {
+            Some(w) => u64::from_le_bytes(w.try_into().ok()?),
+            // The message ends inside this word: its last 8 bytes, shifted
+            // down (the bytes past its end read as 0).
+            None => {
+                let avail = msg.len().checked_sub(base + at)?;
+                let last = msg.get(msg.len().checked_sub(8)?..)?;
+                let shift = 8 * (8 - avail as u32);
+                u64::from_le_bytes(last.try_into().ok()?)
+                    .checked_shr(shift)
+                    .unwrap_or(0)
+            }
+        };
+        let mut sep = 0u64;
+        let mut end = None;
+        while next < at + 8 {
+            let len = usize::from(*msg.get(base + next)?);
+            if len == 0 {
+                end = Some(next);
+                break;
+            }
+            if len & 0xc0 != 0 {
+                return None;
+            }
+            sep |= 0xff << (8 * (next - at));
+            next += len + 1;
+            wire += len + 1;
+            if wire > MAX_WIRE_NAME {
+                return None;
+            }
+        }
+        // The name's bytes in this word: all, or those before its root.
+        let keep = match end.map(|e| e - at) {
+            None => u64::MAX,
+            Some(0) => return (bad == 0).then_some((at, base + at + 1)),
+            Some(r) => u64::MAX >> (64 - 8 * r),
+        };
+        let (text, b) = plain_name_word(x, sep, keep);
+        bad |= b;
+        d.copy_from_slice(&text.to_le_bytes());
+        if let Some(e) = end {
+            return (bad == 0).then_some((e, base + e + 1));
+        }
+        at += 8;
+    }
+    None
+}
+
+/// [`read_name`] label by label: any name, escapes and errors included.
+pub fn read_name_labels(
     msg: &[u8],
     off: usize,
     out: &mut [u8; MAX_NAME_LEN],

@@ -53,6 +53,24 @@ pub fn push_label(label: &[u8], out: &mut [u8], n: &mut usize) -> bool {
     label.iter().all(|&b| push_label_byte(b, out, n))
 }
 
+/// One word of a DNS name's text for [`crate::proto::dns::read_name`]: the
+/// 8 wire bytes `x` lowercased, the bytes `sep` marks (0xff in each byte
+/// that is a length byte) written as `.`, the bytes `keep` leaves out (0 in
+/// each byte past the name's end) as anything. Also returns the high bit of
+/// every kept byte other than a length byte that is not printable ASCII, or
+/// is `.` or `\\` (then the label needs escapes: not a plain name). A
+/// name's uncompressed wire form from its second byte is its text with each
+/// later length byte where a dot goes (lengths, 1-63, are not capitals:
+/// lowering leaves them).
+#[inline]
+pub fn plain_name_word(x: u64, sep: u64, keep: u64) -> (u64, u64) {
+    const PAD: u64 = u64::from_le_bytes([b'a'; 8]);
+    const DOTS: u64 = ONES * b'.' as u64;
+    let x = (x & keep) | (PAD & !keep);
+    let bad = bad_bytes(x) & !sep;
+    ((lower_word(x) & !sep) | (DOTS & sep), bad)
+}
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 

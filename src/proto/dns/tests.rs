@@ -266,3 +266,79 @@ fn answers_hand_https_records_to_hickory() {
         }]
     );
 }
+
+/// The one-pass copy of plain names gives what the label-by-label reader
+/// gives (text, end, or the same error) for every offset of random
+/// messages: names of random labels (capitals, dots, backslashes, control
+/// and high bytes, empty labels, over-long names), a pointer in front or
+/// inside, and any number of bytes after, down to none (no whole last
+/// word).
+#[test]
+fn plain_names_read_in_one_pass_as_label_by_label() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut fast_plain, mut compared) = (0, 0);
+    for _ in 0..6_000 {
+        let mut m = vec![0u8; (next() % 14) as usize];
+        let labels = next() % 40;
+        let pointer_first = next() % 5 == 0;
+        let name_at = m.len();
+        if pointer_first && name_at > 0 {
+            m.extend_from_slice(&[0xc0, (next() % name_at as u64) as u8]);
+        }
+        for _ in 0..labels {
+            let len = match next() % 10 {
+                0 => next() % 64,
+                1 => 1,
+                _ => 1 + next() % 12,
+            } as usize;
+            m.push(len as u8);
+            for _ in 0..len {
+                let b = match next() % 40 {
+                    0 => b'.',
+                    1 => b'\\',
+                    2 => (next() % 0x21) as u8,
+                    3 => 0x80 | next() as u8,
+                    4..=9 => b'A' + (next() % 26) as u8,
+                    _ => b'a' + (next() % 26) as u8,
+                };
+                m.push(b);
+            }
+        }
+        match next() % 8 {
+            0 => m.extend_from_slice(&[0xc0, (next() % (m.len() as u64 + 1)) as u8]),
+            1 => m.push(0x40),
+            2 => {}
+            _ => m.push(0),
+        }
+        let tail = (next() % 12) as usize;
+        m.extend((0..tail).map(|_| next() as u8));
+        for off in 0..m.len() {
+            let (mut a, mut b) = ([0u8; MAX_NAME_LEN], [0u8; MAX_NAME_LEN]);
+            let fast = read_name(&m, off, &mut a);
+            let slow = read_name_labels(&m, off, &mut b);
+            match (fast, slow) {
+                (Ok((n, end)), Ok((n2, end2))) => {
+                    assert_eq!((n, end), (n2, end2), "{m:?} at {off}");
+                    assert_eq!(a[..n], b[..n], "{m:?} at {off}");
+                    if read_plain_name(&m, off, &mut [0u8; MAX_NAME_LEN]).is_some() {
+                        fast_plain += 1;
+                    }
+                }
+                (f, s) => assert_eq!(f, s, "{m:?} at {off}"),
+            }
+            compared += 1;
+        }
+    }
+    // Both paths were taken, many times.
+    assert!(
+        compared > 60_000 && fast_plain > 3_000,
+        "{compared} {fast_plain}"
+    );
+    eprintln!("{compared} offsets compared, {fast_plain} read in one pass");
+}

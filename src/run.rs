@@ -212,27 +212,23 @@ impl ReadJob {
         merger.inputs = self.files.iter().map(|p| p.display().to_string()).collect();
         let workers = self.settings.workers;
         let mut progress = self.progress.then(|| Progress::new(&self.files));
-        let (counters, warnings) = if workers <= 1 {
-            pipelined(
-                &self.files,
-                self.filter.as_mut(),
-                progress.as_mut(),
-                &self.matcher,
-                cfg,
-                &mut merger,
-                Batching::DEFAULT,
-            )?
-        } else {
-            threaded(
-                &self.files,
-                self.filter.as_mut(),
-                progress.as_mut(),
-                &self.matcher,
-                cfg,
-                workers,
-                &mut merger,
-            )?
-        };
+        let files = &self.files;
+        let (filter, matcher) = (self.filter.as_mut(), &self.matcher);
+        let (counters, warnings) = with_merger_thread(&mut merger, |m| {
+            if workers <= 1 {
+                pipelined(
+                    files,
+                    filter,
+                    progress.as_mut(),
+                    matcher,
+                    cfg,
+                    m,
+                    Batching::DEFAULT,
+                )
+            } else {
+                threaded(files, filter, progress.as_mut(), matcher, cfg, workers, m)
+            }
+        })?;
         // The bar goes before anything else is printed (on errors too: its drop clears it).
         drop(progress);
         merger.finish();
@@ -636,6 +632,22 @@ impl<'scope> MergerThread<'scope> {
     }
 }
 
+/// Run `read` (the reading side of a run) with `merger` on a
+/// [`MergerThread`]; returns once every batch `read` sent is applied.
+fn with_merger_thread<T>(
+    merger: &mut Merger,
+    read: impl FnOnce(&mut MergerThread<'_>) -> Result<T>,
+) -> Result<T> {
+    std::thread::scope(|s| {
+        let mut to_merger = MergerThread::spawn(s, merger)?;
+        let r = read(&mut to_merger);
+        let applied = to_merger.finish();
+        let r = r?;
+        applied?;
+        Ok(r)
+    })
+}
+
 /// Single-worker run: this thread reads and parses (the worker), the
 /// [`MergerThread`] applies the observations in packet order, so the output
 /// is the same as applying each packet's observations in place; under a
@@ -647,33 +659,27 @@ fn pipelined(
     progress: Option<&mut Progress>,
     matcher: &Arc<Matcher>,
     cfg: WorkerConfig,
-    merger: &mut Merger,
+    to_merger: &mut MergerThread<'_>,
     batching: Batching,
 ) -> Result<(Counters, Vec<String>)> {
-    std::thread::scope(|s| {
-        let mut to_merger = MergerThread::spawn(s, merger)?;
-        let mut w = Worker::new(matcher.clone(), cfg);
-        let mut since = 0u32;
-        let hand_over = |w: &mut Worker, m: &mut MergerThread<'_>| {
-            let full = std::mem::replace(&mut w.out, m.fresh(batching.obs));
-            m.send(full);
-        };
-        let read = for_each_packet(files, filter, progress, |meta, raw| {
-            w.process(meta, raw);
-            since += 1;
-            if w.out.len() >= batching.obs || (since >= batching.packets && !w.out.is_empty()) {
-                since = 0;
-                hand_over(&mut w, &mut to_merger);
-            }
-        });
-        if !w.out.is_empty() {
-            hand_over(&mut w, &mut to_merger);
+    let mut w = Worker::new(matcher.clone(), cfg);
+    let mut since = 0u32;
+    let hand_over = |w: &mut Worker, m: &mut MergerThread<'_>| {
+        let full = std::mem::replace(&mut w.out, m.fresh(batching.obs));
+        m.send(full);
+    };
+    let damaged = for_each_packet(files, filter, progress, |meta, raw| {
+        w.process(meta, raw);
+        since += 1;
+        if w.out.len() >= batching.obs || (since >= batching.packets && !w.out.is_empty()) {
+            since = 0;
+            hand_over(&mut w, to_merger);
         }
-        let applied = to_merger.finish();
-        let damaged = read?;
-        applied?;
-        Ok((w.counters(), damaged))
-    })
+    })?;
+    if !w.out.is_empty() {
+        hand_over(&mut w, to_merger);
+    }
+    Ok((w.counters(), damaged))
 }
 
 /// Multi-worker run. The reading thread is worker 0 (it processes its own
@@ -688,36 +694,6 @@ fn pipelined(
 /// observation of its own).
 #[allow(clippy::too_many_arguments)]
 fn threaded(
-    files: &[PathBuf],
-    filter: Option<&mut Filter>,
-    progress: Option<&mut Progress>,
-    matcher: &Arc<Matcher>,
-    cfg: WorkerConfig,
-    workers: usize,
-    merger: &mut Merger,
-) -> Result<(Counters, Vec<String>)> {
-    std::thread::scope(|s| {
-        let mut to_merger = MergerThread::spawn(s, merger)?;
-        let r = threaded_rounds(
-            files,
-            filter,
-            progress,
-            matcher,
-            cfg,
-            workers,
-            &mut to_merger,
-        );
-        let applied = to_merger.finish();
-        let r = r?;
-        applied?;
-        Ok(r)
-    })
-}
-
-/// [`threaded`]'s reading thread: rounds of batches out to the workers,
-/// their observations to the merger thread.
-#[allow(clippy::too_many_arguments)]
-fn threaded_rounds(
     files: &[PathBuf],
     filter: Option<&mut Filter>,
     progress: Option<&mut Progress>,

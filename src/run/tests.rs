@@ -200,7 +200,10 @@ fn pipelined_run_equals_applying_in_place() {
         Batching::DEFAULT,
     ] {
         let (mut m, buf) = merger();
-        let (c, damaged) = pipelined(&files, None, None, &matcher, cfg, &mut m, b).unwrap();
+        let (c, damaged) = with_merger_thread(&mut m, |t| {
+            pipelined(&files, None, None, &matcher, cfg, t, b)
+        })
+        .unwrap();
         assert!(damaged.is_empty(), "{damaged:?}");
         assert!(want == outcome(&mut m, &buf, c.packets), "{b:?} differs");
     }

@@ -665,30 +665,66 @@ mod tests {
         }
     }
 
+    /// A table of hosts 10.0.0.0 + i for i below `n`, each with one DNS
+    /// callback for `h<i>.upd.kaspersky.com`; `vary` gives host i's MAC,
+    /// time, category and role.
+    fn numbered_hosts(
+        n: u32,
+        vary: impl Fn(u32) -> (Option<[u8; 6]>, u64, Category, Role),
+    ) -> HostTable {
+        let mut t = HostTable::new(10_000, None);
+        for i in 0..n {
+            let (mac, ts, category, role) = vary(i);
+            t.record(&Record {
+                ip: IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
+                mac,
+                bound: None,
+                ts,
+                category,
+                protocol: Protocol::Dns,
+                evidence: Evidence::Name,
+                role,
+                name: &format!("h{i}.upd.kaspersky.com"),
+                name_key: None,
+            });
+        }
+        t
+    }
+
+    /// A writer that fails once it has taken this many writes.
+    struct FailsAfter(usize);
+
+    impl std::io::Write for FailsAfter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            self.0 -= 1;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     /// A section rendered by two threads, in blocks, is byte for byte the
     /// one-thread report, whatever the threshold; a failing writer is an
     /// error.
     #[test]
     fn a_big_section_rendered_by_two_threads_is_the_same_report() {
-        let mut t = HostTable::new(10_000, None);
-        for i in 0..3_000u32 {
-            t.record(&Record {
-                ip: IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
-                mac: Some([0, 0x1b, 0x21, 0, (i >> 8) as u8, i as u8]),
-                bound: None,
-                ts: 1_700_000_000_000_000_000 + u64::from(i) * 1_000_000_007,
-                category: Category::ALL[i as usize % Category::ALL.len()],
-                protocol: Protocol::Dns,
-                evidence: Evidence::Name,
-                role: if i % 97 == 0 {
-                    Role::Resolver
-                } else {
-                    Role::Device
-                },
-                name: &format!("h{i}.upd.kaspersky.com"),
-                name_key: None,
-            });
-        }
+        let t = numbered_hosts(3_000, |i| {
+            let role = if i % 97 == 0 {
+                Role::Resolver
+            } else {
+                Role::Device
+            };
+            (
+                Some([0, 0x1b, 0x21, 0, (i >> 8) as u8, i as u8]),
+                1_700_000_000_000_000_000 + u64::from(i) * 1_000_000_007,
+                Category::ALL[i as usize % Category::ALL.len()],
+                role,
+            )
+        });
         let json = |parallel: usize| {
             let mut out = Vec::new();
             write_to_with(&t, Format::Json, &mut out, parallel).unwrap();
@@ -704,41 +740,21 @@ mod tests {
             assert!(json(parallel) == one, "parallel from {parallel} rows");
         }
         // A writer failing partway is an error, not a hang.
-        struct Fails(usize);
-        impl std::io::Write for Fails {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                if self.0 == 0 {
-                    return Err(std::io::Error::other("full"));
-                }
-                self.0 -= 1;
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        assert!(write_to_with(&t, Format::Json, &mut Fails(5), 1).is_err());
+        assert!(write_to_with(&t, Format::Json, &mut FailsAfter(5), 1).is_err());
     }
 
     /// A report larger than a chunk is written in several writes of about
     /// a chunk each (never held whole), and says exactly what `render` says.
     #[test]
     fn a_big_report_streams_in_chunks() {
-        let mut t = HostTable::new(1_000, None);
-        for i in 0..600u32 {
-            t.record(&Record {
-                ip: IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
-                mac: Some([2, 0, 0, 0, (i >> 8) as u8, i as u8]),
-                bound: None,
-                ts: 1_700_000_000_000_000_000 + u64::from(i),
-                category: Category::Update,
-                protocol: Protocol::Dns,
-                evidence: Evidence::Name,
-                role: Role::Device,
-                name: &format!("h{i}.upd.kaspersky.com"),
-                name_key: None,
-            });
-        }
+        let t = numbered_hosts(600, |i| {
+            (
+                Some([2, 0, 0, 0, (i >> 8) as u8, i as u8]),
+                1_700_000_000_000_000_000 + u64::from(i),
+                Category::Update,
+                Role::Device,
+            )
+        });
         struct Writes(Vec<usize>, Vec<u8>);
         impl std::io::Write for Writes {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -768,17 +784,8 @@ mod tests {
             );
         }
         // A writer that fails: an error, no panic.
-        struct Broken;
-        impl std::io::Write for Broken {
-            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-                Err(std::io::ErrorKind::BrokenPipe.into())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         for format in [Format::Json, Format::Csv, Format::Table] {
-            assert!(write_to(&t, format, &mut Broken).is_err());
+            assert!(write_to(&t, format, &mut FailsAfter(0)).is_err());
         }
     }
 }

@@ -899,23 +899,31 @@ fn udp_tunnel<'a>(
     c: &mut Counters,
 ) -> Option<Decoded<'a>> {
     let port = |x: u16| sport == x || dport == x;
-    if port(4789) || port(8472) {
+    // VXLAN, Geneve and GRE-in-UDP are told by the destination port (RFC
+    // 7348 §5, RFC 8926 §3.3, RFC 8086 §3.2: the source port is flow
+    // entropy). On the source port alone (a client's ephemeral port that
+    // happens to be 4789, sending QUIC to 443) only a header that passes
+    // the heuristic checks below is taken for a tunnel.
+    if dport == 4789 || dport == 8472 {
         return vxlan(p, ctx, c, false);
     }
-    if port(6081) {
+    if dport == 6081 {
         return geneve(p, ctx, c, false);
     }
-    if port(4754) {
+    if dport == 4754 {
         if !ctx.push(Encap::Gre(None), c) {
             return Some(Decoded::Skip);
         }
         let proto = be16(p, 2)?;
         return Some(ethertype(proto, p.get(4..).unwrap_or(&[]), ctx, c));
     }
-    if dport == 2152 || sport == 2152 {
+    // GTP-U too (3GPP TS 29.281 §4.4.2: the source port is the sender's choice).
+    if dport == 2152 {
         return gtp(p, ctx, c);
     }
-    if port(3544) && byte(p, 0).map(|b| b >> 4) == Some(6) {
+    // Teredo: the server answers from 3544, so either port; from it, only
+    // a whole IPv6 packet.
+    if port(3544) && byte(p, 0).map(|b| b >> 4) == Some(6) && (dport == 3544 || plausible_ip(p)) {
         if !ctx.push(Encap::Teredo, c) {
             return Some(Decoded::Skip);
         }

@@ -297,3 +297,120 @@ fn a_host_asking_for_what_it_was_asked_is_a_forwarder() {
     assert_eq!(role(&m, &client), Some(Role::Device));
     assert!(!m.address.is_resolver(&other));
 }
+
+/// The client Initial of `captures/quic.pcap`'s frame 1 (SNI
+/// activation-v2.kaspersky.com), as its UDP payload.
+fn quic_initial_payload() -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/quic.pcap");
+    let mut first = None;
+    crate::capture::file::CaptureFile::open(&path)
+        .unwrap()
+        .for_each(|frame, raw| {
+            if frame == 1 {
+                let mut c = Counters::default();
+                if let crate::decode::Decoded::Packet(p) =
+                    crate::decode::decode(raw.linktype, raw.data, &mut c)
+                {
+                    if let crate::decode::Transport::Udp { payload, .. } = p.transport {
+                        first = Some(payload.to_vec());
+                    }
+                }
+            }
+        });
+    first.unwrap()
+}
+
+#[test]
+fn quic_initial_from_a_service_or_tunnel_source_port_is_still_read() {
+    // An ephemeral source port can be any of these: DNS, mDNS, LLMNR,
+    // NetBIOS, DHCP, VXLAN, Geneve, GRE-in-UDP, GTP-U, Teredo. The client
+    // Initial to 443 is QUIC all the same (it was read as DNS or as a
+    // tunnel header, and the callback lost).
+    let initial = quic_initial_payload();
+    for sport in [
+        50_000, 53, 5353, 5355, 137, 138, 67, 68, 547, 4789, 8472, 6081, 4754, 2152, 3544,
+    ] {
+        let f = udp4([10, 0, 0, 5], [203, 0, 113, 9], sport, 443, &initial);
+        let obs = run_frames(&[f], false);
+        let names: Vec<_> = obs
+            .iter()
+            .filter(|o| o.kind == ObsKind::Name && o.hit.is_some())
+            .map(|o| (o.protocol, o.name.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![(
+                crate::proto::Protocol::Quic,
+                "activation-v2.kaspersky.com".to_string()
+            )],
+            "source port {sport}: {obs:?}"
+        );
+    }
+}
+
+/// A DNS query (A, IN) for `name`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for l in name.split('.') {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+#[test]
+fn tunnels_are_told_by_their_destination_port() {
+    // A DNS query for a Kaspersky name inside VXLAN to 4789 is the inner
+    // host's; the same bytes *from* 4789 to an ordinary port are not a
+    // tunnel unless they pass the heuristic checks (they do here: a real
+    // VXLAN header and inner frame), and a QUIC payload never does.
+    let inner = udp4(
+        [10, 9, 0, 7],
+        [10, 9, 0, 53],
+        40_000,
+        53,
+        &dns_query(7, "dnl-01.geo.kaspersky.com"),
+    );
+    // A query from a client whose ephemeral port is a tunnel's, to 53 (its
+    // id 0x30ff starts like a GTP-U header, 0x6000 like Teredo's IPv6).
+    for (sport, id) in [
+        (4789, 7),
+        (8472, 7),
+        (6081, 7),
+        (4754, 7),
+        (2152, 0x30ff),
+        (3544, 0x6000),
+    ] {
+        let f = udp4(
+            [10, 0, 0, 5],
+            [10, 0, 0, 53],
+            sport,
+            53,
+            &dns_query(id, "dnl-01.geo.kaspersky.com"),
+        );
+        let obs = run_frames(&[f], false);
+        assert!(
+            obs.iter()
+                .any(|o| o.kind == ObsKind::Name && o.hit.is_some()),
+            "source port {sport}: {obs:?}"
+        );
+    }
+    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+    vx.extend_from_slice(&inner);
+    for (sport, dport) in [(50_000, 4789), (4789, 50_000)] {
+        let f = udp4([198, 51, 100, 1], [198, 51, 100, 2], sport, dport, &vx);
+        let obs = run_frames(&[f], false);
+        let hosts: Vec<_> = obs
+            .iter()
+            .filter(|o| o.kind == ObsKind::Name && o.hit.is_some())
+            .map(|o| o.src)
+            .collect();
+        assert_eq!(
+            hosts,
+            vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 7))],
+            "{sport}->{dport}: {obs:?}"
+        );
+    }
+}

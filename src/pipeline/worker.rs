@@ -68,6 +68,12 @@ fn netbios_port(p: u16) -> bool {
     p == 137 || p == 138
 }
 
+/// UDP ports whose service the worker reads by port: DNS, mDNS, LLMNR,
+/// NetBIOS, DHCP and DHCPv6.
+fn service_port(p: u16) -> bool {
+    dns_port(p) || netbios_port(p) || matches!(p, 67 | 68 | 547)
+}
+
 impl Worker {
     pub fn new(matcher: Arc<Matcher>, cfg: WorkerConfig) -> Self {
         Worker {
@@ -132,6 +138,17 @@ impl Worker {
                     dport,
                     l4: L4::Udp,
                 };
+                // A client Initial to a port of none of these services is
+                // QUIC whatever its source port: an ephemeral port can be
+                // 5353 or 137. Otherwise either port tells the service (a
+                // response comes from the service's port).
+                if !service_port(dport)
+                    && service_port(sport)
+                    && quic::peek_initial(payload).is_some()
+                {
+                    self.udp(&ctx, payload);
+                    return;
+                }
                 if dns_port(sport) || dns_port(dport) {
                     self.emitter().dns_message(&ctx, payload);
                     if sport == 5353 || sport == 5355 {

@@ -9,7 +9,7 @@
 #   FLOODS="dns-answers syn" bench/floods.sh
 #   KASWATCH=/path/to/kaswatch RUNS=5 bench/floods.sh
 #
-# Env: FLOODS ("dns-answers dns-queries spoof syn frag syn-kaddr quic") SEED (1) RUNS (3)
+# Env: FLOODS ("dns-answers dns-queries spoof syn frag syn-kaddr udp quic") SEED (1) RUNS (3)
 #      ROUNDS (RUNS) PER (3): the timing is ROUNDS interleaved rounds of PER runs of
 #      each capture; the ratio is the median of the rounds' ratios
 #      LIMIT (2.0) QUIC_LIMIT (16) PROBE_MAX (10: a flood whose single probe run takes longer than this
@@ -20,7 +20,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY=/usr/bin/python3
-FLOODS="${FLOODS:-dns-answers dns-queries spoof syn frag syn-kaddr quic}"
+FLOODS="${FLOODS:-dns-answers dns-queries spoof syn frag syn-kaddr udp quic}"
 SEED="${SEED:-1}"
 RUNS="${RUNS:-3}"
 ROUNDS="${ROUNDS:-$RUNS}"

@@ -18,6 +18,9 @@ Each KIND fills one table with entries that never repeat:
   syn-kaddr     one DNS answer resolving k.kaspersky.com to an address, then
                 SYNs from spoofed sources to it, none sending payload: address
                 decisions held per connection (issue 13), host table
+  udp           datagrams of new UDP flows (random source, destination,
+                ports; 20-120 bytes that are no DNS, QUIC or tunnel): flow
+                table, connection openings
   quic          QUIC v1 client Initials (1,200 B, ClientHello for a random
                 <x>.kaspersky.com), each a new connection (random DCID) from
                 one of 64 clients: flow table, QUIC state, and one key
@@ -40,7 +43,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_span import REC, csum_raw, fold, ip4_header, pseudo_sum, build_eth  # noqa: E402
 
-KINDS = ("dns-answers", "dns-queries", "spoof", "syn", "frag", "syn-kaddr", "quic", "ordinary")
+KINDS = ("dns-answers", "dns-queries", "spoof", "syn", "frag", "syn-kaddr", "udp", "quic", "ordinary")
 DEFAULT_PACKETS = {"spoof": 200000, "quic": 100000}
 GW = bytes.fromhex("00005e000101")
 RESOLVER = bytes([10, 0, 0, 53])
@@ -145,6 +148,12 @@ class Flood:
                 h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0x2000, 64, 17, 0, ip, dst)
                 h = h[:10] + struct.pack("!H", ~csum_raw(h) & 0xFFFF) + h[12:]
                 yield build_eth(GW, mac, None, 0x0800) + h + payload
+        elif kind == "udp":
+            for i in range(n):
+                ip, mac = self.host()
+                yield udp_frame(mac, GW, ip, self.public(), 1024 + r.randrange(64000),
+                                r.choice([443, 3478, 5060, 51820]), r.randbytes(r.randrange(20, 120)),
+                                self.next_id())
         elif kind == "quic":
             from gen_span import Gen  # noqa: E402 (its Initial sealing, python3-cryptography)
             g = Gen.__new__(Gen)

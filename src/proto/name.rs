@@ -152,18 +152,23 @@ fn copy_plain(src: &[u8], dst: &mut [u8]) -> bool {
 
 /// Normalise a dotted name from SNI, Host or text: lowercase, drop one
 /// trailing dot, escape odd bytes (dots stay separators). `None` if empty or
-/// too long.
+/// too long. Label by label through [`push_label`] (eight plain bytes at a
+/// time); the same text as byte by byte (fixture
+/// `normalise_equals_byte_by_byte`).
 pub fn normalise(raw: &[u8], out: &mut [u8; MAX_NAME_LEN]) -> Option<usize> {
     let raw = raw.strip_suffix(b".").unwrap_or(raw);
     if raw.is_empty() {
         return None;
     }
     let mut n = 0usize;
-    for &b in raw {
-        if b == b'.' {
+    // As many labels as dots + 1, each adding at least its dot: `out` (and
+    // so the loop) ends within MAX_NAME_LEN steps.
+    for (i, label) in raw.split(|&b| b == b'.').enumerate() {
+        if i > 0 {
             *out.get_mut(n)? = b'.';
             n += 1;
-        } else if !push_label_byte(b, out, &mut n) {
+        }
+        if !push_label(label, out, &mut n) {
             return None;
         }
     }
@@ -182,6 +187,73 @@ pub fn to_string(name: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-by-byte normalisation [`normalise`] must equal.
+    fn normalise_bytewise(raw: &[u8], out: &mut [u8; MAX_NAME_LEN]) -> Option<usize> {
+        let raw = raw.strip_suffix(b".").unwrap_or(raw);
+        if raw.is_empty() {
+            return None;
+        }
+        let mut n = 0usize;
+        for &b in raw {
+            if b == b'.' {
+                *out.get_mut(n)? = b'.';
+                n += 1;
+            } else if !push_label_byte(b, out, &mut n) {
+                return None;
+            }
+        }
+        Some(n)
+    }
+
+    #[test]
+    fn normalise_equals_byte_by_byte() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b".".to_vec(),
+            b"..".to_vec(),
+            b"a..b.".to_vec(),
+            b"DnL-01.GEO.Kaspersky.COM.".to_vec(),
+            b".leading.dot".to_vec(),
+            b"x\\y.\x00z".to_vec(),
+            vec![b'a'; 300],
+            vec![b'.'; 1100],
+            vec![0xff; 256],
+            vec![0xff; 257],
+            [vec![b'a'; 1020], b".b".to_vec()].concat(),
+            [vec![b'a'; 1023], b".".to_vec()].concat(),
+            [vec![b'a'; 1024], b".".to_vec()].concat(),
+        ];
+        // Every byte value at every place of a short dotted name.
+        for b in 0..=255u8 {
+            for at in 0..14 {
+                let mut l = b"Ab.cd-EfGhIj.k".to_vec();
+                l[at] = b;
+                cases.push(l);
+            }
+        }
+        // Pseudo-random names over a small alphabet heavy in dots and odd bytes.
+        let alphabet = b"aZ.-_\\\x00\x7f\xff.9";
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 90) as usize;
+            let name: Vec<u8> = (0..len)
+                .map(|i| alphabet[((x >> (i % 60)) as usize + i) % alphabet.len()])
+                .collect();
+            cases.push(name);
+        }
+        for raw in &cases {
+            let (mut a, mut b) = ([0u8; MAX_NAME_LEN], [0u8; MAX_NAME_LEN]);
+            let (na, nb) = (normalise(raw, &mut a), normalise_bytewise(raw, &mut b));
+            assert_eq!(na, nb, "{raw:?}");
+            if let Some(n) = na {
+                assert_eq!(a[..n], b[..n], "{raw:?}");
+            }
+        }
+    }
 
     #[test]
     fn push_label_equals_byte_by_byte() {

@@ -150,15 +150,68 @@ fn copy_plain(src: &[u8], dst: &mut [u8]) -> bool {
     bad == 0
 }
 
+/// High bit set in exactly the bytes of `x` that are `.` (no false
+/// positives above a match, unlike the borrow-based "haszero").
+#[inline]
+fn dot_bytes(x: u64) -> u64 {
+    const DOTS: u64 = ONES * b'.' as u64;
+    let t = x ^ DOTS;
+    !(((t & !HIGH).wrapping_add(!HIGH)) | t) & HIGH
+}
+
+/// [`copy_plain`] for a whole dotted name: `src` lowercased into the start
+/// of `out` when every byte is printable ASCII other than `\\` (dots are
+/// separators, kept as they are), eight bytes per step; `false` otherwise
+/// or when it does not fit (`out` then holds partial output).
+#[inline]
+fn copy_plain_dotted(src: &[u8], out: &mut [u8; MAX_NAME_LEN]) -> bool {
+    if src.len() > MAX_NAME_LEN {
+        return false;
+    }
+    let mut bad = 0u64;
+    let mut words = src.chunks_exact(8);
+    let mut dst = out.chunks_exact_mut(8);
+    for (w, d) in (&mut words).zip(&mut dst) {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
+        let (text, b) = plain_name_word(x, (dot_bytes(x) >> 7).wrapping_mul(0xff), u64::MAX);
+        bad |= b;
+        d.copy_from_slice(&text.to_le_bytes());
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let r = tail.len();
+        let x = tail
+            .iter()
+            .enumerate()
+            .fold(0u64, |x, (i, b)| x | (u64::from(*b) << (8 * i)));
+        let keep = u64::MAX >> (8 * (8 - r));
+        let sep = (dot_bytes(x) >> 7).wrapping_mul(0xff) & keep;
+        let (text, b) = plain_name_word(x, sep, keep);
+        bad |= b;
+        // `out` has room for a whole word here: src.len() <= MAX_NAME_LEN,
+        // a multiple of 8.
+        match out.get_mut(src.len() - r..src.len() - r + 8) {
+            Some(d) => d.copy_from_slice(&text.to_le_bytes()),
+            None => return false,
+        }
+    }
+    bad == 0
+}
+
 /// Normalise a dotted name from SNI, Host or text: lowercase, drop one
 /// trailing dot, escape odd bytes (dots stay separators). `None` if empty or
-/// too long. Label by label through [`push_label`] (eight plain bytes at a
-/// time); the same text as byte by byte (fixture
-/// `normalise_equals_byte_by_byte`).
+/// too long. A plain name (printable ASCII, no `\\`) is copied eight bytes
+/// at a time ([`copy_plain_dotted`]), any other label by label through
+/// [`push_label`]; the same text as byte by byte (fixture
+/// `normalise_equals_byte_by_byte`). Up to 7 bytes of `out` past the text
+/// may be overwritten.
 pub fn normalise(raw: &[u8], out: &mut [u8; MAX_NAME_LEN]) -> Option<usize> {
     let raw = raw.strip_suffix(b".").unwrap_or(raw);
     if raw.is_empty() {
         return None;
+    }
+    if copy_plain_dotted(raw, out) {
+        return Some(raw.len());
     }
     let mut n = 0usize;
     // As many labels as dots + 1, each adding at least its dot: `out` (and

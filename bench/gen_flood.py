@@ -21,6 +21,10 @@ Each KIND fills one table with entries that never repeat:
   udp           datagrams of new UDP flows (random source, destination,
                 ports; 20-120 bytes that are no DNS, QUIC or tunnel): flow
                 table, connection openings
+  tls           TLS ClientHellos (~570 B), each opening a new connection from
+                one of 64 clients to a random server, SNI alternately a random
+                <x>.kaspersky.com and a random www.<x>.example.com: flow table,
+                shared addresses, per-host names, and a hello parse per packet
   quic          QUIC v1 client Initials (1,200 B, ClientHello for a random
                 <x>.kaspersky.com), each a new connection (random DCID) from
                 one of 64 clients: flow table, QUIC state, and one key
@@ -43,7 +47,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_span import REC, csum_raw, fold, ip4_header, pseudo_sum, build_eth  # noqa: E402
 
-KINDS = ("dns-answers", "dns-queries", "spoof", "syn", "frag", "syn-kaddr", "udp", "quic", "ordinary")
+KINDS = ("dns-answers", "dns-queries", "spoof", "syn", "frag", "syn-kaddr", "udp", "tls", "quic", "ordinary")
 DEFAULT_PACKETS = {"spoof": 200000, "quic": 100000}
 GW = bytes.fromhex("00005e000101")
 RESOLVER = bytes([10, 0, 0, 53])
@@ -154,6 +158,17 @@ class Flood:
                 yield udp_frame(mac, GW, ip, self.public(), 1024 + r.randrange(64000),
                                 r.choice([443, 3478, 5060, 51820]), r.randbytes(r.randrange(20, 120)),
                                 self.next_id())
+        elif kind == "tls":
+            from gen_span import Gen  # noqa: E402
+            g = Gen.__new__(Gen)
+            g.rng = r
+            for i in range(n):
+                ip, mac = self.clients[i & 63]
+                name = self.rand_k() if i % 2 else "www.%06x.example.com" % r.getrandbits(24)
+                ch = g.client_hello(name, False, False)
+                rec = struct.pack("!BHH", 22, 0x0301, len(ch)) + ch
+                yield tcp_frame(mac, GW, ip, self.public(), 1024 + r.randrange(64000), 443,
+                                r.getrandbits(32), r.getrandbits(32), 0x18, rec, self.next_id())
         elif kind == "quic":
             from gen_span import Gen  # noqa: E402 (its Initial sealing, python3-cryptography)
             g = Gen.__new__(Gen)

@@ -901,7 +901,7 @@ fn next_message(d: &mut Dir, len: usize, off: usize, body: Option<u64>, c: &mut 
 
 /// Decide what a direction carries from its first bytes; `None` = need more.
 fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
-    if tcp.sport == 53 || tcp.dport == 53 {
+    if tcp.dport == 53 {
         return Some(State::Dns);
     }
     if tls::looks_like_tls(b) == Some(true) {
@@ -909,6 +909,11 @@ fn classify(b: &[u8], tcp: &TcpInfo) -> Option<State> {
     }
     if http::looks_like_http(b) == Some(true) {
         return Some(State::Http);
+    }
+    // From port 53 a server's DNS, unless it was a hello or request (a
+    // client whose own port is 53, above).
+    if tcp.sport == 53 {
+        return Some(State::Dns);
     }
     if http::looks_like_response(b) == Some(true) {
         return Some(State::HttpResp);

@@ -414,3 +414,41 @@ fn tunnels_are_told_by_their_destination_port() {
         );
     }
 }
+
+#[path = "../../benches/support/frames.rs"]
+mod frames;
+
+#[test]
+fn tcp_hellos_and_requests_from_any_source_port_are_read() {
+    // DNS over TCP is told by the server's port: a client whose own port
+    // is 53 (or any service's) still sends its hello or request (they were
+    // read as DNS from a source port of 53, and the callback lost).
+    let name = "dnl-01.geo.kaspersky.com";
+    for sport in [53, 5353, 137, 4789, 50_000] {
+        for (dport, payload) in [
+            (
+                443,
+                frames::tls_records(&frames::client_hello(name, false, 0), &[]),
+            ),
+            (80, frames::http_get(name, "/")),
+        ] {
+            let f = frames::tcp4_frame(
+                [2, 0, 0, 0, 0, 5],
+                Ipv4Addr::new(10, 0, 0, 5),
+                Ipv4Addr::new(203, 0, 113, 9),
+                sport,
+                dport,
+                1_000,
+                2_000,
+                frames::PSH | frames::ACK,
+                &payload,
+            );
+            let obs = run_frames(&[f], false);
+            assert!(
+                obs.iter()
+                    .any(|o| o.kind == ObsKind::Name && o.hit.is_some() && o.name.as_str() == name),
+                "{sport}->{dport}: {obs:?}"
+            );
+        }
+    }
+}

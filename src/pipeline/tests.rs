@@ -452,3 +452,70 @@ fn tcp_hellos_and_requests_from_any_source_port_are_read() {
         }
     }
 }
+
+#[test]
+fn every_source_port_carries_its_name() {
+    // A sweep of all 65,535 source ports (QUIC: every port below 10,000
+    // and a stride above): a client's own port never decides the protocol
+    // of what it sends to a server's port (53, 443, 80).
+    let name = "dnl-01.geo.kaspersky.com";
+    let client = Ipv4Addr::new(10, 0, 0, 5);
+    let server = Ipv4Addr::new(203, 0, 113, 9);
+    let mac = [2, 0, 0, 0, 0, 5];
+    let hello = frames::tls_records(&frames::client_hello(name, false, 0), &[]);
+    let request = frames::http_get(name, "/");
+    let query = dns_query(7, name);
+    let initial = quic_initial_payload();
+    let quic_name = "activation-v2.kaspersky.com";
+    let mut w = Worker::new(matcher(), WorkerConfig { all_names: false });
+    let mut missed = Vec::new();
+    for sport in 1..=u16::MAX {
+        let mut sends = vec![
+            (
+                "dns",
+                frames::udp4_frame(mac, client, server, sport, 53, &query),
+                name,
+            ),
+            (
+                "tls",
+                frames::tcp4_frame(mac, client, server, sport, 443, 1, 1, 0x18, &hello),
+                name,
+            ),
+            (
+                "http",
+                frames::tcp4_frame(mac, client, server, sport, 80, 1, 1, 0x18, &request),
+                name,
+            ),
+        ];
+        if sport < 10_000 || sport % 997 == 0 {
+            sends.push((
+                "quic",
+                frames::udp4_frame(mac, client, server, sport, 443, &initial),
+                quic_name,
+            ));
+        }
+        for (what, f, want) in sends {
+            let raw = RawPacket {
+                ts: 1_000_000_000 * u64::from(sport),
+                linktype: 1,
+                interface: 0,
+                data: &f,
+                wire_len: f.len() as u32,
+            };
+            let meta = PktMeta {
+                seq: u64::from(sport),
+                input: 0,
+                frame: u64::from(sport),
+            };
+            w.process(meta, &raw);
+            let found = w
+                .take()
+                .iter()
+                .any(|o| o.kind == ObsKind::Name && o.hit.is_some() && o.name.as_str() == want);
+            if !found {
+                missed.push((what, sport));
+            }
+        }
+    }
+    assert!(missed.is_empty(), "missed: {missed:?}");
+}

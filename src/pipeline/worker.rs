@@ -141,9 +141,13 @@ impl Worker {
                 // A client Initial to a port of none of these services is
                 // QUIC whatever its source port: an ephemeral port can be
                 // 5353 or 137. Otherwise either port tells the service (a
-                // response comes from the service's port).
+                // response comes from the service's port). A client pads
+                // its Initials' datagrams to 1,200 bytes (servers drop
+                // smaller ones, RFC 9000 §14.1), so most DNS responses are
+                // ruled out by their length alone.
                 if !service_port(dport)
                     && service_port(sport)
+                    && payload.len() >= quic::MIN_INITIAL_DATAGRAM
                     && quic::peek_initial(payload).is_some()
                 {
                     self.udp(&ctx, payload);

@@ -26,6 +26,10 @@ use ring::aead::quic::{HeaderProtectionKey, AES_128};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
 use ring::hmac;
 
+/// Smallest UDP payload carrying a client Initial that a server accepts
+/// (RFC 9000 §14.1: clients pad to it, servers drop smaller ones).
+pub const MIN_INITIAL_DATAGRAM: usize = 1200;
+
 /// QUIC version 1 (RFC 9000).
 pub const VERSION_1: u32 = 0x0000_0001;
 /// QUIC version 2 (RFC 9369).

@@ -902,8 +902,8 @@ fn udp_tunnel<'a>(
     // VXLAN, Geneve and GRE-in-UDP are told by the destination port (RFC
     // 7348 §5, RFC 8926 §3.3, RFC 8086 §3.2: the source port is flow
     // entropy). On the source port alone (a client's ephemeral port that
-    // happens to be 4789, sending QUIC to 443) only a header that passes
-    // the heuristic checks below is taken for a tunnel.
+    // happens to be 4789, sending QUIC to 443) a tunnel is taken only from
+    // the heuristic checks at the end, and never to an application port.
     if dport == 4789 || dport == 8472 {
         return vxlan(p, ctx, c, false);
     }

@@ -139,12 +139,13 @@ impl Worker {
                     l4: L4::Udp,
                 };
                 // A client Initial to a port of none of these services is
-                // QUIC whatever its source port: an ephemeral port can be
-                // 5353 or 137. Otherwise either port tells the service (a
-                // response comes from the service's port). A client pads
-                // its Initials' datagrams to 1,200 bytes (servers drop
-                // smaller ones, RFC 9000 §14.1), so most DNS responses are
-                // ruled out by their length alone.
+                // QUIC whatever its source port: a client's own port can
+                // be 5353 (or, through a NAT, anything). Otherwise either
+                // port tells the service (a response comes from the
+                // service's port). A client pads its Initials' datagrams
+                // to 1,200 bytes (servers drop smaller ones, RFC 9000
+                // §14.1), so most DNS responses are ruled out by their
+                // length alone.
                 if !service_port(dport)
                     && service_port(sport)
                     && payload.len() >= quic::MIN_INITIAL_DATAGRAM

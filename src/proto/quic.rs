@@ -403,10 +403,12 @@ mod lean {
     /// One final block: `msg`, the 0x80 marker, zeros, then the bit length
     /// of everything hashed (a 64-byte key block before `msg`).
     fn last_block(msg: &[u8]) -> Option<[u8; 64]> {
+        if msg.len() > MAX_MSG_LEN {
+            return None;
+        }
         let mut block = [0u8; 64];
-        let (head, tail) = block.split_at_mut(msg.len());
-        head.copy_from_slice(msg);
-        *tail.first_mut()? = 0x80;
+        block.get_mut(..msg.len())?.copy_from_slice(msg);
+        *block.get_mut(msg.len())? = 0x80;
         let bits = ((64 + msg.len()) as u64) * 8;
         block.get_mut(56..)?.copy_from_slice(&bits.to_be_bytes());
         Some(block)
@@ -428,9 +430,6 @@ mod lean {
             })
         }
         fn sign(&self, msg: &[u8]) -> Option<[u8; 32]> {
-            if msg.len() > MAX_MSG_LEN {
-                return None;
-            }
             let mut inner = self.inner;
             compress256(&mut inner, &[last_block(msg)?]);
             let mut outer = self.outer;

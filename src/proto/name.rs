@@ -94,6 +94,30 @@ fn lower_word(x: u64) -> u64 {
     x | ((upper & HIGH) >> 2)
 }
 
+/// The last bytes of `src`, `rest` (1 to 7 of them, what 8-byte steps
+/// left), as a little-endian word with zeros above. Built in a register:
+/// bytes stored to a stack buffer and loaded back as one word stall store
+/// forwarding (a third of a DNS name's decoding time, most labels being
+/// short). From a source of 8 bytes or more, its last 8 bytes are loaded
+/// and shifted down.
+#[inline]
+fn tail_word(src: &[u8], rest: &[u8]) -> u64 {
+    let r = rest.len();
+    let last8 = src
+        .len()
+        .checked_sub(8)
+        .and_then(|at| src.get(at..))
+        .and_then(|t| <[u8; 8]>::try_from(t).ok());
+    match last8 {
+        Some(t) => u64::from_le_bytes(t) >> (8 * (8 - r)),
+        None => rest
+            .iter()
+            .enumerate()
+            .take(7)
+            .fold(0u64, |x, (i, b)| x | (u64::from(*b) << (8 * i))),
+    }
+}
+
 /// Copies `src` lowercased into the start of `dst` (at least as long) when
 /// every byte is printable ASCII other than `.` and `\\`; `false` otherwise
 /// (`dst` then holds partial output the caller overwrites). Eight bytes per
@@ -114,26 +138,10 @@ fn copy_plain(src: &[u8], dst: &mut [u8]) -> bool {
     }
     let sr = s.remainder();
     if !sr.is_empty() {
-        // Pad with a plain byte so only the real bytes can be bad. The word
-        // is built in a register: bytes stored to a stack buffer and loaded
-        // back as one word stall store forwarding (a third of a DNS name's
-        // decoding time, most labels being short). From a source of 8 bytes
-        // or more, its last 8 bytes are loaded and shifted down.
+        // Pad with a plain byte so only the real bytes can be bad.
         const PAD: u64 = u64::from_le_bytes([b'a'; 8]);
         let r = sr.len();
-        let tail = src
-            .len()
-            .checked_sub(8)
-            .and_then(|at| src.get(at..))
-            .and_then(|t| <[u8; 8]>::try_from(t).ok());
-        let x = match tail {
-            Some(t) => u64::from_le_bytes(t) >> (8 * (8 - r)),
-            None => sr
-                .iter()
-                .enumerate()
-                .take(7)
-                .fold(0u64, |x, (i, b)| x | (u64::from(*b) << (8 * i))),
-        };
+        let x = tail_word(src, sr);
         let keep = u64::MAX >> (8 * (8 - r));
         let x = (x & keep) | (PAD & !keep);
         bad |= bad_bytes(x);
@@ -180,10 +188,7 @@ fn copy_plain_dotted(src: &[u8], out: &mut [u8; MAX_NAME_LEN]) -> bool {
     let tail = words.remainder();
     if !tail.is_empty() {
         let r = tail.len();
-        let x = tail
-            .iter()
-            .enumerate()
-            .fold(0u64, |x, (i, b)| x | (u64::from(*b) << (8 * i)));
+        let x = tail_word(src, tail);
         let keep = u64::MAX >> (8 * (8 - r));
         let sep = (dot_bytes(x) >> 7).wrapping_mul(0xff) & keep;
         let (text, b) = plain_name_word(x, sep, keep);

@@ -108,6 +108,14 @@ class Flood:
         r = self.rng
         return "".join(r.choice(ALNUM) for _ in range(r.randrange(6, 14))) + ".kaspersky.com"
 
+    def hello_maker(self):
+        """gen_span's ClientHello and QUIC Initial builders (python3-cryptography),
+        drawing from this flood's random numbers."""
+        from gen_span import Gen  # noqa: E402
+        g = Gen.__new__(Gen)
+        g.rng = self.rng
+        return g
+
     def next_id(self):
         self.ident = (self.ident + 1) & 0xFFFF
         return self.ident
@@ -159,9 +167,7 @@ class Flood:
                                 r.choice([443, 3478, 5060, 51820]), r.randbytes(r.randrange(20, 120)),
                                 self.next_id())
         elif kind == "tls":
-            from gen_span import Gen  # noqa: E402
-            g = Gen.__new__(Gen)
-            g.rng = r
+            g = self.hello_maker()
             for i in range(n):
                 ip, mac = self.clients[i & 63]
                 name = self.rand_k() if i % 2 else "www.%06x.example.com" % r.getrandbits(24)
@@ -170,9 +176,7 @@ class Flood:
                 yield tcp_frame(mac, GW, ip, self.public(), 1024 + r.randrange(64000), 443,
                                 r.getrandbits(32), r.getrandbits(32), 0x18, rec, self.next_id())
         elif kind == "quic":
-            from gen_span import Gen  # noqa: E402 (its Initial sealing, python3-cryptography)
-            g = Gen.__new__(Gen)
-            g.rng = r
+            g = self.hello_maker()
             for i in range(n):
                 ip, mac = self.clients[i & 63]
                 ini = g.quic_initial(self.rand_k(), r.randbytes(8), r.randbytes(8))

@@ -40,5 +40,7 @@ pub mod run;
 pub mod signatures;
 pub mod stats;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod testrng;
 pub mod text;
 pub mod timefmt;

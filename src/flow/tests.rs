@@ -402,13 +402,8 @@ fn a_finished_connection_leaves_a_mark_and_is_not_classified_again() {
 
 #[test]
 fn may_start_agrees_with_classify() {
-    let mut x = 0x1234_5678_9abc_def0u64;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = crate::testrng::XorShift64(0x1234_5678_9abc_def0);
+    let mut next = || rng.next();
     let mut seeds: Vec<Vec<u8>> = vec![
         b"GET / HTTP/1.1\r\n".to_vec(),
         b"HTTP/1.1 200".to_vec(),

@@ -320,18 +320,6 @@ fn quic_initial_payload() -> Vec<u8> {
     first.unwrap()
 }
 
-/// A DNS query (A, IN) for `name`.
-fn dns_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for l in name.split('.') {
-        q.push(l.len() as u8);
-        q.extend_from_slice(l.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
 #[test]
 fn tunnels_are_told_by_their_destination_port() {
     // A DNS query for a Kaspersky name inside VXLAN to 4789 is the inner
@@ -343,7 +331,7 @@ fn tunnels_are_told_by_their_destination_port() {
         [10, 9, 0, 53],
         40_000,
         53,
-        &dns_query(7, "dnl-01.geo.kaspersky.com"),
+        &frames::dns_query(7, "dnl-01.geo.kaspersky.com", 1),
     );
     // A query from a client whose ephemeral port is a tunnel's, to 53 (its
     // id 0x30ff starts like a GTP-U header, 0x6000 like Teredo's IPv6).
@@ -360,7 +348,7 @@ fn tunnels_are_told_by_their_destination_port() {
             [10, 0, 0, 53],
             sport,
             53,
-            &dns_query(id, "dnl-01.geo.kaspersky.com"),
+            &frames::dns_query(id, "dnl-01.geo.kaspersky.com", 1),
         );
         let obs = run_frames(&[f], false);
         assert!(
@@ -404,7 +392,7 @@ fn every_source_port_carries_its_name() {
     let mac = [2, 0, 0, 0, 0, 5];
     let hello = frames::tls_records(&frames::client_hello(name, false, 0), &[]);
     let request = frames::http_get(name, "/");
-    let query = dns_query(7, name);
+    let query = frames::dns_query(7, name, 1);
     let initial = quic_initial_payload();
     let quic_name = "activation-v2.kaspersky.com";
     let mut w = Worker::new(matcher(), WorkerConfig { all_names: false });

@@ -292,11 +292,9 @@ mod tests {
         }
         // Pseudo-random names over a small alphabet heavy in dots and odd bytes.
         let alphabet = b"aZ.-_\\\x00\x7f\xff.9";
-        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = crate::testrng::XorShift64(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             let len = (x % 90) as usize;
             let name: Vec<u8> = (0..len)
                 .map(|i| alphabet[((x >> (i % 60)) as usize + i) % alphabet.len()])

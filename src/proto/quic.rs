@@ -1327,15 +1327,7 @@ mod tests {
         pkt
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::testrng::XorShift64 as Rng;
 
     /// Key material with each HMAC implementation (the RFC vectors below
     /// go through the one this CPU picks).
@@ -1359,13 +1351,8 @@ mod tests {
             assert_eq!(lean.0.to_vec(), hex(key));
             assert_eq!(lean, ring);
         }
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.next();
         let versions = [
             VERSION_1,
             VERSION_2,

@@ -275,13 +275,8 @@ fn answers_hand_https_records_to_hickory() {
 /// word).
 #[test]
 fn plain_names_read_in_one_pass_as_label_by_label() {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = crate::testrng::XorShift64(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || rng.next();
     let (mut fast_plain, mut compared) = (0, 0);
     for _ in 0..6_000 {
         let mut m = vec![0u8; (next() % 14) as usize];

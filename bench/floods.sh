@@ -4,6 +4,8 @@
 # floods have limits of their own, TLS_LIMIT (6) and QUIC_LIMIT (40): every
 # packet is a new connection's hello to parse (and for QUIC, keys to derive
 # and an Initial to decrypt), as for real new connections (bench/README.md).
+# Each table flood is also run with GROWTH (4) times its packets: its CPU time
+# must grow at most GROWTH_LIMIT (5) times, i.e. linearly (O(1) per entry).
 #
 #   bench/floods.sh
 #   FLOODS="dns-answers syn" bench/floods.sh
@@ -15,7 +17,11 @@
 #      LIMIT (2.0) TLS_LIMIT (6) QUIC_LIMIT (40) PROBE_MAX (10: a flood whose single probe run takes longer than this
 #      many seconds is not repeated; its probe time is the figure) TIMEOUT (300 s per run)
 #      KASWATCH (path; default: cargo build --release) KW_ARGS ("--workers 1")
-# Exit 1 when any flood exceeds LIMIT x ordinary (or times out).
+#      GROWTH (4; 0: skip): also run each table flood with GROWTH times its packets and
+#      report how its CPU time grew (linear: about GROWTH, less with fixed costs); fail when
+#      it grew by more than GROWTH_LIMIT (GROWTH x 1.25): a table whose cost per entry rises
+#      with its fill
+# Exit 1 when any flood exceeds LIMIT x ordinary (or times out), or grows faster than linearly.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -31,6 +37,7 @@ QUIC_LIMIT="${QUIC_LIMIT:-40}"
 PROBE_MAX="${PROBE_MAX:-10}"
 TIMEOUT="${TIMEOUT:-300}"
 KW_ARGS="${KW_ARGS:---workers 1}"
+GROWTH="${GROWTH:-4}"
 OUT=target/bench/floods
 mkdir -p "$OUT"
 command -v hyperfine >/dev/null || { echo "missing hyperfine (Debian package 'hyperfine')" >&2; exit 1; }
@@ -130,8 +137,40 @@ EOF
     echo "   ordinary ${ot}s  flood ${ft}s${note}  ratio ${ratio}  CPU ratio ${cr}  peak RSS $((prss / 1024)) MiB  $ok"
     echo "| $k | $n | $mb | $ot | $ft$note | $ratio | $cr | $(awk -v k="$prss" 'BEGIN{printf "%.1f", k/1024}') | $ok |" >> "$ROWS"
 done
+if [ "$GROWTH" != 0 ]; then
+    GROWTH_LIMIT="${GROWTH_LIMIT:-$(awk -v g="$GROWTH" 'BEGIN{print g * 1.25}')}"
+    GROWS=$OUT/growth.md
+    echo "| flood | packets | CPU (s) | x$GROWTH packets | CPU (s) | growth | within ${GROWTH_LIMIT}x |" > "$GROWS"
+    echo "|---|---:|---:|---:|---:|---:|---|" >> "$GROWS"
+    for k in $FLOODS; do
+        case $k in tls|quic) continue;; esac
+        n=$(packets_of "$k")
+        big=$((n * GROWTH))
+        F=$(capture "$k" "$n")
+        B=$(capture "$k" "$big")
+        echo "== growth of $k: $n -> $big packets"
+        hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$OUT/growth-$k.json" \
+            -n small "$(cmd "$F")" -n big "$(cmd "$B")" >/dev/null
+        read -r cs cb g < <($PY - "$OUT/growth-$k.json" <<'EOF2'
+import json, sys
+res = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+cpu = {k: v["user"] + v["system"] for k, v in res.items()}
+print("%.3f %.3f %.2f" % (cpu["small"], cpu["big"], cpu["big"] / cpu["small"]))
+EOF2
+)
+        ok=yes
+        if awk -v g="$g" -v l="$GROWTH_LIMIT" 'BEGIN{exit !(g > l)}'; then ok="**NO**"; fail=1; fi
+        echo "   CPU ${cs}s -> ${cb}s: x$g ($ok)"
+        echo "| $k | $n | $cs | $big | $cb | $g | $ok |" >> "$GROWS"
+    done
+fi
 mv "$ROWS" "$OUT/report.md"
 echo
 echo "Floods vs ordinary traffic of the same packet count ($KASWATCH read $KW_ARGS; times: medians of $ROUNDS x $PER runs; ratio: median of the $ROUNDS rounds' ratios):"
 cat "$OUT/report.md"
-if [ $fail = 1 ]; then echo "FAIL: some flood takes more than its limit times the ordinary time" >&2; exit 1; fi
+if [ "$GROWTH" != 0 ]; then
+    echo
+    echo "CPU time (user + system, hyperfine's mean) of each table flood at $GROWTH times its packets:"
+    cat "$GROWS"
+fi
+if [ $fail = 1 ]; then echo "FAIL: some flood takes more than its limit times the ordinary time, or grows faster than its packets" >&2; exit 1; fi

@@ -82,6 +82,7 @@ for k in $FLOODS; do
     if [ "$prc" != 0 ]; then
         if [ "$prc" = 124 ]; then ft=">$TIMEOUT"; else ft="exit $prc"; fi
         echo "   flood run failed or timed out ($ft)"
+        FAILED="${FAILED:-} $k"
         ot=$(hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$OUT/hf-$k.json" -n ordinary "$(cmd "$O")" >/dev/null &&
             $PY -c 'import json,statistics,sys; print("%.3f" % statistics.median(json.load(open(sys.argv[1]))["results"][0]["times"]))' "$OUT/hf-$k.json")
         echo "| $k | $n | $mb | $ot | $ft | - | - | $(awk -v k="$prss" 'BEGIN{printf "%.1f", k/1024}') | **NO** ($(limit_of "$k")x) |" >> "$ROWS"
@@ -149,8 +150,16 @@ if [ "$GROWTH" != 0 ]; then
         F=$(capture "$k" "$n")
         B=$(capture "$k" "$big")
         echo "== growth of $k: $n -> $big packets"
-        hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$OUT/growth-$k.json" \
-            -n small "$(cmd "$F")" -n big "$(cmd "$B")" >/dev/null
+        # A flood that already failed above, or a run that fails or times
+        # out here, is a failure in this table too (not an abort without it).
+        if [[ " ${FAILED:-} " == *" $k "* ]] ||
+            ! hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$OUT/growth-$k.json" \
+                -n small "$(cmd "$F")" -n big "$(cmd "$B")" >/dev/null; then
+            echo "   a run failed or timed out"
+            echo "| $k | $n | - | $big | - | - | **NO** (a run failed) |" >> "$GROWS"
+            fail=1
+            continue
+        fi
         read -r cs cb g < <($PY - "$OUT/growth-$k.json" <<'EOF2'
 import json, sys
 res = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}

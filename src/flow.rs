@@ -352,6 +352,13 @@ impl FlowTable {
 
     /// Periodic idle sweep, and rotation when the current generation is full.
     #[inline]
+    /// Whether a lookup at `ts` would sweep idle flows or, with `more`
+    /// flows created first, turn a generation over: held packets
+    /// (`Worker`'s QUIC Initials) must go through before that.
+    pub fn upkeep_due(&self, ts: u64, more: usize) -> bool {
+        ts >= self.last_sweep.saturating_add(SWEEP_EVERY_NS) || self.cur.len() + more >= GEN_FLOWS
+    }
+
     fn upkeep(&mut self, ts: u64, c: &mut Counters) {
         if ts >= self.last_sweep.saturating_add(SWEEP_EVERY_NS) {
             self.sweep(ts, c);
@@ -386,6 +393,19 @@ impl FlowTable {
         };
         flow.last_ts = flow.last_ts.max(ts);
         Some(Lookup { flow, dir, created })
+    }
+
+    /// The flow of `key`, if any, without touching the table (no upkeep,
+    /// no move between generations).
+    pub fn peek(&self, key: FlowKey) -> Option<&Flow> {
+        let hk = self.key(key);
+        if !self.present.maybe(hk.hash()) {
+            return None;
+        }
+        match self.cur.pos(&hk) {
+            Some(i) => self.cur.value(i),
+            None => self.old.pos(&hk).and_then(|i| self.old.value(i)),
+        }
     }
 
     /// The flow of a TCP segment, or `None` when the segment can teach

@@ -142,7 +142,18 @@ impl Glob {
                 if ti + 1 == self.toks.len() {
                     return true;
                 }
-                (0..=s.len()).any(|k| s.get(k..).is_some_and(|r| self.at(ti + 1, r, steps)))
+                match self.toks.get(ti + 1) {
+                    // Only where the next literal can start (its first
+                    // byte, either case): a few places of a path, not each.
+                    Some(Tok::Lit(l)) if !l.is_empty() => {
+                        let first = l.first().copied().unwrap_or(0);
+                        memchr::memchr2_iter(first, first.to_ascii_uppercase(), s)
+                            .any(|k| s.get(k..).is_some_and(|r| self.at(ti + 1, r, steps)))
+                    }
+                    _ => {
+                        (0..=s.len()).any(|k| s.get(k..).is_some_and(|r| self.at(ti + 1, r, steps)))
+                    }
+                }
             }
         }
     }
@@ -165,6 +176,58 @@ mod tests {
         assert!(g.matches(b"/updaters/x") && !g.matches(b"/blog/updaters/x"));
         assert_eq!(Glob::new("{a").unwrap_err(), "'{' is never closed");
         assert!(Glob::new("a}").is_err() && Glob::new("{*}").is_err() && Glob::new("").is_err());
+    }
+
+    /// Every split of `s` over the tokens, no shortcuts (the reference).
+    fn naive(toks: &[Tok], s: &[u8]) -> bool {
+        let Some((tok, rest)) = toks.split_first() else {
+            return s.is_empty();
+        };
+        let lit = |l: &[u8]| s.len() >= l.len() && s[..l.len()].eq_ignore_ascii_case(l);
+        match tok {
+            Tok::Lit(l) => lit(l) && naive(rest, &s[l.len()..]),
+            Tok::Digits => (1..=s.len())
+                .take_while(|&k| s[k - 1].is_ascii_digit())
+                .any(|k| naive(rest, &s[k..])),
+            Tok::Alt(alts) => alts.iter().any(|a| lit(a) && naive(rest, &s[a.len()..])),
+            Tok::Star => (0..=s.len()).any(|k| naive(rest, &s[k..])),
+        }
+    }
+
+    #[test]
+    fn star_tries_only_where_the_next_literal_starts_and_finds_the_same() {
+        // Random patterns and strings over a small alphabet (both cases),
+        // against trying every split: same answer each time.
+        let mut rng = crate::testrng::XorShift64(0x00c0_ffee_1234_5678);
+        let pat_bytes = b"aAb/.1*#";
+        let str_bytes = b"aAbB/.12";
+        let mut matched = 0;
+        for _ in 0..50_000 {
+            let plen = 1 + (rng.next() % 8) as usize;
+            let mut p: String = (0..plen)
+                .map(|_| pat_bytes[(rng.next() % pat_bytes.len() as u64) as usize] as char)
+                .collect();
+            if rng.next() % 4 == 0 {
+                p.push_str("{a/,b.}");
+            }
+            let slen = (rng.next() % 12) as usize;
+            let st: Vec<u8> = (0..slen)
+                .map(|_| str_bytes[(rng.next() % str_bytes.len() as u64) as usize])
+                .collect();
+            let g = Glob::new(&p).unwrap();
+            let want = naive(&g.toks, &st);
+            assert_eq!(
+                g.matches(&st),
+                want,
+                "{p:?} on {:?}",
+                String::from_utf8_lossy(&st)
+            );
+            matched += usize::from(want);
+        }
+        assert!(
+            matched > 1_000,
+            "the cases match too rarely to test: {matched}"
+        );
     }
 
     #[test]

@@ -135,6 +135,7 @@ fn capture_thread(
                 backoff.as_secs()
             ));
         }
+        w.flush_held();
         if !w.out.is_empty() && tx.send(Msg::Obs(w.take())).is_err() {
             return;
         }
@@ -151,6 +152,7 @@ fn capture_thread(
     if let Some(c) = cap.as_mut() {
         cur = c.drops();
     }
+    w.flush_held();
     if !w.out.is_empty() {
         let _ = tx.send(Msg::Obs(w.take()));
     }

@@ -665,6 +665,7 @@ fn pipelined(
     let mut w = Worker::new(matcher.clone(), cfg);
     let mut since = 0u32;
     let hand_over = |w: &mut Worker, m: &mut MergerThread<'_>| {
+        w.flush_held();
         let full = std::mem::replace(&mut w.out, m.fresh(batching.obs));
         m.send(full);
     };
@@ -676,6 +677,7 @@ fn pipelined(
             hand_over(&mut w, to_merger);
         }
     })?;
+    w.flush_held();
     if !w.out.is_empty() {
         hand_over(&mut w, to_merger);
     }

@@ -193,6 +193,12 @@ impl<K: Eq, V> Gen<K, V> {
 
     /// The value at position `i`.
     #[inline]
+    pub fn value(&self, i: usize) -> Option<&V> {
+        self.entries.get(i).map(|e| &e.1)
+    }
+
+    /// The value at position `i`, to change.
+    #[inline]
     pub fn value_mut(&mut self, i: usize) -> Option<&mut V> {
         self.entries.get_mut(i).map(|e| &mut e.1)
     }

@@ -50,6 +50,10 @@ fuzz_target!(|data: &[u8]| {
         all_names: data.first().is_some_and(|b| b & 0x80 != 0),
     };
     let mut worker = Worker::new(matcher.clone(), cfg);
+    // New QUIC connections' Initials held and keyed in batches, their
+    // observations taken every 16 packets (otherwise each packet's at once).
+    let batching = data.first().is_some_and(|b| b & 0x40 != 0);
+    worker.batch_quic_keys(batching);
     let mut merger = Merger::new(matcher, HostTable::new(64, Some(600_000_000_000)));
     let mut ts = 1_700_000_000_000_000_000u64;
     for (i, (tag, bytes)) in kaswatch_fuzz::records(data).enumerate().take(256) {
@@ -67,9 +71,14 @@ fuzz_target!(|data: &[u8]| {
             frame: i as u64 + 1,
         };
         worker.process(meta, &raw);
-        for o in worker.take() {
-            merger.apply(&o);
+        if !batching || i % 16 == 15 {
+            for o in worker.take() {
+                merger.apply(&o);
+            }
         }
+    }
+    for o in worker.take() {
+        merger.apply(&o);
     }
     let _ = worker.counters();
     merger.flush();

@@ -447,3 +447,94 @@ fn every_source_port_carries_its_name() {
     }
     assert!(missed.is_empty(), "missed: {missed:?}");
 }
+
+/// Observations and counters of `file` through one worker, taking the
+/// observations every `every` packets, new QUIC connections keyed in
+/// batches or not; with how many were batched.
+fn observe_file(
+    m: &Arc<Matcher>,
+    file: &std::path::Path,
+    batch: bool,
+    every: usize,
+) -> (String, u64) {
+    let mut w = Worker::new(m.clone(), WorkerConfig { all_names: true });
+    w.batch_quic_keys(batch);
+    let mut out = Vec::new();
+    let mut seq = 0u64;
+    crate::capture::file::CaptureFile::open(file)
+        .unwrap()
+        .for_each(|frame, raw| {
+            seq += 1;
+            w.process(
+                PktMeta {
+                    seq,
+                    input: 0,
+                    frame,
+                },
+                &raw,
+            );
+            if seq % every as u64 == 0 {
+                out.extend(w.take());
+            }
+        });
+    out.extend(w.take());
+    (
+        format!("{out:#?}\n{:#?}", w.counters()),
+        w.quic_keys_batched(),
+    )
+}
+
+#[test]
+fn held_initials_change_no_output() {
+    // Every capture in captures/ and the public corpus: the same
+    // observations (in the same order) and counters whether new QUIC
+    // connections' keys are derived one at a time or held and derived in
+    // batches, whenever the observations are taken (after every packet,
+    // every 7, or only at the end).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["captures", "tests/corpus"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if crate::capture::file::CaptureFile::open(&p).is_ok() {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() > 50, "captures not found: {}", files.len());
+    let mut batched = 0;
+    // One signature set (a hit names its set).
+    let m = matcher();
+    for f in &files {
+        let (one, none) = observe_file(&m, f, false, usize::MAX);
+        assert_eq!(none, 0);
+        for every in [1, 7, usize::MAX] {
+            let (held, n) = observe_file(&m, f, true, every);
+            if held != one {
+                let d = one
+                    .lines()
+                    .zip(held.lines())
+                    .enumerate()
+                    .find(|(_, (a, b))| a != b)
+                    .map(|(i, (a, b))| format!("line {i}: {a} / {b}"));
+                panic!(
+                    "{}: output differs when taken every {every}: {d:?}",
+                    f.display()
+                );
+            }
+            if every == usize::MAX {
+                batched += n;
+            }
+        }
+    }
+    assert!(
+        batched >= 20,
+        "too few connections keyed in batches to test: {batched}"
+    );
+}

@@ -22,6 +22,65 @@ use std::sync::Arc;
 /// ClientHellos taken from one QUIC flow (the first and one after a Retry).
 pub const MAX_QUIC_HELLOS: u8 = 2;
 
+/// Datagrams held back at most while new QUIC connections wait for their
+/// keys (see [`HeldInitials`]).
+pub const MAX_HELD_DATAGRAMS: usize = 32;
+/// Payload bytes held back at most (a datagram is at most
+/// `quic::MAX_DATAGRAM_LEN`, so one always fits).
+pub const MAX_HELD_BYTES: usize = 256 * 1024;
+
+/// A datagram held back: what [`Worker::packet`] needs to see it again.
+struct Held {
+    meta: PktMeta,
+    ts: u64,
+    key: FlowKey,
+    src_mac: Option<[u8; 6]>,
+    tunnel: decode::TunnelPath,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    payload: std::ops::Range<usize>,
+}
+
+/// Client Initials of new QUIC connections held back so that their keys
+/// are derived together ([`quic::KeyBatch`]: eight SHA-256 blocks at a
+/// time), on CPUs without the SHA extensions only. A held datagram has
+/// touched nothing yet (no flow, no observation); later datagrams of its
+/// flow are held behind it. When [`quic::MAX_KEY_BATCH`] connections wait,
+/// when [`MAX_HELD_DATAGRAMS`] or [`MAX_HELD_BYTES`] would be passed, and
+/// before any observation leaves the worker ([`Worker::flush_held`]), the
+/// keys are derived and the datagrams go through the worker in their
+/// order; their observations are then moved to their place by packet
+/// sequence. So the output is what it would have been without holding
+/// (fixture `held_initials_change_no_output`).
+struct HeldInitials {
+    keys: quic::KeyBatch,
+    datagrams: Vec<Held>,
+    bytes: Vec<u8>,
+    /// The held datagrams are going through the worker: hold nothing.
+    replaying: bool,
+    /// Connections whose keys came from a batch of two or more.
+    batched: u64,
+}
+
+impl HeldInitials {
+    fn new() -> Box<Self> {
+        Box::new(HeldInitials {
+            keys: quic::KeyBatch::default(),
+            datagrams: Vec::with_capacity(MAX_HELD_DATAGRAMS),
+            bytes: Vec::with_capacity(MAX_HELD_BYTES),
+            replaying: false,
+            batched: 0,
+        })
+    }
+
+    /// Room for one more datagram of `len` bytes.
+    fn room(&self, len: usize) -> bool {
+        self.datagrams.len() < MAX_HELD_DATAGRAMS && self.bytes.len() + len <= MAX_HELD_BYTES
+    }
+}
+
 /// Worker settings.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WorkerConfig {
@@ -42,8 +101,11 @@ pub struct Worker {
     quic_plain: Vec<u8>,
     pub counters: Counters,
     app_counters: Counters,
-    /// Observations produced since the last [`Worker::take`].
+    /// Observations produced since the last [`Worker::take`]. Call
+    /// [`Worker::flush_held`] before reading them directly.
     pub out: Vec<Obs>,
+    /// QUIC Initials waiting for their keys (None: keys one at a time).
+    held: Option<Box<HeldInitials>>,
 }
 
 /// Per-packet context for building observations.
@@ -87,6 +149,146 @@ impl Worker {
             counters: Counters::default(),
             app_counters: Counters::default(),
             out: Vec::new(),
+            held: quic::KeyBatch::worth_it().then(HeldInitials::new),
+        }
+    }
+
+    /// Derive new QUIC connections' keys together (on) or one at a time
+    /// (off); the default is on where that saves work
+    /// ([`quic::KeyBatch::worth_it`]). Same output either way.
+    pub fn batch_quic_keys(&mut self, on: bool) {
+        self.flush_held();
+        self.held = on.then(HeldInitials::new);
+    }
+
+    /// New QUIC connections keyed in batches of two or more so far.
+    pub fn quic_keys_batched(&self) -> u64 {
+        self.held.as_ref().map_or(0, |h| h.batched)
+    }
+
+    /// Hold `payload` back if it is the client Initial of a new QUIC
+    /// connection or follows a held datagram of its flow (see
+    /// [`HeldInitials`]). May first run the held datagrams to make room.
+    fn hold(
+        &mut self,
+        ctx: &Ctx<'_>,
+        payload: &[u8],
+        initial: Option<&quic::InitialHeader<'_>>,
+    ) -> bool {
+        let Some(h) = self.held.as_deref() else {
+            return false;
+        };
+        if h.replaying {
+            return false;
+        }
+        let p = ctx.pkt;
+        if self.flows.upkeep_due(ctx.ts, h.datagrams.len() + 1) {
+            self.flush_held();
+            return false;
+        }
+        let (key, _) = FlowKey::new(p.src, p.dst, ctx.sport, ctx.dport, 17);
+        if h.datagrams.iter().any(|d| d.key == key) {
+            if !h.room(payload.len()) {
+                // Its flow's held datagrams go first, then this one in place.
+                self.flush_held();
+                return false;
+            }
+        } else {
+            let Some(i) = initial else {
+                return false;
+            };
+            // Keys are derived for a flow's first Initial only.
+            let keyed = self
+                .flows
+                .peek(key)
+                .and_then(|f| f.quic.as_ref())
+                .is_some_and(|q| q.state.is_some() || q.done);
+            if keyed {
+                return false;
+            }
+            if !h.room(payload.len()) || h.keys.is_full() {
+                self.flush_held();
+            }
+            let Some(h) = self.held.as_deref_mut() else {
+                return false;
+            };
+            if !h.keys.want(i.version, i.dcid) {
+                return false;
+            }
+        }
+        let Some(h) = self.held.as_deref_mut() else {
+            return false;
+        };
+        let start = h.bytes.len();
+        h.bytes.extend_from_slice(payload);
+        h.datagrams.push(Held {
+            meta: ctx.meta,
+            ts: ctx.ts,
+            key,
+            src_mac: p.src_mac,
+            tunnel: p.tunnel,
+            src: p.src,
+            dst: p.dst,
+            sport: ctx.sport,
+            dport: ctx.dport,
+            payload: start..h.bytes.len(),
+        });
+        if h.keys.is_full() {
+            self.flush_held();
+        }
+        true
+    }
+
+    /// Derive the held connections' keys and run their datagrams through
+    /// the worker, then put their observations in packet order. Called
+    /// before observations leave the worker ([`Worker::take`]).
+    pub fn flush_held(&mut self) {
+        let Some(h) = self.held.as_deref_mut() else {
+            return;
+        };
+        let Some(first_seq) = h.datagrams.first().map(|d| d.meta.seq) else {
+            return;
+        };
+        let n = h.keys.derive();
+        if n > 1 {
+            h.batched += n as u64;
+        }
+        h.replaying = true;
+        let datagrams = std::mem::take(&mut h.datagrams);
+        let bytes = std::mem::take(&mut h.bytes);
+        let before = self.out.len();
+        for d in &datagrams {
+            let p = Packet {
+                src_mac: d.src_mac,
+                tunnel: d.tunnel,
+                src: d.src,
+                dst: d.dst,
+                transport: Transport::Udp {
+                    sport: d.sport,
+                    dport: d.dport,
+                    payload: bytes.get(d.payload.clone()).unwrap_or(&[]),
+                },
+            };
+            self.packet(d.meta, d.ts, &p);
+        }
+        if self.out.len() > before {
+            // Observations made since the first held datagram, and the
+            // held ones' after them: one stable sort puts them in order.
+            let from = self
+                .out
+                .get(..before)
+                .map_or(0, |o| o.partition_point(|o| o.meta.seq < first_seq));
+            if let Some(tail) = self.out.get_mut(from..) {
+                tail.sort_by_key(|o| o.meta.seq);
+            }
+        }
+        if let Some(h) = self.held.as_deref_mut() {
+            let (mut datagrams, mut bytes) = (datagrams, bytes);
+            datagrams.clear();
+            bytes.clear();
+            h.datagrams = datagrams;
+            h.bytes = bytes;
+            h.replaying = false;
         }
     }
 
@@ -104,6 +306,13 @@ impl Worker {
 
     /// Process one packet.
     pub fn process(&mut self, meta: PktMeta, raw: &RawPacket<'_>) {
+        if let Some(h) = self.held.as_deref() {
+            // Held datagrams go through before the flow table's upkeep
+            // could run (as they would have, in their place).
+            if !h.datagrams.is_empty() && self.flows.upkeep_due(raw.ts, h.datagrams.len()) {
+                self.flush_held();
+            }
+        }
         self.counters.packets += 1;
         self.counters.bytes += u64::from(raw.wire_len.max(raw.data.len() as u32));
         // Matched by reference: a decoded packet is ~200 bytes, not copied again.
@@ -284,6 +493,11 @@ impl Worker {
     fn udp(&mut self, ctx: &Ctx<'_>, payload: &[u8]) -> bool {
         let p = ctx.pkt;
         let initial = quic::peek_initial(payload);
+        if self.held.is_some() && self.hold(ctx, payload, initial.as_ref()) {
+            // Seen again when it is let go: true, so that it is not read
+            // as DNS meanwhile (the same test decides then).
+            return true;
+        }
         let (key, dir) = FlowKey::new(p.src, p.dst, ctx.sport, ctx.dport, 17);
         let Worker {
             flows,
@@ -294,6 +508,7 @@ impl Worker {
             cfg,
             out,
             quic_plain,
+            held,
             ..
         } = self;
         let Some(l) = flows.get(key, dir, ctx.ts, false, counters) else {
@@ -333,7 +548,11 @@ impl Worker {
             q.done = false;
         }
         if q.state.is_none() {
-            match quic::QuicClientState::new(h.version, h.dcid) {
+            let made = match held.as_deref_mut() {
+                Some(b) => quic::QuicClientState::new_in(h.version, h.dcid, &mut b.keys),
+                None => quic::QuicClientState::new(h.version, h.dcid),
+            };
+            match made {
                 Some(s) => {
                     q.state = Some(Box::new(s));
                     q.dir = dir as u8;
@@ -382,8 +601,9 @@ impl Worker {
         true
     }
 
-    /// Take the observations produced so far.
+    /// Take the observations produced so far (held datagrams first run).
     pub fn take(&mut self) -> Vec<Obs> {
+        self.flush_held();
         std::mem::take(&mut self.out)
     }
 }

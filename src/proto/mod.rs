@@ -16,6 +16,7 @@ pub mod ident;
 pub mod kupdate;
 pub mod name;
 pub mod quic;
+pub mod sha256x8;
 pub mod socks;
 pub mod tls;
 

@@ -373,7 +373,7 @@ mod lean {
     /// Longest key taken as is (longer ones would be hashed first: not needed).
     pub const MAX_KEY_LEN: usize = 64;
     /// SHA-256 initial hash value (FIPS 180-4 §5.3.3).
-    const IV: [u32; 8] = [
+    pub(super) const IV: [u32; 8] = [
         0x6a09_e667,
         0xbb67_ae85,
         0x3c6e_f372,
@@ -385,24 +385,29 @@ mod lean {
     ];
 
     pub struct Key {
-        inner: [u32; 8],
-        outer: [u32; 8],
+        pub(super) inner: [u32; 8],
+        pub(super) outer: [u32; 8],
     }
 
-    /// The hash state after one block of `key` XOR `pad`.
-    fn padded(key: &[u8], pad: u8) -> [u32; 8] {
+    /// The block of `key` (at most 64 bytes) XOR `pad`.
+    pub(super) fn pad_block(key: &[u8], pad: u8) -> [u8; 64] {
         let mut block = [pad; 64];
         for (b, k) in block.iter_mut().zip(key) {
             *b ^= k;
         }
+        block
+    }
+
+    /// The hash state after one block of `key` XOR `pad`.
+    fn padded(key: &[u8], pad: u8) -> [u32; 8] {
         let mut state = IV;
-        compress256(&mut state, &[block]);
+        compress256(&mut state, &[pad_block(key, pad)]);
         state
     }
 
     /// One final block: `msg`, the 0x80 marker, zeros, then the bit length
     /// of everything hashed (a 64-byte key block before `msg`).
-    fn last_block(msg: &[u8]) -> Option<[u8; 64]> {
+    pub(super) fn last_block(msg: &[u8]) -> Option<[u8; 64]> {
         if msg.len() > MAX_MSG_LEN {
             return None;
         }
@@ -414,7 +419,7 @@ mod lean {
         Some(block)
     }
 
-    fn digest(state: [u32; 8]) -> [u8; 32] {
+    pub(super) fn digest(state: [u32; 8]) -> [u8; 32] {
         let mut out = [0u8; 32];
         for (o, w) in out.chunks_exact_mut(4).zip(state) {
             o.copy_from_slice(&w.to_be_bytes());
@@ -463,21 +468,29 @@ mod lean {
 /// call (ring's `Prk::expand` takes it in pieces, ~1,000 instructions more
 /// per output).
 fn expand_label<H: Hmac, const N: usize>(secret: &H, label: &[u8]) -> Option<[u8; N]> {
-    if N > 32 || label.len() > MAX_LABEL_LEN {
+    let (info, len) = label_info(label, N)?;
+    let t1 = secret.sign(info.get(..len)?)?;
+    t1.get(..N)?.try_into().ok()
+}
+
+/// HKDF-Expand-Label's message for an output of `n` (at most 32) bytes:
+/// the HkdfLabel (length, "tls13 " + label, empty context) and the block
+/// counter 1; returned with its length.
+fn label_info(label: &[u8], n: usize) -> Option<([u8; 2 + 1 + 6 + MAX_LABEL_LEN + 1 + 1], usize)> {
+    if n > 32 || label.len() > MAX_LABEL_LEN {
         return None;
     }
     let mut info = [0u8; 2 + 1 + 6 + MAX_LABEL_LEN + 1 + 1];
     let len = 2 + 1 + 6 + label.len() + 1 + 1;
     let (head, rest) = info.split_at_mut(3);
-    head.copy_from_slice(&[0, N as u8, (6 + label.len()) as u8]);
+    head.copy_from_slice(&[0, n as u8, (6 + label.len()) as u8]);
     let (tls13, rest) = rest.split_at_mut(6);
     tls13.copy_from_slice(b"tls13 ");
     let (l, rest) = rest.split_at_mut(label.len());
     l.copy_from_slice(label);
     // The empty context's length (0), then the HKDF block counter.
     rest.get_mut(..2)?.copy_from_slice(&[0, 1]);
-    let t1 = secret.sign(info.get(..len)?)?;
-    t1.get(..N)?.try_into().ok()
+    Some((info, len))
 }
 
 /// Both HMAC keys of one version salt (HKDF-Extract's key).
@@ -549,9 +562,214 @@ fn derive_client_key_material(version: u32, dcid: &[u8]) -> Option<KeyMaterial> 
     }
 }
 
+/// New connections whose client Initial keys [`KeyBatch`] derives together.
+pub const MAX_KEY_BATCH: usize = 8;
+
+/// Client Initial keys of several new connections derived together, on a
+/// CPU without the SHA extensions (see [`KeyBatch::worth_it`]): the 14
+/// SHA-256 blocks of each connection's key schedule go through
+/// [`sha256x8`](super::sha256x8) eight blocks at a time, stage by stage
+/// (two for HKDF-Extract, two for each secret's HMAC key, two for each of
+/// the four HKDF-Expand-Label outputs). The pipeline worker asks with
+/// [`KeyBatch::want`] for the DCIDs of held Initials, calls
+/// [`KeyBatch::derive`], then replays the packets:
+/// [`QuicClientState::new_in`] takes the keys from the batch. The same key
+/// material as one connection at a time (fixture
+/// `batched_keys_are_the_keys_one_at_a_time`).
+#[derive(Default)]
+pub struct KeyBatch {
+    wanted: ArrayVec<(u32, ArrayVec<u8, MAX_CID_LEN>), MAX_KEY_BATCH>,
+    ready: ArrayVec<(u32, ArrayVec<u8, MAX_CID_LEN>, KeyMaterial), MAX_KEY_BATCH>,
+}
+
+impl KeyBatch {
+    /// Whether batching saves anything here: the CPU lacks the SHA
+    /// extensions (with them a block costs ~190 instructions one at a time)
+    /// and has the eight-lane code's AVX2. `KASWATCH_QUIC_BATCH=1` (or `0`)
+    /// in the environment turns it on (off) whatever the CPU, to compare.
+    pub fn worth_it() -> bool {
+        use std::sync::OnceLock;
+        static WORTH: OnceLock<bool> = OnceLock::new();
+        *WORTH.get_or_init(|| match std::env::var("KASWATCH_QUIC_BATCH").as_deref() {
+            Ok("1") => true,
+            Ok("0") => false,
+            _ => !lean::hardware() && super::sha256x8::available(),
+        })
+    }
+
+    /// Ask for the keys of `(version, dcid)`. False when the batch is full
+    /// (derive first) or the pair cannot have keys (unknown version, DCID
+    /// over 20 bytes); true when it is wanted already.
+    pub fn want(&mut self, version: u32, dcid: &[u8]) -> bool {
+        if version_params(version).is_none() || dcid.len() > MAX_CID_LEN {
+            return false;
+        }
+        if self
+            .wanted
+            .iter()
+            .any(|(v, d)| *v == version && d.as_slice() == dcid)
+        {
+            return true;
+        }
+        match ArrayVec::try_from(dcid) {
+            Ok(d) => self.wanted.try_push((version, d)).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// No room for another connection.
+    pub fn is_full(&self) -> bool {
+        self.wanted.is_full()
+    }
+
+    /// Derive the keys of every wanted connection (those of the last call
+    /// not taken are dropped); returns how many were derived.
+    pub fn derive(&mut self) -> usize {
+        self.ready.clear();
+        let wanted = std::mem::take(&mut self.wanted);
+        let keys = key_schedule_batch(&wanted);
+        for ((v, d), k) in wanted.into_iter().zip(keys) {
+            if let Some(k) = k {
+                self.ready.push((v, d, k));
+            }
+        }
+        self.ready.len()
+    }
+
+    /// The derived keys of `(version, dcid)`, once.
+    fn take(&mut self, version: u32, dcid: &[u8]) -> Option<KeyMaterial> {
+        let i = self
+            .ready
+            .iter()
+            .position(|(v, d, _)| *v == version && d.as_slice() == dcid)?;
+        Some(self.ready.swap_remove(i).2)
+    }
+}
+
+/// [`key_schedule`] for several connections at once (each with its own
+/// version's salt and labels), stage by stage over
+/// [`sha256x8::compress_all`](super::sha256x8::compress_all). `None` for a
+/// connection whose version or DCID has no keys.
+fn key_schedule_batch(
+    reqs: &[(u32, ArrayVec<u8, MAX_CID_LEN>)],
+) -> ArrayVec<Option<KeyMaterial>, MAX_KEY_BATCH> {
+    use super::sha256x8::{compress_all, Job};
+    type Jobs = ArrayVec<Job, { 3 * MAX_KEY_BATCH }>;
+    let mut out: ArrayVec<Option<KeyMaterial>, MAX_KEY_BATCH> = ArrayVec::new();
+    // The connections that can have keys: their labels and salt keys.
+    let mut live: ArrayVec<(usize, [&'static [u8]; 3]), MAX_KEY_BATCH> = ArrayVec::new();
+    let mut jobs = Jobs::new();
+    let mut outer: ArrayVec<[u32; 8], MAX_KEY_BATCH> = ArrayVec::new();
+    for (i, (version, dcid)) in reqs.iter().enumerate().take(MAX_KEY_BATCH) {
+        out.push(None);
+        let salt = version_params(*version).and_then(|p| Some((p, salt_for(p.salt)?)));
+        let (Some((params, salt)), Some(block)) = (salt, lean::last_block(dcid)) else {
+            continue;
+        };
+        let Some(key) = salt.lean.as_ref() else {
+            continue;
+        };
+        live.push((i, params.labels));
+        jobs.push(Job {
+            state: key.inner,
+            block,
+        });
+        outer.push(key.outer);
+    }
+    // HMAC's outer hash over each inner hash: the tag's state.
+    let finish = |jobs: &mut Jobs, outer: &[[u32; 8]]| -> Option<()> {
+        compress_all(jobs);
+        for (j, o) in jobs.iter_mut().zip(outer) {
+            j.block = lean::last_block(&lean::digest(j.state))?;
+            j.state = *o;
+        }
+        compress_all(jobs);
+        Some(())
+    };
+    // Each tag (a secret) becomes an HMAC key: its inner and outer states.
+    let keys_of = |jobs: &mut Jobs| -> ArrayVec<([u32; 8], [u32; 8]), MAX_KEY_BATCH> {
+        let secrets: ArrayVec<[u8; 32], MAX_KEY_BATCH> =
+            jobs.iter().map(|j| lean::digest(j.state)).collect();
+        jobs.clear();
+        for s in &secrets {
+            for pad in [0x36, 0x5c] {
+                jobs.push(Job {
+                    state: lean::IV,
+                    block: lean::pad_block(s, pad),
+                });
+            }
+        }
+        compress_all(jobs);
+        let keys = jobs.chunks_exact(2).filter_map(|p| match p {
+            [i, o] => Some((i.state, o.state)),
+            _ => None,
+        });
+        keys.collect()
+    };
+    // HKDF-Extract: the initial secret.
+    if finish(&mut jobs, &outer).is_none() {
+        return out;
+    }
+    // The client's Initial secret.
+    let initial = keys_of(&mut jobs);
+    let Some((info, len)) = label_info(b"client in", 32) else {
+        return out;
+    };
+    let Some(block) = info.get(..len).and_then(lean::last_block) else {
+        return out;
+    };
+    jobs.clear();
+    jobs.extend(initial.iter().map(|(i, _)| Job { state: *i, block }));
+    let outer: ArrayVec<[u32; 8], MAX_KEY_BATCH> = initial.iter().map(|(_, o)| *o).collect();
+    if finish(&mut jobs, &outer).is_none() {
+        return out;
+    }
+    // Key, IV and header protection key from the client secret.
+    let client = keys_of(&mut jobs);
+    jobs.clear();
+    let mut outer3: ArrayVec<[u32; 8], { 3 * MAX_KEY_BATCH }> = ArrayVec::new();
+    for ((i, o), (_, labels)) in client.iter().zip(&live) {
+        for (label, n) in labels.iter().zip([16, 12, 16]) {
+            let Some(block) =
+                label_info(label, n).and_then(|(info, len)| lean::last_block(info.get(..len)?))
+            else {
+                return out;
+            };
+            jobs.push(Job { state: *i, block });
+            outer3.push(*o);
+        }
+    }
+    if finish(&mut jobs, &outer3).is_none() {
+        return out;
+    }
+    for (tags, (i, _)) in jobs.chunks_exact(3).zip(&live) {
+        let [k, v, h] = tags else { continue };
+        let (k, v, h) = (
+            lean::digest(k.state),
+            lean::digest(v.state),
+            lean::digest(h.state),
+        );
+        let material = (|| {
+            Some((
+                k.get(..16)?.try_into().ok()?,
+                v.get(..12)?.try_into().ok()?,
+                h.get(..16)?.try_into().ok()?,
+            ))
+        })();
+        if let Some(slot) = out.get_mut(*i) {
+            *slot = material;
+        }
+    }
+    out
+}
+
 impl InitialKeys {
     fn derive(version: u32, dcid: &[u8]) -> Option<Self> {
-        let (key, iv, hp) = derive_client_key_material(version, dcid)?;
+        Self::from_material(version, dcid, derive_client_key_material(version, dcid)?)
+    }
+
+    fn from_material(version: u32, dcid: &[u8], material: KeyMaterial) -> Option<Self> {
+        let (key, iv, hp) = material;
         Some(Self {
             version,
             dcid: ArrayVec::try_from(dcid).ok()?,
@@ -775,8 +993,21 @@ impl QuicClientState {
     /// unsupported version or a DCID longer than [`MAX_CID_LEN`].
     #[must_use]
     pub fn new(version: u32, dcid: &[u8]) -> Option<Self> {
+        Self::with_keys(InitialKeys::derive(version, dcid)?)
+    }
+
+    /// [`QuicClientState::new`] with the keys from `batch` when it derived
+    /// them (see [`KeyBatch`]).
+    pub fn new_in(version: u32, dcid: &[u8], batch: &mut KeyBatch) -> Option<Self> {
+        match batch.take(version, dcid) {
+            Some(m) => Self::with_keys(InitialKeys::from_material(version, dcid, m)?),
+            None => Self::new(version, dcid),
+        }
+    }
+
+    fn with_keys(keys: InitialKeys) -> Option<Self> {
         Some(Self {
-            keys: InitialKeys::derive(version, dcid)?,
+            keys,
             alt_keys: None,
             largest_pn: None,
             crypto: CryptoBuffer::default(),
@@ -1337,6 +1568,62 @@ mod tests {
         let lean = key_schedule(salt.lean.as_ref().unwrap(), params.labels, dcid).unwrap();
         let ring = key_schedule(&salt.ring, params.labels, dcid).unwrap();
         (lean, ring)
+    }
+
+    #[test]
+    fn batched_keys_are_the_keys_one_at_a_time() {
+        // Batches of every size up to full, mixed versions and DCID lengths
+        // (0..=20), an unknown version and an over-long DCID among them.
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let versions = [
+            VERSION_1,
+            VERSION_2,
+            0xff00_001d,
+            0xff00_0017,
+            VERSION_MVFST_27,
+            VERSION_T050,
+            VERSION_T051,
+        ];
+        for round in 0..200usize {
+            let n = 1 + round % MAX_KEY_BATCH;
+            let mut reqs = Vec::new();
+            for i in 0..n {
+                let len = (rng.next() as usize) % (MAX_CID_LEN + 1);
+                let dcid: ArrayVec<u8, MAX_CID_LEN> = (0..len).map(|_| rng.next() as u8).collect();
+                let v = match (round + i) % 23 {
+                    0 => 0x0a0a_0a0a, // reserved (greased), no keys
+                    _ => versions[(rng.next() as usize) % versions.len()],
+                };
+                reqs.push((v, dcid));
+            }
+            let batch = key_schedule_batch(&reqs);
+            assert_eq!(batch.len(), n);
+            for ((v, d), got) in reqs.iter().zip(&batch) {
+                let want = version_params(*v)
+                    .map(|p| key_schedule(&salt_for(p.salt).unwrap().ring, p.labels, d).unwrap());
+                assert_eq!(*got, want, "version {v:#x}, dcid {d:02x?}");
+            }
+        }
+        // Through KeyBatch: wanted, derived, taken once; a full batch
+        // refuses more; an over-long DCID is refused.
+        let mut b = KeyBatch::default();
+        assert!(!b.want(VERSION_1, &[7; MAX_CID_LEN + 1]));
+        for i in 0..MAX_KEY_BATCH as u8 {
+            assert!(b.want(VERSION_1, &[i; 8]));
+            assert!(b.want(VERSION_1, &[i; 8]), "asked twice, kept once");
+        }
+        assert!(b.is_full() && !b.want(VERSION_2, &[1; 8]));
+        b.derive();
+        let rfc = hex(RFC_DCID);
+        let s = QuicClientState::new_in(VERSION_1, &[3; 8], &mut b).unwrap();
+        assert_eq!(s.version(), VERSION_1);
+        assert!(b.take(VERSION_1, &[3; 8]).is_none(), "taken once");
+        assert_eq!(
+            b.take(VERSION_1, &[4; 8]),
+            derive_client_key_material(VERSION_1, &[4; 8])
+        );
+        // Not in the batch: derived on the spot.
+        assert!(QuicClientState::new_in(VERSION_1, &rfc, &mut b).is_some());
     }
 
     #[test]

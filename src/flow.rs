@@ -356,9 +356,15 @@ impl FlowTable {
     /// flows created first, turn a generation over: held packets
     /// (`Worker`'s QUIC Initials) must go through before that.
     pub fn upkeep_due(&self, ts: u64, more: usize) -> bool {
-        ts >= self.last_sweep.saturating_add(SWEEP_EVERY_NS) || self.cur.len() + more >= GEN_FLOWS
+        ts >= self.next_sweep() || self.cur.len() + more >= GEN_FLOWS
     }
 
+    /// Packet time from which a lookup sweeps idle flows.
+    pub fn next_sweep(&self) -> u64 {
+        self.last_sweep.saturating_add(SWEEP_EVERY_NS)
+    }
+
+    #[inline]
     fn upkeep(&mut self, ts: u64, c: &mut Counters) {
         if ts >= self.last_sweep.saturating_add(SWEEP_EVERY_NS) {
             self.sweep(ts, c);

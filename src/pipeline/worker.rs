@@ -29,6 +29,11 @@ pub const MAX_HELD_DATAGRAMS: usize = 32;
 /// `quic::MAX_DATAGRAM_LEN`, so one always fits).
 pub const MAX_HELD_BYTES: usize = 256 * 1024;
 
+/// Packets seen at most while datagrams are held (each may add a flow, so
+/// the flow table's generation cannot turn over meanwhile: see
+/// [`Worker::hold`]).
+pub const MAX_HOLD_PACKETS: u64 = 1024;
+
 /// A datagram held back: what [`Worker::packet`] needs to see it again.
 struct Held {
     meta: PktMeta,
@@ -106,6 +111,11 @@ pub struct Worker {
     pub out: Vec<Obs>,
     /// QUIC Initials waiting for their keys (None: keys one at a time).
     held: Option<Box<HeldInitials>>,
+    /// While datagrams are held: the packet time at which the flow table
+    /// would sweep and the packet count at which [`MAX_HOLD_PACKETS`] have
+    /// passed (both `u64::MAX` otherwise): held datagrams go through first.
+    hold_until_ts: u64,
+    hold_until_packet: u64,
 }
 
 /// Per-packet context for building observations.
@@ -150,6 +160,8 @@ impl Worker {
             app_counters: Counters::default(),
             out: Vec::new(),
             held: quic::KeyBatch::worth_it().then(HeldInitials::new),
+            hold_until_ts: u64::MAX,
+            hold_until_packet: u64::MAX,
         }
     }
 
@@ -182,7 +194,11 @@ impl Worker {
             return false;
         }
         let p = ctx.pkt;
-        if self.flows.upkeep_due(ctx.ts, h.datagrams.len() + 1) {
+        // Nothing is held across the flow table's upkeep: not when this
+        // packet's lookup would sweep, nor when the packets that may come
+        // while it waits could fill the table's generation.
+        let more = h.datagrams.len() + MAX_HELD_DATAGRAMS + MAX_HOLD_PACKETS as usize;
+        if self.flows.upkeep_due(ctx.ts, more) {
             self.flush_held();
             return false;
         }
@@ -233,6 +249,10 @@ impl Worker {
             dport: ctx.dport,
             payload: start..h.bytes.len(),
         });
+        if h.datagrams.len() == 1 {
+            self.hold_until_ts = self.flows.next_sweep();
+            self.hold_until_packet = self.counters.packets + MAX_HOLD_PACKETS;
+        }
         if h.keys.is_full() {
             self.flush_held();
         }
@@ -243,6 +263,8 @@ impl Worker {
     /// the worker, then put their observations in packet order. Called
     /// before observations leave the worker ([`Worker::take`]).
     pub fn flush_held(&mut self) {
+        self.hold_until_ts = u64::MAX;
+        self.hold_until_packet = u64::MAX;
         let Some(h) = self.held.as_deref_mut() else {
             return;
         };
@@ -306,12 +328,10 @@ impl Worker {
 
     /// Process one packet.
     pub fn process(&mut self, meta: PktMeta, raw: &RawPacket<'_>) {
-        if let Some(h) = self.held.as_deref() {
+        if raw.ts >= self.hold_until_ts || self.counters.packets >= self.hold_until_packet {
             // Held datagrams go through before the flow table's upkeep
             // could run (as they would have, in their place).
-            if !h.datagrams.is_empty() && self.flows.upkeep_due(raw.ts, h.datagrams.len()) {
-                self.flush_held();
-            }
+            self.flush_held();
         }
         self.counters.packets += 1;
         self.counters.bytes += u64::from(raw.wire_len.max(raw.data.len() as u32));

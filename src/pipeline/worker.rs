@@ -53,8 +53,10 @@ struct Held {
 /// time), on CPUs without the SHA extensions only. A held datagram has
 /// touched nothing yet (no flow, no observation); later datagrams of its
 /// flow are held behind it. When [`quic::MAX_KEY_BATCH`] connections wait,
-/// when [`MAX_HELD_DATAGRAMS`] or [`MAX_HELD_BYTES`] would be passed, and
-/// before any observation leaves the worker ([`Worker::flush_held`]), the
+/// when [`MAX_HELD_DATAGRAMS`] or [`MAX_HELD_BYTES`] would be passed, after
+/// [`MAX_HOLD_PACKETS`] packets, before the flow table's upkeep (a sweep, a
+/// generation turning over) and before any observation leaves the worker
+/// ([`Worker::flush_held`]), the
 /// keys are derived and the datagrams go through the worker in their
 /// order; their observations are then moved to their place by packet
 /// sequence. So the output is what it would have been without holding

@@ -3,8 +3,8 @@
 //! Initial packet protection is removed as in RFC 9001 §5 and RFC 9369 §3, then
 //! CRYPTO frames are collected by offset across packets.
 //!
-//! Pure and panic-free: no I/O, no clock, no crate-internal dependencies
-//! but `sha256x8` (one exception: [`KeyBatch::worth_it`] reads
+//! Pure and panic-free: no I/O, no clock; within the crate it uses only `bytes`
+//! and `sha256x8` (one exception to "no I/O": [`KeyBatch::worth_it`] reads
 //! `KASWATCH_QUIC_BATCH` from the environment, once).
 //! Every buffer and loop is bounded by a `MAX_*` constant below.
 //!

@@ -366,7 +366,7 @@ impl FlowTable {
 
     #[inline]
     fn upkeep(&mut self, ts: u64, c: &mut Counters) {
-        if ts >= self.last_sweep.saturating_add(SWEEP_EVERY_NS) {
+        if ts >= self.next_sweep() {
             self.sweep(ts, c);
         }
         if self.cur.len() >= GEN_FLOWS {

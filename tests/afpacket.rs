@@ -248,17 +248,8 @@ fn held_quic_initials_go_through_live() {
         return;
     }
     let quic = capture("quic.pcap");
-    let out = Command::new(bin())
-        .args(["read", "--format", "json", "-q", "-s"])
-        .arg(signatures())
-        .arg(&quic)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(&["read", "--format", "json", "-q", "captures/quic.pcap"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let want = table(&serde_json::from_slice(&out.stdout).unwrap());
     assert_eq!(want.len(), 3, "{want:?}");
     let (one_report, one_events, _) = run_live_env(

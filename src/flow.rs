@@ -350,8 +350,6 @@ impl FlowTable {
         ((h >> 7) as usize & (MARKS - 1), (h >> 32) as u32 | 1)
     }
 
-    /// Periodic idle sweep, and rotation when the current generation is full.
-    #[inline]
     /// Whether a lookup at `ts` would sweep idle flows or, with `more`
     /// flows created first, turn a generation over: held packets
     /// (`Worker`'s QUIC Initials) must go through before that.
@@ -364,6 +362,7 @@ impl FlowTable {
         self.last_sweep.saturating_add(SWEEP_EVERY_NS)
     }
 
+    /// Periodic idle sweep, and rotation when the current generation is full.
     #[inline]
     fn upkeep(&mut self, ts: u64, c: &mut Counters) {
         if ts >= self.next_sweep() {

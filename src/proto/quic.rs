@@ -1562,6 +1562,17 @@ mod tests {
 
     use crate::testrng::XorShift64 as Rng;
 
+    /// One version of each key schedule (salt and labels) the tests cover.
+    const KEYED_VERSIONS: [u32; 7] = [
+        VERSION_1,
+        VERSION_2,
+        0xff00_001d, // draft-29
+        0xff00_0017, // draft-23
+        VERSION_MVFST_27,
+        VERSION_T050,
+        VERSION_T051,
+    ];
+
     /// Key material with each HMAC implementation (the RFC vectors below
     /// go through the one this CPU picks).
     fn both_schedules(version: u32, dcid: &[u8]) -> (KeyMaterial, KeyMaterial) {
@@ -1577,15 +1588,7 @@ mod tests {
         // Batches of every size up to full, mixed versions and DCID lengths
         // (0..=20), an unknown version and an over-long DCID among them.
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let versions = [
-            VERSION_1,
-            VERSION_2,
-            0xff00_001d,
-            0xff00_0017,
-            VERSION_MVFST_27,
-            VERSION_T050,
-            VERSION_T051,
-        ];
+        let versions = KEYED_VERSIONS;
         for round in 0..200usize {
             let n = 1 + round % MAX_KEY_BATCH;
             let mut reqs = Vec::new();
@@ -1642,15 +1645,7 @@ mod tests {
         }
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut next = || rng.next();
-        let versions = [
-            VERSION_1,
-            VERSION_2,
-            0xff00_001d, // draft-29
-            0xff00_0017, // draft-23
-            VERSION_MVFST_27,
-            VERSION_T050,
-            VERSION_T051,
-        ];
+        let versions = KEYED_VERSIONS;
         for i in 0..3_000 {
             let dcid: Vec<u8> = (0..i % (MAX_CID_LEN + 1)).map(|_| next() as u8).collect();
             let v = versions[i % versions.len()];
